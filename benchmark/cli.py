@@ -1,0 +1,224 @@
+"""The ``bench`` command: list, describe, run, report.
+
+Every input is validated before anything is trained or written; a :class:`BenchError` prints one line
+(``error: ...``) and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from benchmark.errors import BenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
+console = Console()
+QUICK_EPOCHS = 3
+
+
+def cli_errors(command):
+    """Turn BenchError into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise BenchError(f"{what} is empty")
+    return items
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` or ``0-4`` (inclusive) or a mix."""
+    seeds: list[int] = []
+    for item in parse_list(text, "--seeds"):
+        low, dash, high = item.partition("-")
+        try:
+            seeds += list(range(int(low), int(high) + 1)) if dash and low else [int(item)]
+        except ValueError:
+            raise BenchError(f"bad --seeds '{text}': expected integers like 0,1,2 or 0-4") from None
+    if any(s < 0 for s in seeds):
+        raise BenchError(f"bad --seeds '{text}': seeds must be >= 0")
+    return list(dict.fromkeys(seeds))
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise BenchError(f"bad {option} '{value}'; choose from {', '.join(choices)}")
+
+
+@app.command("list")
+@cli_errors
+def list_cmd(what: str = typer.Argument("all", help="methods, datasets or all")) -> None:
+    """List the registered methods and datasets (built-ins and installed plugins)."""
+    from benchmark.registry import DATASETS, METHODS, load_builtins
+
+    check_choice("argument", what, ("all", "methods", "datasets"))
+    load_builtins()
+    if what in ("all", "methods"):
+        table = Table("method", "training group labels", "hyperparameters (defaults)", title="methods")
+        for name in METHODS.names():
+            cls = METHODS.get(name)
+            hp = ", ".join(f"{k}={v}" for k, v in cls.defaults().items()) or "-"
+            table.add_row(name, "yes" if cls.needs_group_labels else "no", hp)
+        console.print(table)
+    if what in ("all", "datasets"):
+        table = Table("dataset", "options (defaults)", title="datasets")
+        for name in DATASETS.names():
+            cls = DATASETS.get(name)
+            table.add_row(name, ", ".join(f"{k}={v}" for k, v in cls.option_defaults().items()))
+        console.print(table)
+
+
+@app.command()
+@cli_errors
+def describe(
+    dataset: str = typer.Argument(..., help="dataset name"),
+    data_root: Optional[str] = typer.Option(None, help="folder with the dataset's files"),
+    set_: List[str] = typer.Option([], "--set", help="data.KEY=VALUE dataset options"),
+    plugin: List[str] = typer.Option([], help="plugin file or module registering datasets"),
+) -> None:
+    """Print a dataset's description, feature spaces and counts per split × group."""
+    from benchmark.config import apply_sets, split_sets
+    from benchmark.data import build_dataset
+    from benchmark.data.core import SPLITS
+    from benchmark.registry import DATASETS, load_builtins, load_plugin
+
+    load_builtins()
+    for p in plugin:
+        load_plugin(p)
+    builder = DATASETS.get(dataset)
+    sets = split_sets(set_)
+    options = apply_sets("data", builder.option_defaults(), sets, builder.choices)
+    data = build_dataset(dataset, options, data_root)
+    console.print(f"[bold]{dataset}[/bold]: {data.description}")
+    spaces = Table("feature space", "kind", "shape", "rows", title="feature spaces")
+    for s in data.spaces:
+        spaces.add_row(s.name, s.kind, "×".join(map(str, s.shape)), str(len(s.x)))
+    console.print(spaces)
+    counts = data.counts_table()
+    table = Table("group", *SPLITS, title=f"samples per split × group ({data.num_classes} classes)")
+    for i, name in enumerate(data.group_names):
+        table.add_row(name, *(str(counts[s][i]) for s in SPLITS))
+    table.add_row("total", *(str(sum(counts[s])) for s in SPLITS))
+    console.print(table)
+
+
+@app.command()
+@cli_errors
+def run(
+    methods: str = typer.Option("all", help="all, or a comma-separated list of methods"),
+    dataset: str = typer.Option("digits-hetero", help="dataset name"),
+    seeds: str = typer.Option("0,1,2", help="training seeds, e.g. 0,1,2 or 0-4"),
+    epochs: Optional[int] = typer.Option(None, help="epoch budget (overrides the dataset's default)"),
+    quick: bool = typer.Option(False, "--quick", help=f"smoke-test budget: {QUICK_EPOCHS} epochs"),
+    select: str = typer.Option("val-wga", help="model selection: val-wga, val-acc or oracle"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    launcher: str = typer.Option("local", help="local (ray and slurm are not available yet)"),
+    out: Path = typer.Option(Path("results"), help="results folder"),
+    plugin: List[str] = typer.Option([], help="plugin file or module (repeatable)"),
+    set_: List[str] = typer.Option([], "--set", help="KEY=VALUE: train.*, data.*, <method>.* (repeatable)"),
+    data_root: Optional[str] = typer.Option(None, help="folder with the dataset's files"),
+    force: bool = typer.Option(False, "--force", help="re-run runs that already finished"),
+    report: bool = typer.Option(True, "--report/--no-report", help="write the leaderboard for these runs"),
+) -> None:
+    """Train methods × seeds on one dataset, skipping finished runs, then print and write the leaderboard."""
+    from benchmark.config import DEVICES, SELECT_RULES
+    from benchmark.runner import plan_sweep
+
+    check_choice("--select", select, SELECT_RULES)
+    check_choice("--device", device, DEVICES)
+    check_choice("--launcher", launcher, ("local",))
+    if epochs is not None and quick:
+        raise BenchError("give either --epochs or --quick, not both")
+    if epochs is not None and epochs < 1:
+        raise BenchError(f"bad --epochs {epochs}: must be >= 1")
+    specs = plan_sweep(
+        methods=parse_list(methods, "--methods"),
+        dataset=dataset,
+        seeds=parse_seeds(seeds),
+        epochs=QUICK_EPOCHS if quick else epochs,
+        select=select,
+        device=device,
+        plugins=tuple(plugin),
+        sets=set_,
+        data_root=data_root,
+    )
+    from benchmark.progress import RichProgress
+    from benchmark.report import write_reports
+    from benchmark.runner import run_local
+
+    with RichProgress(console, len(specs)) as progress:
+        results = run_local(specs, out, force=force, progress=progress)
+    if report:
+        boards = write_reports(results, out)
+        for name, board in boards.items():
+            print_leaderboard(name, board)
+            console.print(f"leaderboard written to {out / name}/leaderboard.{{csv,tex,md}}")
+    failed = [(s, r) for s, r in zip(specs, results) if r.get("status") != "ok"]
+    for spec, result in failed:
+        console.print(f"[red]failed[/red] {spec.method} seed {spec.seed} ({spec.run_id}): {result.get('error')}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+@cli_errors
+def report_cmd(
+    results: Path = typer.Option(Path("results"), help="results folder to aggregate"),
+    dataset: Optional[str] = typer.Option(None, help="only this dataset"),
+    out: Path = typer.Option(Path("reports"), help="where to write <dataset>/leaderboard.*"),
+    formats: str = typer.Option("csv,tex,md", help="comma-separated: csv, tex, md"),
+) -> None:
+    """Aggregate every result.json under a results folder into leaderboards."""
+    from benchmark.report import FORMATS, write_reports
+    from benchmark.store import iter_results
+
+    chosen = tuple(parse_list(formats, "--formats"))
+    for f in chosen:
+        check_choice("--formats entry", f, FORMATS)
+    if not results.is_dir():
+        raise BenchError(f"results folder not found: {results}")
+    boards = write_reports(list(iter_results(results, dataset)), out, chosen)
+    if not boards:
+        raise BenchError(f"no finished runs under {results}" + (f" for dataset {dataset}" if dataset else ""))
+    for name, board in boards.items():
+        print_leaderboard(name, board)
+        console.print(f"written to {out / name}/")
+
+
+def print_leaderboard(dataset: str, board) -> None:
+    """The leaderboard as a rich table on the console."""
+    from benchmark.report import LABELS, ORDER, mean_std
+
+    table = Table(
+        "method", *(LABELS[m] for m in ORDER), "seeds", title=f"{dataset}: test metrics (%) at the selected epoch"
+    )
+    for _, row in board.iterrows():
+        table.add_row(
+            row["label"], *(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ") for m in ORDER), str(row["n_seeds"])
+        )
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

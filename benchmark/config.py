@@ -1,0 +1,106 @@
+"""Training settings and ``--set KEY=VALUE`` parsing, validated before any training starts.
+
+Keys are dotted: ``train.<setting>`` (see :class:`TrainConfig`), ``data.<option>`` (the dataset's
+options, ``data.seed`` included) and ``<method>.<hparam>`` for a method being run. Values are parsed
+by the type of the default they replace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from benchmark.errors import BenchError
+
+SELECT_RULES = ("val-wga", "val-acc", "oracle")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training budget and optimiser (seed 000 §4.4 defaults for digits: Adam, lr 1e-3, batch 100).
+
+    A dataset's ``train_defaults`` (its recommended budget) override these; ``sampler`` is ``stratified`` (each
+    batch keeps the training group proportions) or ``shuffle``.
+    """
+
+    epochs: int = 20
+    batch_size: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    sampler: str = "stratified"
+    eval_batch_size: int = 2048
+
+    choices = {"optimizer": ("adam", "sgd"), "sampler": ("stratified", "shuffle")}
+
+    def check(self) -> None:
+        """Reject values no run could use."""
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise BenchError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "weight_decay", "momentum"):
+            if getattr(self, name) < 0:
+                raise BenchError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_value(key: str, raw: str, default, choices: tuple | None = None):
+    """Parse ``raw`` as the type of ``default`` (bool, int, float, str), checking ``choices``."""
+    try:
+        if isinstance(default, bool):
+            lowered = raw.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            value = lowered in ("true", "1", "yes")
+        elif isinstance(default, int):
+            value = int(raw)
+        elif isinstance(default, float):
+            value = float(raw)
+        else:
+            value = raw
+    except ValueError:
+        raise BenchError(f"bad value for {key}: '{raw}' is not a {type(default).__name__}") from None
+    if isinstance(value, float) and value != value:
+        raise BenchError(f"bad value for {key}: NaN")
+    if choices is not None and value not in choices:
+        raise BenchError(f"bad value for {key}: '{raw}'; choose from {', '.join(map(str, choices))}")
+    return value
+
+
+def split_sets(items: list[str]) -> dict[str, str]:
+    """``["a.b=1", ...]`` -> ``{"a.b": "1"}``; a malformed item is an error."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key or not key.split(".", 1)[1] or not value:
+            raise BenchError(f"bad --set '{item}': expected SECTION.KEY=VALUE, e.g. train.lr=1e-3")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def apply_sets(section: str, defaults: dict, sets: dict[str, str], choices: dict | None = None) -> dict:
+    """Resolve the ``section.*`` keys of ``sets`` against ``defaults``; unknown keys list the known ones."""
+    values = dict(defaults)
+    for key, raw in sets.items():
+        prefix, _, name = key.partition(".")
+        if prefix != section:
+            continue
+        if name not in defaults:
+            known = ", ".join(f"{section}.{k}" for k in defaults) or "none"
+            raise BenchError(f"unknown setting '{key}'; known: {known}")
+        values[name] = parse_value(key, raw, defaults[name], (choices or {}).get(name))
+    return values
+
+
+def train_config(sets: dict[str, str], dataset_defaults: dict, epochs: int | None = None) -> TrainConfig:
+    """The TrainConfig from defaults, the dataset's recommended budget, ``--set train.*`` and ``--epochs``."""
+    base = {**TrainConfig().to_dict(), **dataset_defaults}
+    values = apply_sets("train", base, sets, TrainConfig.choices)
+    if epochs is not None:
+        values["epochs"] = epochs
+    config = TrainConfig(**{f.name: values[f.name] for f in fields(TrainConfig)})
+    config.check()
+    return config

@@ -1,0 +1,24 @@
+"""The dataset layer: core types, offline sources and the registered dataset builders."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from benchmark.data import digits_hetero  # noqa: F401  (registers the built-in datasets)
+from benchmark.data.core import Batch, DatasetBuilder, FeatureSpace, GroupDataset
+from benchmark.registry import DATASETS
+
+__all__ = ["Batch", "DatasetBuilder", "FeatureSpace", "GroupDataset", "build_dataset"]
+
+
+def build_dataset(name: str, options: dict, data_root: str | None = None) -> GroupDataset:
+    """Build (or reuse, within this process) the CPU dataset ``name`` with fully resolved options."""
+    return _build_cached(name, json.dumps(options, sort_keys=True), data_root)
+
+
+@lru_cache(maxsize=4)
+def _build_cached(name: str, options_json: str, data_root: str | None) -> GroupDataset:
+    data = DATASETS.get(name)().build(json.loads(options_json), data_root)
+    data.validate()
+    return data

@@ -1,0 +1,232 @@
+"""Core data types: feature spaces, per-sample labels, batches as index tensors, batch samplers.
+
+A dataset is a set of *feature spaces* (each a tensor with its own shape) plus, per sample, the space it
+lives in, its row in that space, class ``y``, attribute ``a``, group ``g`` and split. Batches are index
+tensors into the samples, ordered by feature space so that a model makes one encoder call per space
+without a host sync.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from benchmark.errors import BenchError
+
+SPLITS = ("train", "val", "test")
+SPACE_KINDS = ("image", "sequence", "vector")
+
+
+@dataclass
+class FeatureSpace:
+    """One feature space: a name, a kind (image/sequence/vector) and its rows ``x`` (n × shape)."""
+
+    name: str
+    kind: str
+    x: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+
+@dataclass
+class GroupDataset:
+    """An in-memory dataset with group structure; every per-sample tensor has length n (int64)."""
+
+    name: str
+    spaces: list[FeatureSpace]
+    space: torch.Tensor
+    row: torch.Tensor
+    y: torch.Tensor
+    a: torch.Tensor
+    g: torch.Tensor
+    split: torch.Tensor
+    class_names: list[str]
+    attr_names: list[str]
+    group_names: list[str]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.y)
+        for f in ("space", "row", "a", "g", "split"):
+            if len(getattr(self, f)) != n:
+                raise BenchError(f"dataset {self.name}: '{f}' has {len(getattr(self, f))} entries, expected {n}")
+        for s in self.spaces:
+            if s.kind not in SPACE_KINDS:
+                raise BenchError(f"dataset {self.name}: space {s.name} has unknown kind '{s.kind}'")
+        # host copies read by the samplers every epoch, so batching never syncs with the device
+        self.space_cpu = self.space.cpu().numpy()
+        self.g_cpu = self.g.cpu().numpy()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.group_names)
+
+    @property
+    def device(self) -> torch.device:
+        return self.y.device
+
+    def to(self, device: torch.device | str) -> "GroupDataset":
+        """A copy with every tensor on ``device``."""
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        spaces = [replace(s, x=s.x.to(device)) for s in self.spaces]
+        return replace(self, spaces=spaces, **moved)
+
+    def indices(self, split: str) -> torch.Tensor:
+        """Sample indices of a split, in ascending order."""
+        return torch.nonzero(self.split == SPLITS.index(split)).flatten()
+
+    def group_counts(self, split: str) -> torch.Tensor:
+        """Number of samples per group in a split (length num_groups)."""
+        return torch.bincount(self.g[self.indices(split)], minlength=self.num_groups)
+
+    def counts_table(self) -> dict[str, list[int]]:
+        """Counts per split × group, as {split: [count per group]}."""
+        return {s: self.group_counts(s).tolist() for s in SPLITS}
+
+    def validate(self) -> None:
+        """Reject datasets a run cannot use: an empty split or a group with no training samples."""
+        for s, counts in self.counts_table().items():
+            if sum(counts) == 0:
+                raise BenchError(f"dataset {self.name}: split '{s}' is empty")
+        empty = [self.group_names[i] for i, c in enumerate(self.counts_table()["train"]) if c == 0]
+        if empty:
+            raise BenchError(f"dataset {self.name}: group(s) {', '.join(empty)} have no training samples")
+
+
+@dataclass
+class Batch:
+    """A batch: sample indices (on the data device) ordered by feature space, with per-space sizes."""
+
+    idx: torch.Tensor
+    space_sizes: tuple[int, ...]
+    y: torch.Tensor
+    a: torch.Tensor
+    g: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+
+def make_batches(data: GroupDataset, order: np.ndarray, batch_of: np.ndarray) -> list[Batch]:
+    """Cut ``order`` (sample indices) into batches given each element's batch number.
+
+    Within a batch the samples are ordered by feature space (stable), and the per-space sizes are
+    computed on the host, so splitting encoder inputs needs no device sync. One host-to-device copy
+    per call.
+    """
+    n_spaces = len(data.spaces)
+    sample_space = data.space_cpu[order]
+    key = batch_of.astype(np.int64) * n_spaces + sample_space
+    perm = np.argsort(key, kind="stable")
+    order, key = order[perm], key[perm]
+    n_batches = int(batch_of.max()) + 1 if len(batch_of) else 0
+    sizes = np.bincount(key, minlength=n_batches * n_spaces).reshape(n_batches, n_spaces)
+    idx_all = torch.from_numpy(order).to(data.device, non_blocking=True)
+    y_all, a_all, g_all = data.y[idx_all], data.a[idx_all], data.g[idx_all]
+    lengths = sizes.sum(1).tolist()
+    return [
+        Batch(idx, tuple(sz), y, a, g)
+        for idx, y, a, g, sz in zip(
+            torch.split(idx_all, lengths),
+            torch.split(y_all, lengths),
+            torch.split(a_all, lengths),
+            torch.split(g_all, lengths),
+            sizes.tolist(),
+        )
+    ]
+
+
+def eval_batches(data: GroupDataset, split: str, batch_size: int) -> list[Batch]:
+    """Fixed batches covering a split once, in index order."""
+    order = data.indices(split).cpu().numpy()
+    return make_batches(data, order, np.arange(len(order)) // batch_size)
+
+
+class BatchSampler:
+    """Yields the training batches of one epoch; subclasses choose the order."""
+
+    name: ClassVar[str]
+
+    def __init__(self, data: GroupDataset, indices: np.ndarray, batch_size: int):
+        self.data = data
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = batch_size
+        self.n_batches = max(1, -(-len(self.indices) // batch_size))
+
+    def epoch(self, rng: np.random.Generator) -> list[Batch]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+
+class ShuffleSampler(BatchSampler):
+    """Uniform random order, consecutive chunks of ``batch_size``."""
+
+    name = "shuffle"
+
+    def epoch(self, rng: np.random.Generator) -> list[Batch]:
+        order = rng.permutation(self.indices)
+        return make_batches(self.data, order, np.arange(len(order)) // self.batch_size)
+
+
+class StratifiedSampler(BatchSampler):
+    """Every sample once per epoch; each batch holds each group in its training proportion (±1 sample).
+
+    The epoch has ``ceil(n / batch_size)`` batches; element j of group g's random permutation goes to
+    batch ``floor(j · n_batches / n_g)``, so group g contributes ⌊n_g/n_batches⌋ or ⌈n_g/n_batches⌉
+    samples to every batch, and batch sizes stay within G of n / n_batches (≤ batch_size on average).
+    """
+
+    name = "stratified"
+
+    def epoch(self, rng: np.random.Generator) -> list[Batch]:
+        groups = self.data.g_cpu[self.indices]
+        order = np.lexsort((rng.random(len(self.indices)), groups))  # by group, random within group
+        sorted_groups = groups[order]
+        counts = np.bincount(sorted_groups)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.arange(len(order)) - starts[sorted_groups]
+        batch_of = rank * self.n_batches // counts[sorted_groups]
+        return make_batches(self.data, self.indices[order], batch_of)
+
+
+SAMPLERS: dict[str, type[BatchSampler]] = {c.name: c for c in (StratifiedSampler, ShuffleSampler)}
+
+
+class DatasetBuilder:
+    """Base class of registered datasets: declares options and builds a :class:`GroupDataset`.
+
+    ``options`` are the dataset's settings with defaults (set with ``--set data.KEY=VALUE``);
+    ``seed`` is always available and fixes the split. ``train_defaults`` is the budget this dataset
+    recommends (overridden by ``--set train.*`` / ``--epochs``).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    options: ClassVar[dict] = {}
+    choices: ClassVar[dict[str, tuple]] = {}
+    train_defaults: ClassVar[dict] = {}
+    needs_data_root: ClassVar[bool] = False
+
+    def build(self, options: dict, data_root: str | None) -> GroupDataset:
+        """Construct the dataset deterministically from ``options`` (which include ``seed``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def option_defaults(cls) -> dict:
+        """All options with their defaults, the data seed first."""
+        return {"seed": 0, **cls.options}

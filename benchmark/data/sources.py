@@ -1,0 +1,64 @@
+"""Offline data sources shipped inside packages, and split helpers shared by the dataset builders."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1797 real 8×8 handwritten digits: images in [0, 1] (n×8×8 float32) and labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return (digits.images / 16.0).astype(np.float32), digits.target.astype(np.int64)
+
+
+def mnist1d(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``num_samples`` MNIST-1D sequences (n×40 float32, standardised) generated offline by ``mnist1d``.
+
+    The generator seeds NumPy's and Python's global RNGs; both are restored afterwards so that building
+    a dataset never changes anyone else's random state.
+    """
+    import random
+
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed = num_samples, seed
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    x = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
+    y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+    return x, y
+
+
+def stratified_parts(y: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
+    """Assign each sample to a part (0..len(fractions)-1) with the given fractions within every class.
+
+    Each class is shuffled and cut at rounded cumulative fractions, so part sizes per class differ from
+    the exact fractions by less than one sample.
+    """
+    part = np.empty(len(y), dtype=np.int64)
+    edges = np.cumsum((0.0,) + tuple(fractions))
+    edges = edges / edges[-1]
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        cuts = np.rint(edges * len(members)).astype(int)
+        for p in range(len(fractions)):
+            part[members[cuts[p] : cuts[p + 1]]] = p
+    return part
+
+
+def rotate(images: torch.Tensor, degrees: np.ndarray) -> torch.Tensor:
+    """Rotate each image (n×C×H×W) about its centre by its angle, filling with zeros (bilinear)."""
+    theta = torch.from_numpy(np.deg2rad(degrees)).float()
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    zeros = torch.zeros_like(cos)
+    affine = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+    grid = torch.nn.functional.affine_grid(affine, list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

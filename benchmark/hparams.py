@@ -1,0 +1,51 @@
+"""Random-search distributions that methods use to declare their hyperparameter ``space``.
+
+Each draw is seeded by (method, hparam name, trial) alone, so adding a method or an hparam never
+changes another's draws.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """10^U(low, high)."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(10 ** rng.uniform(self.low, self.high))
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """U(low, high)."""
+
+    low: float
+    high: float
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.uniform(self.low, self.high))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of ``options``, uniformly (integers from ``range`` give U{a..b})."""
+
+    options: tuple
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.options[int(rng.integers(len(self.options)))]
+
+
+def draw(method: str, hparam: str, trial: int, distribution) -> Any:
+    """The value of ``hparam`` for ``method`` in random-search ``trial``, independent of all other draws."""
+    digest = hashlib.sha256(f"{method}/{hparam}/{trial}".encode()).digest()
+    return distribution.sample(np.random.default_rng(int.from_bytes(digest[:8], "little")))

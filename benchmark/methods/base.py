@@ -1,0 +1,84 @@
+"""The method interface: a small ``nn.Module`` the trainer calls at set-up, epoch start, each step and after it.
+
+Hyperparameters are plain keyword arguments of ``__init__`` with documented defaults (scikit-learn's
+habit); :meth:`Method.defaults` reads them from the signature, so they are declared once. A method
+may add parameters or buffers (they join the optimiser and move with ``.to``) and freeze parts of the
+model; it never builds its own backbone.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from benchmark.data.core import Batch, GroupDataset
+from benchmark.models import GroupModel
+
+
+@dataclass
+class TrainInfo:
+    """What a method may know about its training run (tensors on the training device)."""
+
+    num_classes: int
+    num_groups: int
+    train_group_counts: torch.Tensor
+    train_class_counts: torch.Tensor
+    epochs: int
+    steps_per_epoch: int
+    generator: torch.Generator
+
+
+class Method(nn.Module):
+    """Base class of registered methods; subclasses implement :meth:`loss`.
+
+    Class attributes: ``space`` maps hparam names to random-search distributions
+    (:mod:`benchmark.hparams`); ``choices`` lists the allowed values of string hparams;
+    ``needs_group_labels`` says whether the method reads *training* group labels.
+    """
+
+    name: ClassVar[str]
+    space: ClassVar[dict] = {}
+    choices: ClassVar[dict[str, tuple]] = {}
+    needs_group_labels: ClassVar[bool] = False
+
+    def __init__(self, model: GroupModel, info: TrainInfo):
+        super().__init__()
+        self.model = model
+        self.info = info
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Hyperparameters and their defaults, read from ``__init__``'s keyword arguments."""
+        params = list(inspect.signature(cls.__init__).parameters.values())[3:]  # self, model, info
+        return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+    @classmethod
+    def check_hparams(cls, hparams: dict) -> None:
+        """Raise ``ValueError`` naming the first invalid value; the default checks nothing beyond types."""
+
+    def on_epoch_start(self, epoch: int, data: GroupDataset) -> None:
+        """Called before each training epoch (recompute centroids, refresh a frozen head, ...)."""
+
+    def loss(self, data: GroupDataset, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scalar training loss of a batch and a few detached tensors to log."""
+        raise NotImplementedError
+
+    def after_step(self, batch: Batch, logs: dict[str, torch.Tensor]) -> None:
+        """Called after the optimiser step (e.g. exponentiated-gradient weight updates)."""
+
+    def predict(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
+        """Class logits used for evaluation."""
+        return self.model(data, batch)
+
+
+def per_group_mean(values: torch.Tensor, groups: torch.Tensor, num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of ``values`` per group (0 for absent groups) and the per-group counts, vectorised."""
+    counts = torch.zeros(num_groups, device=values.device, dtype=values.dtype).index_add_(
+        0, groups, torch.ones_like(values)
+    )
+    sums = torch.zeros(num_groups, device=values.device, dtype=values.dtype).index_add_(0, groups, values)
+    return sums / counts.clamp_min(1), counts

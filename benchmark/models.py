@@ -1,0 +1,125 @@
+"""The one model every method trains: an encoder per feature space into ℝᵏ and a shared linear head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmark.data.core import Batch, GroupDataset
+
+
+class ImageCNN(nn.Module):
+    """Seed 000 §4.4's digit encoder: two convolutions, max-pool, sigmoid, flatten, one FC layer + ReLU.
+
+    Initialisation: variance-preserving (Kaiming) weights and a small positive FC bias. With PyTorch's
+    default init the two linear convolutions shrink the input so much that the sigmoid outputs are
+    nearly constant across samples, and within a few hundred Adam steps every latent ReLU of the small
+    image groups dies for all inputs (measured on digits-hetero: digits16 stuck at chance).
+    """
+
+    def __init__(self, shape: tuple[int, ...], k: int, channels: tuple[int, int] = (16, 32)):
+        super().__init__()
+        c, h, w = shape
+        self.features = nn.Sequential(
+            nn.Conv2d(c, channels[0], 3, padding=1),
+            nn.Conv2d(channels[0], channels[1], 3, padding=1),
+            nn.MaxPool2d(2),
+            nn.Sigmoid(),
+            nn.Flatten(),
+        )
+        self.fc = nn.Sequential(nn.Linear(channels[1] * (h // 2) * (w // 2), k), nn.ReLU())
+        for conv in self.features[:2]:
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="linear")
+            nn.init.zeros_(conv.bias)
+        nn.init.kaiming_normal_(self.fc[0].weight, nonlinearity="relu")
+        nn.init.constant_(self.fc[0].bias, 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+class SequenceCNN(nn.Module):
+    """1-D CNN for sequences (C×L): two convolutions with ReLU after each, max-pool, flatten, FC + ReLU.
+
+    The seed's literal image design transposed to 1-D (no ReLU between convolutions, sigmoid after
+    pooling) learns MNIST-1D far worse (DATASETS.md), hence conv-ReLU here.
+    """
+
+    def __init__(self, shape: tuple[int, ...], k: int, channels: tuple[int, int] = (32, 64)):
+        super().__init__()
+        c, length = shape
+        self.features = nn.Sequential(
+            nn.Conv1d(c, channels[0], 5, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(channels[0], channels[1], 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Flatten(),
+        )
+        self.fc = nn.Sequential(nn.Linear(channels[1] * (length // 2), k), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+class VectorMLP(nn.Module):
+    """Two-layer MLP for flat vectors, ReLU after each layer."""
+
+    def __init__(self, shape: tuple[int, ...], k: int, hidden: int = 128):
+        super().__init__()
+        (d,) = shape
+        self.net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, k), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+ENCODERS: dict[str, type[nn.Module]] = {"image": ImageCNN, "sequence": SequenceCNN, "vector": VectorMLP}
+
+
+class Standardize(nn.Module):
+    """Fixed input standardisation by a feature space's training-set mean and std (scalars)."""
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean))
+        self.register_buffer("std", torch.tensor(max(std, 1e-8)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def make_encoder(data: GroupDataset, space_id: int, k: int) -> nn.Module:
+    """The encoder for a feature space's kind and shape, behind its training-set standardisation."""
+    space = data.spaces[space_id]
+    train_rows = data.row[(data.space == space_id) & (data.split == 0)]
+    x = space.x[train_rows] if len(train_rows) else space.x
+    return nn.Sequential(Standardize(x.mean().item(), x.std().item()), ENCODERS[space.kind](space.shape, k))
+
+
+class GroupModel(nn.Module):
+    """Encoders (one per feature space) into a shared latent ℝᵏ, then one linear head to class logits.
+
+    Groups that share a feature space share its encoder. ``encode`` makes one encoder call per space
+    present in the batch; batches are ordered by space (see :func:`benchmark.data.core.make_batches`).
+    """
+
+    def __init__(self, data: GroupDataset, k: int = 64):
+        super().__init__()
+        self.k = k
+        self.encoders = nn.ModuleList(make_encoder(data, s, k) for s in range(len(data.spaces)))
+        self.head = nn.Linear(k, data.num_classes)
+
+    def encode(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
+        """Latents z (len(batch) × k) in batch order."""
+        rows = torch.split(data.row[batch.idx], batch.space_sizes)
+        parts = [
+            encoder(space.x[r])
+            for encoder, space, r, size in zip(self.encoders, data.spaces, rows, batch.space_sizes)
+            if size > 0
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def forward(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
+        """Class logits for a batch."""
+        return self.head(self.encode(data, batch))

@@ -1,0 +1,155 @@
+"""Leaderboards from result.json files: mean ± std over seeds, best bold and second underlined.
+
+One row per (dataset, method, configuration); seeds of the same configuration are aggregated. Writes
+``leaderboard.csv`` (raw means and stds), ``leaderboard.tex`` (booktabs) and ``leaderboard.md``, plus
+``groups.csv`` with every group's test accuracy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.metrics import HEADLINE, HIGHER_IS_BETTER
+
+LABELS = {"wga": "WGA", "acc": "Acc", "delta_acc": "ΔAcc", "bga": "BGA", "mean_group_acc": "Mean-group"}
+TEX_LABELS = {**LABELS, "delta_acc": r"$\Delta$Acc"}
+ORDER = ("wga", "acc", "delta_acc", "bga", "mean_group_acc")
+COST = ("train_time_s", "steps_per_s", "peak_memory_mb")
+FORMATS = ("csv", "tex", "md")
+
+
+def runs_frame(results: list[dict]) -> pd.DataFrame:
+    """One row per successful run: identity, test metrics (``test_*``), group accuracies (``group:*``), cost."""
+    rows = []
+    for r in results:
+        if r.get("status") != "ok":
+            continue
+        row = {k: r[k] for k in ("dataset", "method", "config_id", "run_id", "seed", "select", *COST)}
+        row.update({f"test_{m}": r["test"][m] for m in HEADLINE})
+        row.update({f"val_{m}": r["val"][m] for m in HEADLINE})
+        row.update({f"group:{g}": acc for g, acc in r["test"]["groups"].items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per (dataset, method, config): columns ``<metric>_mean``, ``<metric>_std``."""
+    keys = ["dataset", "method", "config_id"]
+    metrics = [f"test_{m}" for m in HEADLINE]
+    grouped = runs.groupby(keys, sort=False)
+    board = grouped[metrics].agg(["mean", "std"])
+    board.columns = [f"{col[5:]}_{stat}" for col, stat in board.columns]
+    board["n_seeds"] = grouped["seed"].nunique()
+    board["select"] = grouped["select"].first()
+    for cost in COST:
+        board[cost] = grouped[cost].mean()
+    board = board.reset_index()
+    repeated = board.duplicated(["dataset", "method"], keep=False)
+    board.insert(
+        2, "label", np.where(repeated, board["method"] + " [" + board["config_id"].str[:6] + "]", board["method"])
+    )
+    return board
+
+
+def group_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean test accuracy of every group per (dataset, method, config)."""
+    group_cols = [c for c in runs.columns if c.startswith("group:")]
+    table = runs.groupby(["dataset", "method", "config_id"], sort=False)[group_cols].mean().reset_index()
+    return table.rename(columns={c: c[len("group:") :] for c in group_cols})
+
+
+def rank_marks(board: pd.DataFrame, metric: str) -> list[str]:
+    """'best' / 'second' / '' per row for one metric (ties share the mark)."""
+    values = board[f"{metric}_mean"]
+    ordered = sorted(set(values.dropna()), reverse=HIGHER_IS_BETTER[metric])
+    marks = {v: "best" for v in ordered[:1]} | {v: "second" for v in ordered[1:2]}
+    return [marks.get(v, "") if len(ordered) > 1 else "" for v in values]
+
+
+def mean_std(mean: float, std: float, plus_minus: str) -> str:
+    if mean != mean:
+        return "–"
+    return f"{mean:.1f}" if std != std else f"{mean:.1f}{plus_minus}{std:.1f}"
+
+
+def to_markdown(board: pd.DataFrame, groups: pd.DataFrame) -> str:
+    """A Markdown leaderboard (best bold, second underlined with <u>) and a per-group accuracy table."""
+    header = (
+        ["Method"]
+        + [f"{LABELS[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in ORDER]
+        + ["Seeds", "Train s", "Steps/s"]
+    )
+    marks = {m: rank_marks(board, m) for m in ORDER}
+    style = {"best": "**{}**", "second": "<u>{}</u>", "": "{}"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, row in board.iterrows():
+        cells = [style[marks[m][i]].format(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ")) for m in ORDER]
+        cost = [str(row["n_seeds"]), f"{row['train_time_s']:.1f}", f"{row['steps_per_s']:.1f}"]
+        lines.append("| " + " | ".join([row["label"], *cells, *cost]) + " |")
+    group_names = [c for c in groups.columns if c not in ("dataset", "method", "config_id")]
+    lines += ["", "Test accuracy per group (mean over seeds):", ""]
+    lines += ["| Method | " + " | ".join(group_names) + " |", "|" + "---|" * (len(group_names) + 1)]
+    for label, (_, row) in zip(board["label"], groups.iterrows()):
+        lines.append(
+            f"| {label} | " + " | ".join("–" if row[g] != row[g] else f"{row[g]:.1f}" for g in group_names) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def tex_escape(text: str) -> str:
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("$", r"\$"),
+    ):
+        text = text.replace(char, escaped)
+    return text
+
+
+def to_latex(board: pd.DataFrame) -> str:
+    """A booktabs tabular: mean ± std, best bold, second underlined, ↑/↓ in the header."""
+    marks = {m: rank_marks(board, m) for m in ORDER}
+    style = {"best": r"$\mathbf{{{}}}$", "second": r"$\underline{{{}}}$", "": "${}$"}
+    arrow = {True: r"$\uparrow$", False: r"$\downarrow$"}
+    header = ["Method"] + [f"{TEX_LABELS[m]} {arrow[HIGHER_IS_BETTER[m]]}" for m in ORDER] + ["Seeds"]
+    lines = [
+        r"% generated by bench report; needs \usepackage{booktabs}",
+        r"\begin{tabular}{l" + "c" * len(ORDER) + "r}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+    ]
+    for i, row in board.iterrows():
+        cells = [style[marks[m][i]].format(mean_std(row[f"{m}_mean"], row[f"{m}_std"], r" \pm ")) for m in ORDER]
+        lines.append(" & ".join([tex_escape(row["label"]), *cells, str(row["n_seeds"])]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(results: list[dict], out: Path, formats: tuple[str, ...] = FORMATS) -> dict[str, pd.DataFrame]:
+    """Write the leaderboards of every dataset in ``results`` to ``out/<dataset>/``; return them by dataset."""
+    runs = runs_frame(results)
+    boards: dict[str, pd.DataFrame] = {}
+    if runs.empty:
+        return boards
+    for dataset, dataset_runs in runs.groupby("dataset", sort=False):
+        other_groups = [c for c in dataset_runs if c.startswith("group:") and dataset_runs[c].isna().all()]
+        dataset_runs = dataset_runs.drop(columns=other_groups).reset_index(drop=True)
+        board, groups = leaderboard(dataset_runs), group_table(dataset_runs)
+        folder = Path(out) / str(dataset)
+        folder.mkdir(parents=True, exist_ok=True)
+        if "csv" in formats:
+            board.to_csv(folder / "leaderboard.csv", index=False, float_format="%.4f")
+            groups.to_csv(folder / "groups.csv", index=False, float_format="%.4f")
+        if "tex" in formats:
+            (folder / "leaderboard.tex").write_text(to_latex(board))
+        if "md" in formats:
+            (folder / "leaderboard.md").write_text(to_markdown(board, groups))
+        boards[str(dataset)] = board
+    return boards

@@ -1,0 +1,170 @@
+"""Sweeps of methods × seeds: run specs, the single-run function, and the local launcher.
+
+The runner knows nothing of losses: it builds :class:`RunSpec` objects, skips finished runs, and calls
+:func:`execute_run`, which trains one run and writes its files.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.config import TrainConfig, apply_sets, split_sets, train_config
+from benchmark.data import build_dataset
+from benchmark.errors import BenchError
+from benchmark.registry import DATASETS, METHODS, load_builtins, load_plugin
+from benchmark.store import RunLog, read_result, run_dir, run_id, write_json_atomic
+from benchmark.trainer import TrainJob, resolve_device, train
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run. ``identity()`` is everything that determines its numbers; the rest is how to run it."""
+
+    dataset: str
+    data_options: dict
+    method: str
+    hparams: dict
+    seed: int
+    train: TrainConfig
+    select: str = "val-wga"
+    device: str = "auto"
+    data_root: str | None = None
+    plugins: tuple[str, ...] = field(default=())
+
+    def identity(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "data_options": self.data_options,
+            "method": self.method,
+            "hparams": self.hparams,
+            "seed": self.seed,
+            "train": self.train.to_dict(),
+            "select": self.select,
+        }
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.identity())
+
+    @property
+    def config_id(self) -> str:
+        """The run id without the seed: runs that differ only in seed share it (a leaderboard row)."""
+        return run_id({**self.identity(), "seed": None})
+
+    def directory(self, out: Path) -> Path:
+        return run_dir(out, self.dataset, self.method, self.run_id)
+
+
+class Progress:
+    """Callbacks a sweep reports to; the base class is silent."""
+
+    def start(self, spec: RunSpec) -> None: ...
+
+    def evaluated(self, spec: RunSpec, record: dict) -> None: ...
+
+    def finished(self, spec: RunSpec, result: dict, skipped: bool) -> None: ...
+
+
+def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> dict:
+    """Train one run and write config.json, log.jsonl and (last, atomically) result.json.
+
+    Any exception inside the run is recorded as ``status: failed`` with its message; an interrupt
+    (KeyboardInterrupt, a kill) leaves no result.json, so the run is redone next time.
+    """
+    progress = progress or Progress()
+    directory = spec.directory(out)
+    header = {"run_id": spec.run_id, "config_id": spec.config_id, **spec.identity()}
+    write_json_atomic(directory / "config.json", {**header, "device": spec.device, "data_root": spec.data_root})
+    log = RunLog(directory / "log.jsonl")
+
+    def on_eval(record: dict) -> None:
+        log(record)
+        progress.evaluated(spec, record)
+
+    try:
+        for plugin in spec.plugins:
+            load_plugin(plugin)
+        data = build_dataset(spec.dataset, spec.data_options, spec.data_root)
+        job = TrainJob(spec.method, spec.hparams, spec.seed, spec.train, spec.select, spec.device)
+        result = {"status": "ok", **train(job, data, on_eval)}
+    except Exception as exc:  # recorded, so that the sweep goes on
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    finally:
+        log.close()
+    result = {**header, **result}
+    write_json_atomic(directory / "result.json", result)
+    return result
+
+
+def finished_result(spec: RunSpec, out: Path) -> dict | None:
+    """The stored result of a successfully finished run, else None (failed runs are retried)."""
+    result = read_result(spec.directory(out))
+    return result if result is not None and result.get("status") == "ok" else None
+
+
+def run_local(specs: list[RunSpec], out: Path, force: bool = False, progress: Progress | None = None) -> list[dict]:
+    """Run specs one after another in this process, skipping finished ones unless ``force``."""
+    progress = progress or Progress()
+    results = []
+    for spec in specs:
+        done = None if force else finished_result(spec, out)
+        if done is not None:
+            progress.finished(spec, done, skipped=True)
+            results.append(done)
+            continue
+        progress.start(spec)
+        result = execute_run(spec, out, progress)
+        progress.finished(spec, result, skipped=False)
+        results.append(result)
+    return results
+
+
+def plan_sweep(
+    methods: list[str],
+    dataset: str,
+    seeds: list[int],
+    epochs: int | None = None,
+    select: str = "val-wga",
+    device: str = "auto",
+    plugins: tuple[str, ...] = (),
+    sets: list[str] = (),
+    data_root: str | None = None,
+) -> list[RunSpec]:
+    """Validate every name and ``--set`` value, then return the runs of methods × seeds (nothing is written).
+
+    ``methods`` may be ``["all"]`` (every registered method, plugins included). ``--set`` keys are
+    ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep.
+    """
+    load_builtins()
+    plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins)
+    for plugin in plugins:
+        load_plugin(plugin)
+    builder = DATASETS.get(dataset)
+    if builder.needs_data_root and data_root is None:
+        raise BenchError(f"dataset {dataset} reads files: give --data-root PATH")
+    names = METHODS.names() if methods == ["all"] else [METHODS.get(m).name for m in methods]
+    parsed = split_sets(list(sets))
+    for key in parsed:
+        section = key.partition(".")[0]
+        if section in METHODS and section not in names:
+            raise BenchError(f"--set {key}: method '{section}' is not among --methods ({', '.join(names)})")
+        if section not in ("train", "data", *names):
+            raise BenchError(f"unknown setting '{key}'; sections: train, data, {', '.join(names)}")
+    data_options = apply_sets("data", builder.option_defaults(), parsed, builder.choices)
+    config = train_config(parsed, builder.train_defaults, epochs)
+    hparams = {}
+    for name in names:
+        cls = METHODS.get(name)
+        hparams[name] = apply_sets(name, cls.defaults(), parsed, cls.choices)
+        try:
+            cls.check_hparams(hparams[name])
+        except ValueError as exc:
+            raise BenchError(f"bad value: {exc}") from None
+    resolve_device(device)
+    return [
+        RunSpec(dataset, data_options, name, hparams[name], seed, config, select, device, data_root, plugins)
+        for name in names
+        for seed in seeds
+    ]

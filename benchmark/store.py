@@ -1,0 +1,72 @@
+"""Results on disk: ``<out>/<dataset>/<method>/<run-id>/`` with config.json, log.jsonl and result.json.
+
+``result.json`` is written last and atomically (temp file + rename): it is the done marker. Any number
+of workers may write into one results folder because every run owns its own directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+def run_id(identity: dict) -> str:
+    """A stable 12-hex-digit hash of everything that determines a run."""
+    canonical = json.dumps({"schema": SCHEMA_VERSION, **identity}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def run_dir(out: Path, dataset: str, method: str, rid: str) -> Path:
+    return Path(out) / dataset / method / rid
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON to a temp file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_result(directory: Path) -> dict | None:
+    """The run's result.json, or None if the run has not finished."""
+    path = Path(directory) / "result.json"
+    if not path.is_file():
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def iter_results(results: Path, dataset: str | None = None):
+    """Every finished run's result.json under ``results`` (optionally one dataset), in path order."""
+    pattern = f"{dataset}/*/*/result.json" if dataset else "*/*/*/result.json"
+    for path in sorted(Path(results).glob(pattern)):
+        with open(path) as handle:
+            yield json.load(handle)
+
+
+class RunLog:
+    """Appends one JSON line per evaluation to a run's log.jsonl, flushed at once."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(path, "w")
+
+    def __call__(self, record: dict) -> None:
+        self.handle.write(json.dumps(record) + "\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()

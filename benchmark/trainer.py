@@ -1,0 +1,176 @@
+"""The one training loop every method runs in.
+
+The trainer owns the device, seeding, optimiser, batching, evaluation on val and test after every
+epoch, model selection, timing and memory accounting. It knows nothing of specific methods (only the
+:class:`~benchmark.methods.base.Method` hooks) and nothing of files: evaluation records go to a callback.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from benchmark.config import TrainConfig
+from benchmark.data.core import SAMPLERS, Batch, GroupDataset, eval_batches
+from benchmark.errors import BenchError
+from benchmark.methods.base import Method, TrainInfo
+from benchmark.metrics import group_metrics
+from benchmark.models import GroupModel
+from benchmark.registry import METHODS
+
+SELECT_METRIC = {"val-wga": ("val", "wga"), "val-acc": ("val", "acc"), "oracle": ("test", "wga")}
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; the run stops and is recorded as failed."""
+
+
+@dataclass
+class TrainJob:
+    """Everything the trainer needs for one run (the dataset is passed separately, on the CPU)."""
+
+    method: str
+    hparams: dict
+    seed: int
+    train: TrainConfig
+    select: str = "val-wga"
+    device: str = "auto"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; asking for CUDA without it is an input error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """Adam or SGD (with momentum) over ``params``, as the TrainConfig says.
+
+    Both use PyTorch's fused kernels (one kernel for all parameters): about 20% faster per step than
+    the per-parameter loop on this project's small models, measured on a 2-core CPU.
+    """
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=True
+        )
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+
+
+@torch.no_grad()
+def evaluate(method: Method, data: GroupDataset, batches: list[Batch]) -> dict:
+    """Group metrics of the method's predictions over fixed batches (one host sync at the end)."""
+    method.eval()
+    correct = torch.zeros(data.num_groups, device=data.device)
+    total = torch.zeros(data.num_groups, device=data.device)
+    for batch in batches:
+        hit = (method.predict(data, batch).argmax(1) == batch.y).float()
+        correct.index_add_(0, batch.g, hit)
+        total.index_add_(0, batch.g, torch.ones_like(hit))
+    return group_metrics(correct.tolist(), total.tolist(), data.group_names)
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    """Peak CUDA memory allocated by tensors, or the process's peak resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda-allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process-rss"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train(job: TrainJob, data_cpu: GroupDataset, on_eval: Callable[[dict], None] = lambda record: None) -> dict:
+    """Train ``job.method`` on ``data_cpu`` and return the metrics at the selected epoch.
+
+    After each epoch the model is evaluated on val and test; the record (epoch, step, train loss,
+    method logs, metrics, time) goes to ``on_eval``. Selection keeps the first epoch with the best
+    score under ``job.select``. Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
+    """
+    start = time.perf_counter()
+    device = resolve_device(job.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    data = data_cpu.to(device)
+    config = job.train
+    train_idx = data.indices("train")
+    info = TrainInfo(
+        num_classes=data.num_classes,
+        num_groups=data.num_groups,
+        train_group_counts=data.group_counts("train"),
+        train_class_counts=torch.bincount(data.y[train_idx], minlength=data.num_classes),
+        epochs=config.epochs,
+        steps_per_epoch=-(-len(train_idx) // config.batch_size),
+        generator=torch.Generator(device=device).manual_seed(job.seed),
+    )
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global RNG
+        torch.manual_seed(job.seed)
+        method = METHODS.get(job.method)(GroupModel(data), info, **job.hparams).to(device)
+    optimizer = make_optimizer(config, [p for p in method.parameters() if p.requires_grad])
+    sampler = SAMPLERS[config.sampler](data, train_idx.cpu().numpy(), config.batch_size)
+    batch_rng = np.random.default_rng([job.seed, 0xBA7C])
+    evals = {split: eval_batches(data, split, config.eval_batch_size) for split in ("val", "test")}
+    split_name, metric = SELECT_METRIC[job.select]
+
+    step, train_time, best = 0, 0.0, None
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        method.train()
+        method.on_epoch_start(epoch, data)
+        loss_sum = torch.zeros((), device=device)
+        first_bad = torch.full((), -1, device=device)
+        logs: dict[str, torch.Tensor] = {}
+        batches = sampler.epoch(batch_rng)
+        for batch in batches:
+            step += 1
+            loss, logs = method.loss(data, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            method.after_step(batch, logs)
+            loss = loss.detach()
+            loss_sum += loss
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+        _sync(device)
+        train_time += time.perf_counter() - epoch_start
+        if first_bad.item() >= 0:
+            raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {epoch})")
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": loss_sum.item() / len(batches),
+            "logs": {k: v.detach().cpu().tolist() for k, v in logs.items()},
+            **{split: evaluate(method, data, batches) for split, batches in evals.items()},
+            "time_s": time.perf_counter() - start,
+        }
+        on_eval(record)
+        score = record[split_name][metric]
+        if best is None or (
+            score is not None and (best[split_name][metric] is None or score > best[split_name][metric])
+        ):
+            best = record
+
+    memory, memory_kind = peak_memory_mb(device)
+    return {
+        "selected_epoch": best["epoch"],
+        "select": job.select,
+        "val": best["val"],
+        "test": best["test"],
+        "epochs": config.epochs,
+        "steps": step,
+        "train_time_s": train_time,
+        "wall_time_s": time.perf_counter() - start,
+        "steps_per_s": step / train_time if train_time > 0 else None,
+        "peak_memory_mb": memory,
+        "memory_kind": memory_kind,
+        "device": str(device),
+    }

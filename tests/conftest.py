@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny synthetic dataset, a small digits-hetero build, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.data import build_dataset
+from benchmark.data.core import FeatureSpace, GroupDataset
+from benchmark.registry import DATASETS, load_builtins
+
+load_builtins()
+
+SMALL_HETERO = ["--set", "data.n_mnist1d=600", "--epochs", "2"]
+
+
+def small_hetero_options(**overrides) -> dict:
+    """digits-hetero options with a small MNIST-1D group, for fast tests."""
+    return {**DATASETS.get("digits-hetero").option_defaults(), "n_mnist1d": 600, **overrides}
+
+
+@pytest.fixture(scope="session")
+def small_hetero() -> GroupDataset:
+    return build_dataset("digits-hetero", small_hetero_options())
+
+
+def toy_dataset(n_per_group=(40, 20, 10), num_classes: int = 3, seed: int = 0) -> GroupDataset:
+    """A synthetic dataset: groups are feature spaces of different kinds (vector, image, sequence)."""
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [("vec", "vector", (5,)), ("img", "image", (1, 4, 4)), ("seq", "sequence", (1, 6))]
+    spaces, space, row, y, split = [], [], [], [], []
+    for s, n in enumerate(n_per_group):
+        name, kind, shape = shapes[s % len(shapes)]
+        spaces.append(FeatureSpace(f"{name}{s}", kind, torch.randn(n, *shape, generator=gen)))
+        space += [s] * n
+        row += list(range(n))
+        y += [i % num_classes for i in range(n)]
+        split += [i % 5 // 3 * (1 + i % 2) if i % 5 >= 3 else 0 for i in range(n)]
+    space_t = torch.tensor(space)
+    return GroupDataset(
+        name="toy",
+        spaces=spaces,
+        space=space_t,
+        row=torch.tensor(row),
+        y=torch.tensor(y),
+        a=space_t.clone(),
+        g=space_t.clone(),
+        split=torch.tensor(split),
+        class_names=[str(c) for c in range(num_classes)],
+        attr_names=[s.name for s in spaces],
+        group_names=[s.name for s in spaces],
+    )
+
+
+@pytest.fixture
+def toy() -> GroupDataset:
+    return toy_dataset()
+
+
+def bench(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run the ``bench`` console script in a subprocess and capture its output."""
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )

@@ -1,0 +1,148 @@
+"""The bench CLI end to end on tiny budgets: errors, plugins, determinism, skipping finished runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import SMALL_HETERO, bench
+
+
+def assert_one_line_error(proc, *fragments: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--methods", "erm,nosuch"], ["unknown method 'nosuch'", "known: erm, groupdro"]),
+        (["--dataset", "nosuch"], ["unknown dataset 'nosuch'", "known: digits-hetero"]),
+        (["--set", "train.nosuch=1"], ["unknown setting 'train.nosuch'", "train.lr"]),
+        (["--set", "groupdro.step_size=fast"], ["bad value for groupdro.step_size", "not a float"]),
+        (["--set", "groupdro.step_size=-1"], ["groupdro.step_size must be >= 0"]),
+        (["--set", "train.optimizer=rmsprop"], ["choose from adam, sgd"]),
+        (["--methods", "erm", "--set", "groupdro.step_size=0.1"], ["not among --methods"]),
+        (["--set", "model.k=3"], ["unknown setting 'model.k'", "sections: train, data"]),
+        (["--set", "data.nosuch=3"], ["unknown setting 'data.nosuch'", "data.n_mnist1d"]),
+        (["--select", "best"], ["bad --select 'best'", "val-wga, val-acc, oracle"]),
+        (["--seeds", "a,b"], ["bad --seeds"]),
+        (["--plugin", "missing_plugin.py"], ["plugin file not found"]),
+        (["--device", "tpu"], ["bad --device 'tpu'", "auto, cpu, cuda"]),
+        (["--epochs", "0"], ["bad --epochs 0"]),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, fragments):
+    out = tmp_path / "results"
+    proc = bench("run", "--out", str(out), *args)
+    assert_one_line_error(proc, *fragments)
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_without_a_gpu_is_an_input_error(tmp_path):
+    proc = bench("run", "--device", "cuda", "--out", str(tmp_path / "r"))
+    assert_one_line_error(proc, "--device cuda requested but no CUDA device is available")
+    assert not (tmp_path / "r").exists()
+
+
+def test_list_and_describe():
+    listed = bench("list")
+    assert listed.returncode == 0 and "groupdro" in listed.stdout and "digits-hetero" in listed.stdout
+    described = bench("describe", "digits-hetero", "--set", "data.n_mnist1d=600")
+    assert described.returncode == 0, described.stderr
+    for text in ("mnist1d", "digits8", "digits16", "digits-proj", "360", "120"):
+        assert text in described.stdout
+    assert_one_line_error(bench("describe", "nosuch"), "unknown dataset")
+
+
+def test_report_errors(tmp_path):
+    assert_one_line_error(bench("report", "--results", str(tmp_path / "none")), "results folder not found")
+    assert_one_line_error(bench("report", "--results", str(tmp_path)), "no finished runs")
+
+
+def results_by_run(out) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in out.glob("digits-hetero/*/*/result.json")}
+
+
+def test_same_seed_gives_identical_metrics_and_rerun_skips(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        proc = bench(
+            "run", "--methods", "erm,groupdro", "--seeds", "0", "--device", "cpu", "--out", str(out), *SMALL_HETERO
+        )
+        assert proc.returncode == 0, proc.stderr
+    a, b = results_by_run(first), results_by_run(second)
+    assert a.keys() == b.keys() and len(a) == 2
+    for rid in a:
+        assert a[rid]["test"] == b[rid]["test"] and a[rid]["val"] == b[rid]["val"]
+        assert a[rid]["selected_epoch"] == b[rid]["selected_epoch"]
+        assert (first / "digits-hetero" / a[rid]["method"] / rid / "log.jsonl").read_text().count("\n") == 2
+
+    board = (first / "digits-hetero" / "leaderboard.csv").read_text()
+    stamps = {p: p.stat().st_mtime_ns for p in first.glob("digits-hetero/*/*/*")}
+    again = bench(
+        "run", "--methods", "erm,groupdro", "--seeds", "0", "--device", "cpu", "--out", str(first), *SMALL_HETERO
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("done ") == 2 and "finished" not in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in first.glob("digits-hetero/*/*/*")} == stamps, "no run was redone"
+    assert (first / "digits-hetero" / "leaderboard.csv").read_text() == board
+
+    forced = bench(
+        "run", "--methods", "erm", "--seeds", "0", "--device", "cpu", "--out", str(first), "--force", *SMALL_HETERO
+    )
+    assert forced.returncode == 0 and forced.stdout.count("finished") == 1
+
+
+def test_changed_setting_makes_a_new_run(tmp_path):
+    base = ["run", "--methods", "erm", "--seeds", "0", "--out", str(tmp_path), *SMALL_HETERO]
+    assert bench(*base).returncode == 0
+    assert bench(*base, "--set", "train.lr=0.002").returncode == 0
+    assert len(results_by_run(tmp_path)) == 2
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_plugin() -> str:
+    """The complete plugin shown in the README's "Add a method" section."""
+    section = README.read_text().split("## Add a method", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_plugin_method_from_a_file_runs_and_reaches_the_leaderboard(tmp_path):
+    plugin = tmp_path / "elsewhere" / "focal.py"
+    plugin.parent.mkdir()
+    plugin.write_text(readme_plugin())
+    out = tmp_path / "results"
+    proc = bench(
+        "run",
+        "--plugin",
+        str(plugin),
+        "--methods",
+        "erm,focal",
+        "--seeds",
+        "0,1",
+        "--set",
+        "focal.gamma=1",
+        "--out",
+        str(out),
+        *SMALL_HETERO,
+    )
+    assert proc.returncode == 0, proc.stderr
+    board = pd.read_csv(out / "digits-hetero" / "leaderboard.csv")
+    assert set(board["method"]) == {"erm", "focal"}
+    assert board.set_index("method").loc["focal", "n_seeds"] == 2
+    config = json.loads(next(out.glob("digits-hetero/focal/*/config.json")).read_text())
+    assert config["hparams"] == {"gamma": 1.0}
+    report_dir = tmp_path / "reports"
+    assert bench("report", "--results", str(out), "--out", str(report_dir)).returncode == 0
+    assert "focal" in (report_dir / "digits-hetero" / "leaderboard.md").read_text()

@@ -1,0 +1,120 @@
+"""digits-hetero construction, batching by feature space, and the stratified sampler."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from conftest import small_hetero_options
+
+from benchmark.data import build_dataset
+from benchmark.data.core import ShuffleSampler, StratifiedSampler, eval_batches
+from benchmark.data.sources import stratified_parts
+
+
+@pytest.fixture(scope="module")
+def hetero():
+    return build_dataset("digits-hetero", {**small_hetero_options(), "n_mnist1d": 10000})
+
+
+def test_digits_hetero_group_and_split_counts(hetero):
+    counts = hetero.counts_table()
+    assert hetero.group_names == ["mnist1d", "digits8", "digits16", "digits-proj"]
+    assert [counts[s][0] for s in ("train", "val", "test")] == [6000, 2000, 2000]
+    sizes = [len(s.x) for s in hetero.spaces]
+    assert sizes[0] == 10000
+    assert sum(sizes[1:]) == 1797  # every sklearn digit used once across the three groups
+    for got, frac in zip(sizes[1:], (0.5, 0.3, 0.2)):
+        assert abs(got - frac * 1797) <= 10  # stratified by class: within one sample per class
+    for g, total in enumerate(sizes):
+        split_counts = [counts[s][g] for s in ("train", "val", "test")]
+        for got, frac in zip(split_counts, (0.6, 0.2, 0.2)):
+            assert abs(got - frac * total) <= 10, (hetero.group_names[g], split_counts)
+    assert [s.shape for s in hetero.spaces] == [(1, 40), (1, 8, 8), (1, 16, 16), (32,)]
+
+
+def test_digits_hetero_labels_and_groups_are_consistent(hetero):
+    assert torch.equal(hetero.g, hetero.space) and torch.equal(hetero.a, hetero.space)
+    assert hetero.num_classes == 10
+    for g in range(4):
+        for split in range(3):
+            classes = hetero.y[(hetero.g == g) & (hetero.split == split)].unique()
+            assert len(classes) == 10, "every group has every class in every split"
+    # rows index each space exactly once
+    for s, space in enumerate(hetero.spaces):
+        rows = hetero.row[hetero.space == s].sort().values
+        assert torch.equal(rows, torch.arange(len(space.x)))
+    assert hetero.spaces[1].x.min() >= 0 and hetero.spaces[1].x.max() <= 1
+
+
+def test_sklearn_groups_use_disjoint_source_images(hetero):
+    from benchmark.data.sources import sklearn_digits
+
+    images, _ = sklearn_digits()
+    small = hetero.spaces[1].x.flatten(1).numpy()
+    found = {tuple(np.round(r, 6)) for r in images.reshape(len(images), -1)}
+    assert all(tuple(np.round(r, 6)) in found for r in small)
+    assert len({tuple(np.round(r, 6)) for r in small}) == len(small)
+
+
+def test_construction_is_deterministic_and_seeded():
+    a = build_dataset("digits-hetero", small_hetero_options(seed=3))
+    b = build_dataset("digits-hetero", small_hetero_options(seed=3, rotation=15.000001))  # bypasses the cache
+    c = build_dataset("digits-hetero", small_hetero_options(seed=4))
+    assert torch.equal(a.split, b.split) and torch.equal(a.spaces[3].x, b.spaces[3].x)
+    assert not torch.equal(a.split, c.split)
+
+
+def test_building_leaves_global_random_state_alone():
+    np_state, py_state, torch_state = np.random.get_state()[1].copy(), random.getstate(), torch.get_rng_state()
+    build_dataset("digits-hetero", small_hetero_options(seed=7))
+    assert np.array_equal(np.random.get_state()[1], np_state)
+    assert random.getstate() == py_state
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+def test_stratified_parts_fractions_per_class():
+    y = np.repeat(np.arange(4), [100, 50, 37, 3])
+    part = stratified_parts(y, (0.6, 0.2, 0.2), np.random.default_rng(0))
+    for c, n in zip(range(4), [100, 50, 37, 3]):
+        counts = np.bincount(part[y == c], minlength=3)
+        assert counts.sum() == n
+        assert np.all(np.abs(counts - np.array([0.6, 0.2, 0.2]) * n) < 1)
+
+
+def test_stratified_sampler_keeps_group_proportions(small_hetero):
+    train = small_hetero.indices("train").numpy()
+    sampler = StratifiedSampler(small_hetero, train, batch_size=50)
+    counts = np.bincount(small_hetero.g_cpu[train])
+    expected = counts / len(sampler)
+    seen = []
+    for batch in sampler.epoch(np.random.default_rng(0)):
+        per_group = np.bincount(batch.g.numpy(), minlength=len(counts))
+        assert np.all(np.abs(per_group - expected) < 1), (per_group, expected)
+        assert abs(len(batch) - len(train) / len(sampler)) < len(counts)  # sizes vary by < G around n/n_batches
+        seen.append(batch.idx.numpy())
+    seen = np.concatenate(seen)
+    assert np.array_equal(np.sort(seen), np.sort(train)), "every training sample exactly once per epoch"
+
+
+def test_sampler_epochs_differ_and_repeat_with_seed(small_hetero):
+    train = small_hetero.indices("train").numpy()
+    for cls in (StratifiedSampler, ShuffleSampler):
+        sampler = cls(small_hetero, train, batch_size=64)
+        first = [b.idx for b in sampler.epoch(np.random.default_rng(5))]
+        again = [b.idx for b in sampler.epoch(np.random.default_rng(5))]
+        other = [b.idx for b in sampler.epoch(np.random.default_rng(6))]
+        assert all(torch.equal(x, z) for x, z in zip(first, again))
+        assert not all(torch.equal(x, z) for x, z in zip(first, other))
+
+
+def test_batches_are_ordered_by_space_with_matching_sizes(small_hetero):
+    for batch in eval_batches(small_hetero, "val", 97):
+        spaces = small_hetero.space[batch.idx]
+        assert torch.equal(spaces, spaces.sort().values)
+        assert tuple(torch.bincount(spaces, minlength=4).tolist()) == batch.space_sizes
+        assert torch.equal(batch.y, small_hetero.y[batch.idx]) and torch.equal(batch.g, small_hetero.g[batch.idx])
+    covered = torch.cat([b.idx for b in eval_batches(small_hetero, "test", 97)]).sort().values
+    assert torch.equal(covered, small_hetero.indices("test"))

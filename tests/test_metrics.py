@@ -1,0 +1,27 @@
+"""Group metrics in percent, with missing groups reported as missing."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.metrics import group_metrics
+
+
+def test_group_metrics_values():
+    m = group_metrics([9, 1, 30], [10, 4, 40], ["a", "b", "c"])
+    assert m["groups"] == pytest.approx({"a": 90.0, "b": 25.0, "c": 75.0})
+    assert m["wga"] == 25.0 and m["bga"] == 90.0 and m["delta_acc"] == 65.0
+    assert m["acc"] == pytest.approx(100 * 40 / 54)
+    assert m["mean_group_acc"] == pytest.approx((90 + 25 + 75) / 3)
+
+
+def test_absent_group_is_missing_not_zero():
+    m = group_metrics([5, 0, 3], [10, 0, 3], ["a", "b", "c"])
+    assert m["groups"]["b"] is None
+    assert m["wga"] == 50.0 and m["bga"] == 100.0
+    assert m["mean_group_acc"] == 75.0
+
+
+def test_no_samples_at_all():
+    m = group_metrics([0], [0], ["a"])
+    assert m["wga"] is None and m["acc"] is None and m["groups"] == {"a": None}

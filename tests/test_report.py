@@ -1,0 +1,80 @@
+"""Leaderboards: mean ± std over seeds, best bold / second underlined, one row per configuration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.metrics import group_metrics
+from benchmark.report import write_reports
+
+
+def fake_result(method: str, seed: int, correct: list[int], config_id: str | None = None, status: str = "ok") -> dict:
+    metrics = group_metrics(correct, [10, 10], ["g0", "g1"])
+    return {
+        "status": status,
+        "dataset": "toy",
+        "method": method,
+        "config_id": config_id or f"cfg-{method}",
+        "run_id": f"{method}-{seed}-{config_id}",
+        "seed": seed,
+        "select": "val-wga",
+        "val": metrics,
+        "test": metrics,
+        "train_time_s": 1.0 + seed,
+        "steps_per_s": 10.0,
+        "peak_memory_mb": 100.0,
+    }
+
+
+@pytest.fixture
+def results():
+    return [
+        fake_result("erm", 0, [9, 5]),
+        fake_result("erm", 1, [8, 6]),
+        fake_result("erm", 2, [10, 4]),
+        fake_result("groupdro", 0, [8, 7]),
+        fake_result("groupdro", 1, [7, 8]),
+        fake_result("jtt", 0, [1, 1], status="failed"),
+    ]
+
+
+def test_leaderboard_mean_std_over_seeds(tmp_path, results):
+    board = write_reports(results, tmp_path)["toy"]
+    erm = board.set_index("method").loc["erm"]
+    assert erm["wga_mean"] == pytest.approx(np.mean([50, 60, 40]))
+    assert erm["wga_std"] == pytest.approx(np.std([50, 60, 40], ddof=1))
+    assert erm["acc_mean"] == pytest.approx(np.mean([70, 70, 70]))
+    assert erm["n_seeds"] == 3
+    assert "jtt" not in set(board["method"]), "failed runs are not aggregated"
+    csv = pd.read_csv(tmp_path / "toy" / "leaderboard.csv")
+    assert list(csv["method"]) == ["erm", "groupdro"]
+    groups = pd.read_csv(tmp_path / "toy" / "groups.csv").set_index("method")
+    assert groups.loc["groupdro", "g1"] == pytest.approx(75.0)
+
+
+def test_markdown_and_latex_mark_best_and_second(tmp_path, results):
+    write_reports(results, tmp_path)
+    md = (tmp_path / "toy" / "leaderboard.md").read_text().split("per group")[0]
+    row = {
+        line.split("|")[1].strip(): line
+        for line in md.splitlines()
+        if line.startswith("| erm") or line.startswith("| groupdro")
+    }
+    assert "**70.0 ± 0.0**" in row["groupdro"]  # best wga: groupdro 70, 70; erm 50, 60, 40
+    assert "<u>50.0 ± 10.0</u>" in row["erm"]
+    assert "**10.0 ± 0.0**" in row["groupdro"] and "<u>40.0 ± 20.0</u>" in row["erm"]  # lowest delta_acc is best
+    tex = (tmp_path / "toy" / "leaderboard.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"$\uparrow$" in tex and r"$\downarrow$" in tex
+    assert r"$\mathbf{70.0 \pm 0.0}$" in tex and r"$\underline{50.0 \pm 10.0}$" in tex
+
+
+def test_two_configs_of_one_method_get_separate_rows(tmp_path):
+    results = [fake_result("erm", 0, [9, 5], "aaaaaaaa"), fake_result("erm", 0, [5, 5], "bbbbbbbb")]
+    board = write_reports(results, tmp_path)["toy"]
+    assert sorted(board["label"]) == ["erm [aaaaaa]", "erm [bbbbbb]"]
+
+
+def test_nothing_to_report(tmp_path):
+    assert write_reports([fake_result("erm", 0, [1, 1], status="failed")], tmp_path) == {}

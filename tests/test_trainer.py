@@ -1,0 +1,107 @@
+"""The trainer: selection rules, logging, non-finite losses, seeding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import toy_dataset
+
+from benchmark.config import TrainConfig
+from benchmark.methods.base import Method
+from benchmark.registry import METHODS, register_method
+from benchmark.runner import RunSpec, execute_run, run_local
+from benchmark.trainer import NonFiniteLoss, TrainJob, train
+
+if "test-nan-after-3" not in METHODS:
+
+    @register_method("test-nan-after-3")
+    class NanAfterThree(Method):
+        """ERM whose loss turns NaN at its fourth step."""
+
+        def __init__(self, model, info):
+            super().__init__(model, info)
+            self.steps = 0
+
+        def loss(self, data, batch):
+            self.steps += 1
+            loss = torch.nn.functional.cross_entropy(self.model(data, batch), batch.y)
+            return (loss * float("nan") if self.steps > 3 else loss), {}
+
+
+def job(method="erm", select="val-wga", epochs=4, seed=0, **hparams) -> TrainJob:
+    return TrainJob(method, hparams, seed, TrainConfig(epochs=epochs, batch_size=8), select, "cpu")
+
+
+def test_selection_rules_pick_the_best_logged_epoch():
+    data = toy_dataset()
+    for rule, (split, metric) in {
+        "val-wga": ("val", "wga"),
+        "val-acc": ("val", "acc"),
+        "oracle": ("test", "wga"),
+    }.items():
+        records = []
+        result = train(job(select=rule, epochs=6), data, records.append)
+        assert [r["epoch"] for r in records] == list(range(1, 7))
+        best = max(records, key=lambda r: r[split][metric])  # max returns the first of equal scores
+        assert result["selected_epoch"] == best["epoch"]
+        assert result["test"] == best["test"] and result["select"] == rule
+        assert result["steps"] == records[-1]["step"] == 6 * 6  # 42 training samples, batch 8
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers():
+    data = toy_dataset()
+    a, b, c = (train(job(seed=s), data) for s in (1, 1, 2))
+    assert a["test"] == b["test"] and a["val"] == b["val"]
+    logs = lambda s: [r["train_loss"] for r in train_log(data, s)]  # noqa: E731
+    assert logs(1) == logs(1) != logs(2)
+
+
+def train_log(data, seed):
+    records = []
+    train(job(seed=seed), data, records.append)
+    return records
+
+
+def test_training_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    train(job(epochs=1), toy_dataset())
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_non_finite_loss_raises_with_the_step():
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at step 4 "):
+        train(job("test-nan-after-3"), toy_dataset())
+
+
+def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    import benchmark.runner as runner
+
+    monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
+    config = TrainConfig(epochs=2, batch_size=8)
+    specs = [RunSpec("toy", {}, m, {}, 0, config, device="cpu") for m in ("test-nan-after-3", "erm")]
+    failed, ok = run_local(specs, tmp_path)
+    assert failed["status"] == "failed" and "non-finite loss at step 4" in failed["error"]
+    assert ok["status"] == "ok"
+    assert (specs[0].directory(tmp_path) / "result.json").exists()
+    # failed runs are retried on the next sweep, finished ones are not
+    calls = []
+    monkeypatch.setattr(
+        runner, "execute_run", lambda spec, out, progress: calls.append(spec.method) or {"status": "ok"}
+    )
+    run_local(specs, tmp_path)
+    assert calls == ["test-nan-after-3"]
+
+
+def test_interrupted_run_leaves_no_result(tmp_path, monkeypatch):
+    import benchmark.runner as runner
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
+    monkeypatch.setattr(runner, "train", interrupted)
+    spec = RunSpec("toy", {}, "erm", {}, 0, TrainConfig(epochs=1), device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(spec, tmp_path)
+    assert (spec.directory(tmp_path) / "config.json").exists()
+    assert not (spec.directory(tmp_path) / "result.json").exists()

@@ -94,18 +94,17 @@ def describe(
     plugin: List[str] = typer.Option([], help="plugin file or module registering datasets"),
 ) -> None:
     """Print a dataset's description, feature spaces and counts per split × group."""
-    from benchmark.config import apply_sets, split_sets
+    from benchmark.config import split_sets
     from benchmark.data import build_dataset
     from benchmark.data.core import SPLITS
-    from benchmark.registry import DATASETS, load_builtins, load_plugin
+    from benchmark.runner import dataset_options, load_plugins
 
-    load_builtins()
-    for p in plugin:
-        load_plugin(p)
-    builder = DATASETS.get(dataset)
+    load_plugins(plugin)
     sets = split_sets(set_)
-    options = apply_sets("data", builder.option_defaults(), sets, builder.choices)
-    data = build_dataset(dataset, options, data_root)
+    for key in sets:
+        if not key.startswith("data."):
+            raise BenchError(f"describe takes only data.* settings, got '{key}'")
+    data = build_dataset(dataset, dataset_options(dataset, sets, data_root), data_root)
     console.print(f"[bold]{dataset}[/bold]: {data.description}")
     spaces = Table("feature space", "kind", "shape", "rows", title="feature spaces")
     for s in data.spaces:

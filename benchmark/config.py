@@ -1,4 +1,4 @@
-"""Training settings and ``--set KEY=VALUE`` parsing, validated before any training starts.
+"""Run specifications, training settings and ``--set KEY=VALUE`` parsing, validated before any training.
 
 Keys are dotted: ``train.<setting>`` (see :class:`TrainConfig`), ``data.<option>`` (the dataset's
 options, ``data.seed`` included) and ``<method>.<hparam>`` for a method being run. Values are parsed
@@ -7,9 +7,11 @@ by the type of the default they replace.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from benchmark.errors import BenchError
+from benchmark.store import run_dir, run_id
 
 SELECT_RULES = ("val-wga", "val-acc", "oracle")
 DEVICES = ("auto", "cpu", "cuda")
@@ -104,3 +106,42 @@ def train_config(sets: dict[str, str], dataset_defaults: dict, epochs: int | Non
     config = TrainConfig(**{f.name: values[f.name] for f in fields(TrainConfig)})
     config.check()
     return config
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run. ``identity()`` is everything that determines its numbers; the rest is how to run it."""
+
+    dataset: str
+    data_options: dict
+    method: str
+    hparams: dict
+    seed: int
+    train: TrainConfig
+    select: str = "val-wga"
+    device: str = "auto"
+    data_root: str | None = None
+    plugins: tuple[str, ...] = field(default=())
+
+    def identity(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "data_options": self.data_options,
+            "method": self.method,
+            "hparams": self.hparams,
+            "seed": self.seed,
+            "train": self.train.to_dict(),
+            "select": self.select,
+        }
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.identity())
+
+    @property
+    def config_id(self) -> str:
+        """The run id without the seed: runs that differ only in seed share it (a leaderboard row)."""
+        return run_id({**self.identity(), "seed": None})
+
+    def directory(self, out: Path) -> Path:
+        return run_dir(out, self.dataset, self.method, self.run_id)

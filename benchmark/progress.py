@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBars
 
-from benchmark.runner import Progress, RunSpec
+from benchmark.config import RunSpec
+from benchmark.runner import Progress
 
 
 class RichProgress(Progress):

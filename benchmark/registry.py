@@ -89,7 +89,7 @@ def load_entry_points() -> None:
 def load_plugin(spec: str) -> None:
     """Import a plugin given as a ``.py`` file path or a dotted module name."""
     path = Path(spec)
-    if spec.endswith(".py") or path.exists():
+    if spec.endswith(".py"):
         if not path.is_file():
             raise BenchError(f"plugin file not found: {spec}")
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]

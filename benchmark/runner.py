@@ -7,54 +7,14 @@ The runner knows nothing of losses: it builds :class:`RunSpec` objects, skips fi
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.config import TrainConfig, apply_sets, split_sets, train_config
+from benchmark.config import RunSpec, apply_sets, split_sets, train_config
 from benchmark.data import build_dataset
 from benchmark.errors import BenchError
 from benchmark.registry import DATASETS, METHODS, load_builtins, load_plugin
-from benchmark.store import RunLog, read_result, run_dir, run_id, write_json_atomic
-from benchmark.trainer import TrainJob, resolve_device, train
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run. ``identity()`` is everything that determines its numbers; the rest is how to run it."""
-
-    dataset: str
-    data_options: dict
-    method: str
-    hparams: dict
-    seed: int
-    train: TrainConfig
-    select: str = "val-wga"
-    device: str = "auto"
-    data_root: str | None = None
-    plugins: tuple[str, ...] = field(default=())
-
-    def identity(self) -> dict:
-        return {
-            "dataset": self.dataset,
-            "data_options": self.data_options,
-            "method": self.method,
-            "hparams": self.hparams,
-            "seed": self.seed,
-            "train": self.train.to_dict(),
-            "select": self.select,
-        }
-
-    @property
-    def run_id(self) -> str:
-        return run_id(self.identity())
-
-    @property
-    def config_id(self) -> str:
-        """The run id without the seed: runs that differ only in seed share it (a leaderboard row)."""
-        return run_id({**self.identity(), "seed": None})
-
-    def directory(self, out: Path) -> Path:
-        return run_dir(out, self.dataset, self.method, self.run_id)
+from benchmark.store import RunLog, read_result, write_json_atomic
+from benchmark.trainer import resolve_device, train
 
 
 class Progress:
@@ -87,8 +47,7 @@ def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> d
         for plugin in spec.plugins:
             load_plugin(plugin)
         data = build_dataset(spec.dataset, spec.data_options, spec.data_root)
-        job = TrainJob(spec.method, spec.hparams, spec.seed, spec.train, spec.select, spec.device)
-        result = {"status": "ok", **train(job, data, on_eval)}
+        result = {"status": "ok", **train(spec, data, on_eval)}
     except Exception as exc:  # recorded, so that the sweep goes on
         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
     finally:
@@ -121,6 +80,24 @@ def run_local(specs: list[RunSpec], out: Path, force: bool = False, progress: Pr
     return results
 
 
+def load_plugins(plugins: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Import the built-ins, installed entry points and ``plugins``; return the plugins with file paths
+    made absolute, so that worker processes can load them too."""
+    load_builtins()
+    plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins)
+    for plugin in plugins:
+        load_plugin(plugin)
+    return plugins
+
+
+def dataset_options(dataset: str, sets: dict[str, str], data_root: str | None) -> dict:
+    """The dataset's resolved options (``data.*`` keys of ``sets`` over its defaults), validated."""
+    builder = DATASETS.get(dataset)
+    if builder.needs_data_root and data_root is None:
+        raise BenchError(f"dataset {dataset} reads files: give --data-root PATH")
+    return apply_sets("data", builder.option_defaults(), sets, builder.choices)
+
+
 def plan_sweep(
     methods: list[str],
     dataset: str,
@@ -137,23 +114,17 @@ def plan_sweep(
     ``methods`` may be ``["all"]`` (every registered method, plugins included). ``--set`` keys are
     ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep.
     """
-    load_builtins()
-    plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins)
-    for plugin in plugins:
-        load_plugin(plugin)
-    builder = DATASETS.get(dataset)
-    if builder.needs_data_root and data_root is None:
-        raise BenchError(f"dataset {dataset} reads files: give --data-root PATH")
+    plugins = load_plugins(plugins)
     names = METHODS.names() if methods == ["all"] else [METHODS.get(m).name for m in methods]
     parsed = split_sets(list(sets))
+    data_options = dataset_options(dataset, parsed, data_root)
     for key in parsed:
         section = key.partition(".")[0]
         if section in METHODS and section not in names:
             raise BenchError(f"--set {key}: method '{section}' is not among --methods ({', '.join(names)})")
         if section not in ("train", "data", *names):
             raise BenchError(f"unknown setting '{key}'; sections: train, data, {', '.join(names)}")
-    data_options = apply_sets("data", builder.option_defaults(), parsed, builder.choices)
-    config = train_config(parsed, builder.train_defaults, epochs)
+    config = train_config(parsed, DATASETS.get(dataset).train_defaults, epochs)
     hparams = {}
     for name in names:
         cls = METHODS.get(name)

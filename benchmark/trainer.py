@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from benchmark.config import TrainConfig
+from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import SAMPLERS, Batch, GroupDataset, eval_batches
 from benchmark.errors import BenchError
 from benchmark.methods.base import Method, TrainInfo
@@ -28,18 +27,6 @@ SELECT_METRIC = {"val-wga": ("val", "wga"), "val-acc": ("val", "acc"), "oracle":
 
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite; the run stops and is recorded as failed."""
-
-
-@dataclass
-class TrainJob:
-    """Everything the trainer needs for one run (the dataset is passed separately, on the CPU)."""
-
-    method: str
-    hparams: dict
-    seed: int
-    train: TrainConfig
-    select: str = "val-wga"
-    device: str = "auto"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,19 +76,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train(job: TrainJob, data_cpu: GroupDataset, on_eval: Callable[[dict], None] = lambda record: None) -> dict:
-    """Train ``job.method`` on ``data_cpu`` and return the metrics at the selected epoch.
+def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None] = lambda record: None) -> dict:
+    """Train ``spec.method`` on ``data_cpu`` and return the metrics at the selected epoch.
+
+    Of ``spec`` the trainer reads the method, hparams, seed, training settings, selection rule and
+    device; the dataset fields are the runner's.
 
     After each epoch the model is evaluated on val and test; the record (epoch, step, train loss,
     method logs, metrics, time) goes to ``on_eval``. Selection keeps the first epoch with the best
-    score under ``job.select``. Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
+    score under ``spec.select``. Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
     """
     start = time.perf_counter()
-    device = resolve_device(job.device)
+    device = resolve_device(spec.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     data = data_cpu.to(device)
-    config = job.train
+    config = spec.train
     train_idx = data.indices("train")
     info = TrainInfo(
         num_classes=data.num_classes,
@@ -110,16 +100,16 @@ def train(job: TrainJob, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
         train_class_counts=torch.bincount(data.y[train_idx], minlength=data.num_classes),
         epochs=config.epochs,
         steps_per_epoch=-(-len(train_idx) // config.batch_size),
-        generator=torch.Generator(device=device).manual_seed(job.seed),
+        generator=torch.Generator(device=device).manual_seed(spec.seed),
     )
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global RNG
-        torch.manual_seed(job.seed)
-        method = METHODS.get(job.method)(GroupModel(data), info, **job.hparams).to(device)
+        torch.manual_seed(spec.seed)
+        method = METHODS.get(spec.method)(GroupModel(data), info, **spec.hparams).to(device)
     optimizer = make_optimizer(config, [p for p in method.parameters() if p.requires_grad])
     sampler = SAMPLERS[config.sampler](data, train_idx.cpu().numpy(), config.batch_size)
-    batch_rng = np.random.default_rng([job.seed, 0xBA7C])
+    batch_rng = np.random.default_rng([spec.seed, 0xBA7C])
     evals = {split: eval_batches(data, split, config.eval_batch_size) for split in ("val", "test")}
-    split_name, metric = SELECT_METRIC[job.select]
+    split_name, metric = SELECT_METRIC[spec.select]
 
     step, train_time, best = 0, 0.0, None
     for epoch in range(1, config.epochs + 1):
@@ -162,7 +152,7 @@ def train(job: TrainJob, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
     memory, memory_kind = peak_memory_mb(device)
     return {
         "selected_epoch": best["epoch"],
-        "select": job.select,
+        "select": spec.select,
         "val": best["val"],
         "test": best["test"],
         "epochs": config.epochs,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmark.config import TrainConfig
-from benchmark.runner import RunSpec
+from benchmark.config import RunSpec, TrainConfig
 from benchmark.store import read_result, write_json_atomic
 
 

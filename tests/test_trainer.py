@@ -6,11 +6,11 @@ import pytest
 import torch
 from conftest import toy_dataset
 
-from benchmark.config import TrainConfig
+from benchmark.config import RunSpec, TrainConfig
 from benchmark.methods.base import Method
 from benchmark.registry import METHODS, register_method
-from benchmark.runner import RunSpec, execute_run, run_local
-from benchmark.trainer import NonFiniteLoss, TrainJob, train
+from benchmark.runner import execute_run, run_local
+from benchmark.trainer import NonFiniteLoss, train
 
 if "test-nan-after-3" not in METHODS:
 
@@ -28,8 +28,8 @@ if "test-nan-after-3" not in METHODS:
             return (loss * float("nan") if self.steps > 3 else loss), {}
 
 
-def job(method="erm", select="val-wga", epochs=4, seed=0, **hparams) -> TrainJob:
-    return TrainJob(method, hparams, seed, TrainConfig(epochs=epochs, batch_size=8), select, "cpu")
+def job(method="erm", select="val-wga", epochs=4, seed=0, **hparams) -> RunSpec:
+    return RunSpec("toy", {}, method, hparams, seed, TrainConfig(epochs=epochs, batch_size=8), select, "cpu")
 
 
 def test_selection_rules_pick_the_best_logged_epoch():

@@ -138,7 +138,9 @@ def run(
 ) -> None:
     """Train methods × seeds on one dataset, skipping finished runs, then print and write the leaderboard."""
     from benchmark.config import DEVICES, SELECT_RULES
-    from benchmark.runner import plan_sweep
+    from benchmark.progress import RichProgress
+    from benchmark.report import write_reports
+    from benchmark.runner import plan_sweep, run_local
 
     check_choice("--select", select, SELECT_RULES)
     check_choice("--device", device, DEVICES)
@@ -158,10 +160,6 @@ def run(
         sets=set_,
         data_root=data_root,
     )
-    from benchmark.progress import RichProgress
-    from benchmark.report import write_reports
-    from benchmark.runner import run_local
-
     with RichProgress(console, len(specs)) as progress:
         results = run_local(specs, out, force=force, progress=progress)
     if report:

@@ -111,6 +111,10 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
     evals = {split: eval_batches(data, split, config.eval_batch_size) for split in ("val", "test")}
     split_name, metric = SELECT_METRIC[spec.select]
 
+    def selection_score(record: dict) -> float:
+        value = record[split_name][metric]
+        return float("-inf") if value is None else value
+
     step, train_time, best = 0, 0.0, None
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
@@ -139,14 +143,11 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
             "step": step,
             "train_loss": loss_sum.item() / len(batches),
             "logs": {k: v.detach().cpu().tolist() for k, v in logs.items()},
-            **{split: evaluate(method, data, batches) for split, batches in evals.items()},
+            **{split: evaluate(method, data, split_batches) for split, split_batches in evals.items()},
             "time_s": time.perf_counter() - start,
         }
         on_eval(record)
-        score = record[split_name][metric]
-        if best is None or (
-            score is not None and (best[split_name][metric] is None or score > best[split_name][metric])
-        ):
+        if best is None or selection_score(record) > selection_score(best):
             best = record
 
     memory, memory_kind = peak_memory_mb(device)

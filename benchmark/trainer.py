@@ -76,15 +76,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def seeded_model(data: GroupDataset, seed: int) -> GroupModel:
+    """The shared model initialised from ``seed`` without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return GroupModel(data).to(data.device)
+
+
 def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None] = lambda record: None) -> dict:
     """Train ``spec.method`` on ``data_cpu`` and return the metrics at the selected epoch.
 
     Of ``spec`` the trainer reads the method, hparams, seed, training settings, selection rule and
     device; the dataset fields are the runner's.
 
-    After each epoch the model is evaluated on val and test; the record (epoch, step, train loss,
-    method logs, metrics, time) goes to ``on_eval``. Selection keeps the first epoch with the best
-    score under ``spec.select``. Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
+    The method's stages run in order, each with a new optimiser over the parameters that require
+    gradients. After each epoch the model is evaluated on val and test; the record (stage, epoch,
+    step, train loss, method logs, metrics, time) goes to ``on_eval``. Selection keeps the first epoch
+    of the final stage (the model the method delivers) with the best score under ``spec.select``.
+    Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
     """
     start = time.perf_counter()
     device = resolve_device(spec.device)
@@ -102,11 +111,8 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
         steps_per_epoch=-(-len(train_idx) // config.batch_size),
         generator=torch.Generator(device=device).manual_seed(spec.seed),
     )
-    with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global RNG
-        torch.manual_seed(spec.seed)
-        method = METHODS.get(spec.method)(GroupModel(data), info, **spec.hparams).to(device)
-    optimizer = make_optimizer(config, [p for p in method.parameters() if p.requires_grad])
-    sampler = SAMPLERS[config.sampler](data, train_idx.cpu().numpy(), config.batch_size)
+    method = METHODS.get(spec.method)(seeded_model(data, spec.seed), info, **spec.hparams).to(device)
+    train_idx_cpu = train_idx.cpu().numpy()
     batch_rng = np.random.default_rng([spec.seed, 0xBA7C])
     evals = {split: eval_batches(data, split, config.eval_batch_size) for split in ("val", "test")}
     split_name, metric = SELECT_METRIC[spec.select]
@@ -115,40 +121,64 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
         value = record[split_name][metric]
         return float("-inf") if value is None else value
 
-    step, train_time, best = 0, 0.0, None
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        method.train()
-        method.on_epoch_start(epoch, data)
-        loss_sum = torch.zeros((), device=device)
-        first_bad = torch.full((), -1, device=device)
-        logs: dict[str, torch.Tensor] = {}
-        batches = sampler.epoch(batch_rng)
-        for batch in batches:
-            step += 1
-            loss, logs = method.loss(data, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            method.after_step(batch, logs)
-            loss = loss.detach()
-            loss_sum += loss
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-        _sync(device)
-        train_time += time.perf_counter() - epoch_start
-        if first_bad.item() >= 0:
-            raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {epoch})")
-        record = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": loss_sum.item() / len(batches),
-            "logs": {k: v.detach().cpu().tolist() for k, v in logs.items()},
-            **{split: evaluate(method, data, split_batches) for split, split_batches in evals.items()},
-            "time_s": time.perf_counter() - start,
-        }
-        on_eval(record)
-        if best is None or selection_score(record) > selection_score(best):
-            best = record
+    stages = method.stages()
+    if sum(stage.epochs for stage in stages) != config.epochs or any(stage.epochs < 1 for stage in stages):
+        raise ValueError(
+            f"{spec.method} cannot split {config.epochs} epochs into its stages {[s.name for s in stages]}"
+        )
+    step, epoch, train_time, best, stage_reports = 0, 0, 0.0, None, []
+    for stage_number, stage in enumerate(stages, 1):
+        stage_start, stage_train_time = time.perf_counter(), 0.0
+        facts = method.on_stage_start(stage, data)
+        if stage.fresh_model:
+            method.model = seeded_model(data, spec.seed)
+        optimizer = make_optimizer(config, [p for p in method.parameters() if p.requires_grad])
+        sampler = (stage.sampler or SAMPLERS[config.sampler])(data, train_idx_cpu, config.batch_size)
+        for _ in range(stage.epochs):
+            epoch += 1
+            epoch_start = time.perf_counter()
+            method.train()
+            method.on_epoch_start(epoch, data)
+            loss_sum = torch.zeros((), device=device)
+            first_bad = torch.full((), -1, device=device)
+            logs: dict[str, torch.Tensor] = {}
+            batches = sampler.epoch(batch_rng)
+            for batch in batches:
+                step += 1
+                loss, logs = method.loss(data, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                method.after_step(batch, logs)
+                loss = loss.detach()
+                loss_sum += loss
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+            _sync(device)
+            stage_train_time += time.perf_counter() - epoch_start
+            if first_bad.item() >= 0:
+                raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {epoch}, stage {stage.name})")
+            record = {
+                "stage": stage.name,
+                "epoch": epoch,
+                "step": step,
+                "train_loss": loss_sum.item() / len(batches),
+                "logs": {k: v.detach().cpu().tolist() for k, v in logs.items()},
+                **{split: evaluate(method, data, split_batches) for split, split_batches in evals.items()},
+                "time_s": time.perf_counter() - start,
+            }
+            on_eval(record)
+            if stage_number == len(stages) and (best is None or selection_score(record) > selection_score(best)):
+                best = record
+        train_time += stage_train_time
+        stage_reports.append(
+            {
+                "name": stage.name,
+                "epochs": stage.epochs,
+                "train_time_s": stage_train_time,
+                "wall_time_s": time.perf_counter() - stage_start,
+                **facts,
+            }
+        )
 
     memory, memory_kind = peak_memory_mb(device)
     return {
@@ -158,6 +188,7 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
         "test": best["test"],
         "epochs": config.epochs,
         "steps": step,
+        "stages": stage_reports,
         "train_time_s": train_time,
         "wall_time_s": time.perf_counter() - start,
         "steps_per_s": step / train_time if train_time > 0 else None,

@@ -12,6 +12,7 @@ import torch
 
 from benchmark.data import build_dataset
 from benchmark.data.core import FeatureSpace, GroupDataset
+from benchmark.methods.base import TrainInfo
 from benchmark.registry import DATASETS, load_builtins
 
 load_builtins()
@@ -60,6 +61,20 @@ def toy_dataset(n_per_group=(40, 20, 10), num_classes: int = 3, seed: int = 0) -
 @pytest.fixture
 def toy() -> GroupDataset:
     return toy_dataset()
+
+
+def make_info(data: GroupDataset, epochs: int = 1, seed: int = 0) -> TrainInfo:
+    """The TrainInfo the trainer would give a method for ``data`` (batch size 8)."""
+    train = data.indices("train")
+    return TrainInfo(
+        num_classes=data.num_classes,
+        num_groups=data.num_groups,
+        train_group_counts=data.group_counts("train"),
+        train_class_counts=torch.bincount(data.y[train], minlength=data.num_classes),
+        epochs=epochs,
+        steps_per_epoch=-(-len(train) // 8),
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def bench(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

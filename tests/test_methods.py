@@ -6,26 +6,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import toy_dataset
+from conftest import make_info, toy_dataset
 
 from benchmark.data.core import eval_batches
-from benchmark.methods.base import TrainInfo, per_group_mean
+from benchmark.methods.base import per_group_mean
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 
 
 def make_method(name: str, data, **hparams):
-    info = TrainInfo(
-        num_classes=data.num_classes,
-        num_groups=data.num_groups,
-        train_group_counts=data.group_counts("train"),
-        train_class_counts=torch.bincount(data.y[data.indices("train")], minlength=data.num_classes),
-        epochs=1,
-        steps_per_epoch=1,
-        generator=torch.Generator().manual_seed(0),
-    )
     torch.manual_seed(0)
-    return METHODS.get(name)(GroupModel(data), info, **hparams)
+    return METHODS.get(name)(GroupModel(data), make_info(data), **hparams)
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ without a host sync.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
 import numpy as np
@@ -61,6 +61,8 @@ class GroupDataset:
         # host copies read by the samplers every epoch, so batching never syncs with the device
         self.space_cpu = self.space.cpu().numpy()
         self.g_cpu = self.g.cpu().numpy()
+        self.y_cpu = self.y.cpu().numpy()
+        self.split_cpu = self.split.cpu().numpy()
 
     @property
     def num_classes(self) -> int:
@@ -108,13 +110,17 @@ class GroupDataset:
 
 @dataclass
 class Batch:
-    """A batch: sample indices (on the data device) ordered by feature space, with per-space sizes."""
+    """A batch: sample indices (on the data device) ordered by feature space, with per-space sizes.
+
+    ``extra`` holds what a method's own sampler attaches (e.g. a batch of mixing partners).
+    """
 
     idx: torch.Tensor
     space_sizes: tuple[int, ...]
     y: torch.Tensor
     a: torch.Tensor
     g: torch.Tensor
+    extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.idx)
@@ -202,6 +208,40 @@ class StratifiedSampler(BatchSampler):
         rank = np.arange(len(order)) - starts[sorted_groups]
         batch_of = rank * self.n_batches // counts[sorted_groups]
         return make_batches(self.data, self.indices[order], batch_of)
+
+
+class RepeatSampler(BatchSampler):
+    """Each sample drawn ``repeats[sample]`` times per epoch, in uniform random order (JTT's upsampling).
+
+    ``repeats`` is indexed by sample id (length n of the dataset); an epoch has Σ repeats draws. With all
+    repeats equal to 1 it draws exactly what :class:`ShuffleSampler` draws from the same generator.
+    """
+
+    name = "repeat"
+
+    def __init__(self, data: GroupDataset, indices: np.ndarray, batch_size: int, repeats: np.ndarray):
+        super().__init__(data, indices, batch_size)
+        self.pool = np.repeat(self.indices, np.asarray(repeats)[self.indices])
+        self.n_batches = max(1, -(-len(self.pool) // batch_size))
+
+    def epoch(self, rng: np.random.Generator) -> list[Batch]:
+        order = rng.permutation(self.pool)
+        return make_batches(self.data, order, np.arange(len(order)) // self.batch_size)
+
+
+class ClassBalancedSampler(BatchSampler):
+    """As many draws as samples, with replacement: a uniformly random class, then a uniform sample of it."""
+
+    name = "class-balanced"
+
+    def epoch(self, rng: np.random.Generator) -> list[Batch]:
+        labels = self.data.y_cpu[self.indices]
+        classes, counts = np.unique(labels, return_counts=True)
+        by_class = self.indices[np.argsort(labels, kind="stable")]
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        pick = rng.integers(len(classes), size=len(self.indices))
+        order = by_class[starts[pick] + (rng.random(len(pick)) * counts[pick]).astype(np.int64)]
+        return make_batches(self.data, order, np.arange(len(order)) // self.batch_size)
 
 
 SAMPLERS: dict[str, type[BatchSampler]] = {c.name: c for c in (StratifiedSampler, ShuffleSampler)}

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
-from benchmark.data.core import Batch, GroupDataset
+from benchmark.data.core import Batch, BatchSampler, GroupDataset, eval_batches
 from benchmark.models import GroupModel
 
 
@@ -30,6 +31,22 @@ class TrainInfo:
     epochs: int
     steps_per_epoch: int
     generator: torch.Generator
+
+
+@dataclass
+class Stage:
+    """One training stage: its epochs, whether it starts from a freshly initialised model (the run's
+    initialisation seed), and its batch sampler: a callable ``(data, train_indices, batch_size) ->
+    BatchSampler`` such as a sampler class or a ``functools.partial`` of one (None: ``train.sampler``).
+
+    The trainer builds a new optimiser over the parameters that require gradients at each stage start,
+    so a stage may freeze parts of the model in :meth:`Method.on_stage_start`.
+    """
+
+    name: str
+    epochs: int
+    fresh_model: bool = False
+    sampler: Callable[[GroupDataset, np.ndarray, int], BatchSampler] | None = None
 
 
 class Method(nn.Module):
@@ -60,6 +77,15 @@ class Method(nn.Module):
     def check_hparams(cls, hparams: dict) -> None:
         """Raise ``ValueError`` naming the first invalid value; the default checks nothing beyond types."""
 
+    def stages(self) -> list[Stage]:
+        """The stages of training; their epochs add up to the run's budget. Default: one stage."""
+        return [Stage("train", self.info.epochs)]
+
+    def on_stage_start(self, stage: Stage, data: GroupDataset) -> dict:
+        """Called before a stage (and before a fresh model replaces the old one); may set ``stage.sampler``
+        and freeze parameters. Returns JSON-friendly facts to record with the stage (e.g. error-set size)."""
+        return {}
+
     def on_epoch_start(self, epoch: int, data: GroupDataset) -> None:
         """Called before each training epoch (recompute centroids, refresh a frozen head, ...)."""
 
@@ -73,6 +99,18 @@ class Method(nn.Module):
     def predict(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
         """Class logits used for evaluation."""
         return self.model(data, batch)
+
+    @torch.no_grad()
+    def encode_split(self, data: GroupDataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode latents of a whole split without gradient: (sample indices, z), in the same order.
+
+        The model is put back into training mode afterwards.
+        """
+        self.model.eval()
+        batches = eval_batches(data, split, 4096)
+        z = torch.cat([self.model.encode(data, batch) for batch in batches])
+        self.model.train()
+        return torch.cat([batch.idx for batch in batches]), z
 
 
 def per_group_mean(values: torch.Tensor, groups: torch.Tensor, num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:

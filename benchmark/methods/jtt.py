@@ -1,0 +1,89 @@
+"""``jtt``: Just Train Twice (Liu et al., ICML 2021): find what a short ERM run gets wrong, then upweight it."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import torch.nn.functional as F
+
+from benchmark.data.core import GroupDataset, RepeatSampler
+from benchmark.hparams import Choice
+from benchmark.methods.base import Method, Stage, TrainInfo
+from benchmark.models import GroupModel
+from benchmark.registry import register_method
+
+
+def identification_epochs(epochs: int, fraction: float) -> int:
+    """T = fraction of the budget, rounded half up, at least 1 and leaving at least one epoch after it."""
+    return min(max(1, int(fraction * epochs + 0.5)), epochs - 1)
+
+
+def minority_groups(data: GroupDataset) -> np.ndarray:
+    """Groups with fewer training samples than the mean group: the "true minority" of seed 001 Table 4."""
+    counts = data.group_counts("train").cpu().numpy()
+    return counts < counts.mean()
+
+
+def error_set_facts(errors: np.ndarray, data: GroupDataset) -> dict:
+    """|E| and its precision and recall against the training samples of the minority groups."""
+    train = data.split_cpu == 0
+    minority = minority_groups(data)[data.g_cpu] & train
+    hits = int((errors & minority).sum())
+    return {
+        "error_set_size": int(errors.sum()),
+        "error_set_precision": float(hits / errors.sum()) if errors.any() else None,
+        "error_set_recall": float(hits / minority.sum()) if minority.any() else None,
+    }
+
+
+@register_method("jtt")
+class JTT(Method):
+    """Stage "identify": ERM for T epochs. The error set E is the training samples that the stage-1 model
+    misclassifies in an eval-mode pass over the training set (decision: the reference code uses the
+    train-mode predictions made during the last epoch; we do not). Stage "upweighted": a fresh model
+    (the same initialisation seed) trained with ERM on an epoch in which every sample of E is drawn
+    ``upweight`` times and every other sample once (n + (λ_up − 1)|E| draws, shuffled). The two stages
+    share the run's epoch budget. Uses no training group labels: groups are read only to log E's size,
+    precision and recall against the minority groups (seed 001's diagnostic), in the result's stages.
+
+    Args:
+        upweight: λ_up, how many times each error-set sample is drawn per epoch (1 gives plain ERM).
+        id_fraction: T as a fraction of the epoch budget (rounded, at least 1 epoch, leaving at least 1).
+    """
+
+    space = {"upweight": Choice((5, 10, 20, 50, 100)), "id_fraction": Choice((0.1, 0.25, 0.4, 0.5))}
+
+    def __init__(self, model: GroupModel, info: TrainInfo, upweight: int = 20, id_fraction: float = 0.25):
+        super().__init__(model, info)
+        self.upweight = upweight
+        self.id_fraction = id_fraction
+
+    @classmethod
+    def check_hparams(cls, hparams: dict) -> None:
+        if hparams["upweight"] < 1:
+            raise ValueError(f"{cls.name}.upweight must be >= 1, got {hparams['upweight']}")
+        if not 0 < hparams["id_fraction"] < 1:
+            raise ValueError(f"{cls.name}.id_fraction must be in (0, 1), got {hparams['id_fraction']}")
+
+    def stages(self) -> list[Stage]:
+        first = identification_epochs(self.info.epochs, self.id_fraction)
+        return [Stage("identify", first), Stage("upweighted", self.info.epochs - first, fresh_model=True)]
+
+    def error_set(self, data: GroupDataset) -> np.ndarray:
+        """Boolean mask over all samples: training samples the current model misclassifies (eval mode)."""
+        idx, z = self.encode_split(data, "train")
+        wrong = self.model.head(z).argmax(1) != data.y[idx]
+        errors = np.zeros(len(data.y), dtype=bool)
+        errors[idx[wrong].cpu().numpy()] = True
+        return errors
+
+    def on_stage_start(self, stage: Stage, data: GroupDataset) -> dict:
+        if stage.name != "upweighted":
+            return {}
+        errors = self.error_set(data)
+        stage.sampler = partial(RepeatSampler, repeats=1 + (self.upweight - 1) * errors.astype(np.int64))
+        return error_set_facts(errors, data)
+
+    def loss(self, data, batch):
+        return F.cross_entropy(self.model(data, batch), batch.y), {}

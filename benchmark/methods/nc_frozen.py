@@ -1,0 +1,102 @@
+"""``nc-frozen``: a frozen head from normalised majority-cell means, group CE and group mean alignment (seed 002)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.data.core import GroupDataset
+from benchmark.hparams import LogUniform
+from benchmark.methods.base import Method, Stage, TrainInfo, per_group_mean
+from benchmark.models import GroupModel
+from benchmark.registry import register_method
+
+
+def cell_means(z: torch.Tensor, cells: torch.Tensor, num_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-cell sums of the rows of ``z`` (num_cells × k) and per-cell counts, by ``index_add_``."""
+    sums = z.new_zeros(num_cells, z.shape[1]).index_add_(0, cells, z)
+    counts = z.new_zeros(num_cells).index_add_(0, cells, z.new_ones(len(cells)))
+    return sums, counts
+
+
+@register_method("nc-frozen")
+class NCFrozen(Method):
+    """Neural-collapse-inspired frozen classifier (Lu, Chai & Wang, KDD 2024, Algorithms 1-2).
+
+    Cells are (class y, attribute a) pairs; the majority cell of class y is the attribute value with the
+    most *training* samples of y, found once from the training set (ties: the lowest attribute value).
+    At each epoch start the training-set features are computed in eval mode without gradient and the
+    head rows are set to w_y = mean feature of y's majority cell / its ℓ2 norm, bias 0 (a class with no
+    training samples, or a zero mean, gets w_y = 0). The head is frozen (``requires_grad=False``), so the
+    optimiser never sees it and weight decay never touches it.
+
+    Loss = L_GCE + λ_align·L_align with, over the batch:
+      - L_GCE = Σ over cells present in the batch of the mean cross-entropy in that cell (a sum, as in
+        the paper's eq. 7; batches that miss a cell simply have fewer terms);
+      - L_align = Σ_y Σ over non-majority cells (y, a) present in the batch of MSE(batch mean z of (y, a),
+        batch mean z of y's majority cell), where MSE is the mean over the k latent dimensions of the
+        squared difference (``F.mse_loss``'s reduction). A class whose majority cell is absent from the
+        batch contributes no alignment term. Gradients flow into both means (the paper stops neither).
+        This generalises the paper's binary eq. 8 (MSE(h_{y,0}, h_{y,1})) to any number of attributes.
+
+    Needs training attribute labels (``batch.a``); ``batch.g`` is not used.
+
+    Args:
+        lambda_align: λ_align, the weight of the group mean alignment loss (paper: 1).
+    """
+
+    needs_group_labels = True
+    space = {"lambda_align": LogUniform(-2, 1)}
+
+    def __init__(self, model: GroupModel, info: TrainInfo, lambda_align: float = 1.0):
+        super().__init__(model, info)
+        self.lambda_align = lambda_align
+        for p in model.head.parameters():
+            p.requires_grad_(False)
+        self.num_attrs = 0  # set from the training set in on_stage_start
+        self.register_buffer("majority", torch.zeros(info.num_classes, dtype=torch.long))
+
+    @classmethod
+    def check_hparams(cls, hparams: dict) -> None:
+        if hparams["lambda_align"] < 0:
+            raise ValueError(f"nc-frozen.lambda_align must be >= 0, got {hparams['lambda_align']}")
+
+    def on_stage_start(self, stage: Stage, data: GroupDataset) -> dict:
+        """Find each class's majority attribute from the training counts."""
+        self.num_attrs = max(len(data.attr_names), int(data.a.max()) + 1)
+        train = data.indices("train")
+        cells = data.y[train] * self.num_attrs + data.a[train]
+        counts = torch.bincount(cells, minlength=self.info.num_classes * self.num_attrs)
+        self.majority.copy_(counts.view(self.info.num_classes, self.num_attrs).argmax(1))
+        return {"majority_attribute": self.majority.tolist()}
+
+    def cells(self, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return y * self.num_attrs + a
+
+    @torch.no_grad()
+    def on_epoch_start(self, epoch: int, data: GroupDataset) -> None:
+        """Set the frozen head to the normalised majority-cell means of eval-mode training features."""
+        num_classes = self.info.num_classes
+        idx, z = self.encode_split(data, "train")
+        sums, counts = cell_means(z, self.cells(data.y[idx], data.a[idx]), num_classes * self.num_attrs)
+        majority_cells = self.cells(torch.arange(num_classes, device=sums.device), self.majority)
+        means = sums[majority_cells] / counts[majority_cells].clamp_min(1)[:, None]
+        self.model.head.weight.copy_(F.normalize(means, dim=1))
+        self.model.head.bias.zero_()
+
+    def loss(self, data, batch):
+        num_classes, num_attrs = self.info.num_classes, self.num_attrs
+        z = self.model.encode(data, batch)
+        cells = self.cells(batch.y, batch.a)
+        ce = F.cross_entropy(self.model.head(z), batch.y, reduction="none")
+        cell_ce, _ = per_group_mean(ce, cells, num_classes * num_attrs)
+        gce = cell_ce.sum()  # absent cells have mean 0
+        sums, counts = cell_means(z, cells, num_classes * num_attrs)
+        means = (sums / counts.clamp_min(1)[:, None]).view(num_classes, num_attrs, -1)
+        present = (counts > 0).view(num_classes, num_attrs)
+        classes = torch.arange(num_classes, device=z.device)
+        mse = (means - means[classes, self.majority][:, None]).pow(2).mean(-1)  # (C, A)
+        non_majority = torch.arange(num_attrs, device=z.device)[None] != self.majority[:, None]
+        use = present & non_majority & present[classes, self.majority][:, None]
+        align = (mse * use).sum()
+        return gce + self.lambda_align * align, {"gce": gce.detach(), "align": align.detach()}

@@ -116,5 +116,6 @@ def test_batches_are_ordered_by_space_with_matching_sizes(small_hetero):
         assert torch.equal(spaces, spaces.sort().values)
         assert tuple(torch.bincount(spaces, minlength=4).tolist()) == batch.space_sizes
         assert torch.equal(batch.y, small_hetero.y[batch.idx]) and torch.equal(batch.g, small_hetero.g[batch.idx])
+        assert batch.max_cell == torch.bincount(batch.g * 10 + batch.y).max().item()
     covered = torch.cat([b.idx for b in eval_batches(small_hetero, "test", 97)]).sort().values
     assert torch.equal(covered, small_hetero.indices("test"))

@@ -103,6 +103,38 @@ def test_nuclear_norm_w2_matches_matrix_square_root_formulas(float64, n, k):
         assert w2 == pytest.approx(w2_sqrtm(mean, cov, m[0].numpy(), S2), rel=1e-6)
 
 
+def test_diagonal_covariances_match_the_closed_form(float64):
+    """Samples m̂ ± s_i e_i give the batch covariance diag(2 s_i² / (n − 1)); with L = diag(√b),
+    W2² = ‖m̂ − m‖² + Σ_i (√a_i − √b_i)²."""
+    k = 4
+    s = torch.tensor([0.5, 1.0, 2.0, 3.0])
+    centre = torch.tensor([1.0, -2.0, 0.5, 0.0])
+    z = torch.cat([centre + torch.diag(s), centre - torch.diag(s)])
+    b = torch.tensor([0.3, 1.0, 4.0, 0.1])
+    m = torch.tensor([[0.5, 0.5, 0.5, 0.5]])
+    w2, count = cell_w2(z, torch.zeros(2 * k, dtype=torch.long), 1, 2 * k, m, torch.diag(b.sqrt())[None])
+    a = 2 * s**2 / (2 * k - 1)
+    expected = (centre - m[0]).pow(2).sum() + (a.sqrt() - b.sqrt()).pow(2).sum()
+    assert count.tolist() == [2 * k]
+    assert w2.item() == pytest.approx(expected.item(), rel=1e-10)
+
+
+@pytest.mark.parametrize("n", [1, 2, 6 + 5])
+def test_gradients_are_finite_for_small_and_large_cells(float64, n):
+    k = 6
+    gen = torch.Generator().manual_seed(n)
+    z = torch.randn(n + 3, k, generator=gen, requires_grad=True)
+    cells = torch.tensor([0] * n + [1, 1, 1])  # cell 0 has n samples, cell 1 three, cells 2-3 none
+    m = torch.randn(2, k, generator=gen, requires_grad=True)
+    L = torch.randn(2, k, k, generator=gen, requires_grad=True)
+    w2, _ = cell_w2(z, cells, 4, n + 3, m, L)
+    w2.sum().backward()
+    assert torch.isfinite(w2).all()
+    for tensor in (z, m, L):
+        assert torch.isfinite(tensor.grad).all()
+    assert z.grad[:n].abs().sum() > 0
+
+
 def test_padded_batched_cells_equal_a_per_cell_loop(float64):
     gen = torch.Generator().manual_seed(1)
     C, k, num_cells = 3, 4, 9

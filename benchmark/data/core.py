@@ -112,7 +112,9 @@ class GroupDataset:
 class Batch:
     """A batch: sample indices (on the data device) ordered by feature space, with per-space sizes.
 
-    ``extra`` holds what a method's own sampler attaches (e.g. a batch of mixing partners).
+    ``max_cell`` is the largest number of samples that share a (group, class) cell, known on the host
+    (0: unknown, e.g. a hand-made batch), so that per-cell padding needs no device sync. ``extra``
+    holds what a method's own sampler attaches (e.g. a batch of mixing partners).
     """
 
     idx: torch.Tensor
@@ -120,6 +122,7 @@ class Batch:
     y: torch.Tensor
     a: torch.Tensor
     g: torch.Tensor
+    max_cell: int = 0
     extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -140,17 +143,21 @@ def make_batches(data: GroupDataset, order: np.ndarray, batch_of: np.ndarray) ->
     order, key = order[perm], key[perm]
     n_batches = int(batch_of.max()) + 1 if len(batch_of) else 0
     sizes = np.bincount(key, minlength=n_batches * n_spaces).reshape(n_batches, n_spaces)
+    n_cells = data.num_groups * data.num_classes
+    cell = key // n_spaces * n_cells + data.g_cpu[order] * data.num_classes + data.y_cpu[order]
+    max_cell = np.bincount(cell, minlength=n_batches * n_cells).reshape(n_batches, n_cells).max(1, initial=0)
     idx_all = torch.from_numpy(order).to(data.device, non_blocking=True)
     y_all, a_all, g_all = data.y[idx_all], data.a[idx_all], data.g[idx_all]
     lengths = sizes.sum(1).tolist()
     return [
-        Batch(idx, tuple(sz), y, a, g)
-        for idx, y, a, g, sz in zip(
+        Batch(idx, tuple(sz), y, a, g, biggest)
+        for idx, y, a, g, sz, biggest in zip(
             torch.split(idx_all, lengths),
             torch.split(y_all, lengths),
             torch.split(a_all, lengths),
             torch.split(g_all, lengths),
             sizes.tolist(),
+            max_cell.tolist(),
         )
     ]
 

@@ -45,8 +45,8 @@ class AnchorW2(Method):
 
     Anchors: m (C×k, init 0) and L (C×k×k, init I), S_c = L_cL_cᵀ, trained with the model. Each step, per
     group g: L_clf^g = mean CE of g's batch samples; L_fit^g = Σ over (g, c) cells present in the batch of
-    W2²(N(m̂, AAᵀ), N(m_c, S_c)) from the cell's batch moments (:func:`cell_w2`, cells padded to the batch size,
-    the largest n known on the host without a device sync; exact ε → 0 limit of the seed's
+    W2²(N(m̂, AAᵀ), N(m_c, S_c)) from the cell's batch moments (:func:`cell_w2`, cells padded to the largest
+    (group, class) cell of the batch, which the sampler counts on the host; exact ε → 0 limit of the seed's
     eigen formula with its εI jitter dropped, as METHODS.md decides; a singleton cell has A = 0 and still pays
     ‖L_c‖_F² = tr S_c, as the formula and the seed's code give); L_g = L_clf^g + λ_fit·L_fit^g. L_sep = mean CE
     of the head on J samples m_c + ξL_cᵀ (ξ ~ N(0, I) from ``info.generator``) per class with label c.
@@ -119,11 +119,12 @@ class AnchorW2(Method):
         sep = self.separation_loss()
         C, G = self.info.num_classes, self.info.num_groups
         if not self.robust:
-            fit = cell_w2(z, batch.y, C, len(batch), self.m, self.L)[0].sum()
+            fit = cell_w2(z, batch.y, C, len(batch), self.m, self.L)[0].sum()  # pooled cells: pad to the batch
             loss = ce.mean() + self.lambda_fit * fit + self.lambda_sep * sep
             return loss, {"fit": fit.detach(), "sep": sep.detach()}
         clf, counts = per_group_mean(ce, batch.g, G)
-        fit = cell_w2(z, batch.g * C + batch.y, G * C, len(batch), self.m, self.L)[0].view(G, C).sum(1)
+        n_pad = batch.max_cell or len(batch)
+        fit = cell_w2(z, batch.g * C + batch.y, G * C, n_pad, self.m, self.L)[0].view(G, C).sum(1)
         group_losses = clf + self.lambda_fit * fit
         present = counts > 0
         self._pending = (group_losses.detach(), present)

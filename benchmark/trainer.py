@@ -58,7 +58,7 @@ def evaluate(method: Method, data: GroupDataset, batches: list[Batch]) -> dict:
     correct = torch.zeros(data.num_groups, device=data.device)
     total = torch.zeros(data.num_groups, device=data.device)
     for batch in batches:
-        hit = (method.predict(data, batch).argmax(1) == batch.y).float()
+        hit = (method.predict(data, batch).argmax(1) == batch.y).to(correct.dtype)
         correct.index_add_(0, batch.g, hit)
         total.index_add_(0, batch.g, torch.ones_like(hit))
     return group_metrics(correct.tolist(), total.tolist(), data.group_names)

@@ -7,6 +7,7 @@ This is the slowest test (about two minutes on a 2-core CPU); its wall times are
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import time
@@ -64,3 +65,37 @@ def test_rerun_trains_nothing_and_keeps_the_leaderboard(default_suite):
     assert proc.stdout.count("done ") == 6 and "finished" not in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in out.glob("digits-hetero/*/*/*")} == stamps
     assert (out / "digits-hetero" / "leaderboard.md").read_text() == board
+
+
+def test_quick_run_of_every_method_has_finite_metrics(tmp_path):
+    """``bench run --methods all --seeds 0 --quick``: all eight methods, finite metrics for every group."""
+    from benchmark.registry import METHODS
+
+    exe = shutil.which("bench")
+    out = tmp_path / "results"
+    start = time.perf_counter()
+    command = [
+        exe,
+        "run",
+        "--methods",
+        "all",
+        "--dataset",
+        "digits-hetero",
+        "--seeds",
+        "0",
+        "--quick",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    print(f"\nquick run of all methods: {time.perf_counter() - start:.1f}s wall")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = results(out)
+    assert sorted(r["method"] for r in runs) == METHODS.names()
+    assert len(runs) == 8
+    for r in runs:
+        assert r["status"] == "ok" and r["epochs"] == 3
+        for split in ("val", "test"):
+            values = [r[split][m] for m in ("wga", "bga", "acc", "mean_group_acc")] + list(r[split]["groups"].values())
+            assert all(v is not None and math.isfinite(v) for v in values), (r["method"], r[split])
+        assert sum(stage["epochs"] for stage in r["stages"]) == 3

@@ -30,14 +30,14 @@ def small_hetero() -> GroupDataset:
     return build_dataset("digits-hetero", small_hetero_options())
 
 
-def toy_dataset(n_per_group=(40, 20, 10), num_classes: int = 3, seed: int = 0) -> GroupDataset:
+def toy_dataset(n_per_group=(40, 20, 10), num_classes: int = 3, seed: int = 0, dtype=torch.float32) -> GroupDataset:
     """A synthetic dataset: groups are feature spaces of different kinds (vector, image, sequence)."""
     gen = torch.Generator().manual_seed(seed)
     shapes = [("vec", "vector", (5,)), ("img", "image", (1, 4, 4)), ("seq", "sequence", (1, 6))]
     spaces, space, row, y, split = [], [], [], [], []
     for s, n in enumerate(n_per_group):
         name, kind, shape = shapes[s % len(shapes)]
-        spaces.append(FeatureSpace(f"{name}{s}", kind, torch.randn(n, *shape, generator=gen)))
+        spaces.append(FeatureSpace(f"{name}{s}", kind, torch.randn(n, *shape, generator=gen, dtype=dtype)))
         space += [s] * n
         row += list(range(n))
         y += [i % num_classes for i in range(n)]
@@ -61,6 +61,15 @@ def toy_dataset(n_per_group=(40, 20, 10), num_classes: int = 3, seed: int = 0) -
 @pytest.fixture
 def toy() -> GroupDataset:
     return toy_dataset()
+
+
+@pytest.fixture
+def float64():
+    """Build models and method state in float64 so that references match to 1e-12."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def make_info(data: GroupDataset, epochs: int = 1, seed: int = 0) -> TrainInfo:

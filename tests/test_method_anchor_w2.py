@@ -9,43 +9,19 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn.functional as F
-from conftest import toy_dataset
+from conftest import make_info, toy_dataset
 
 import benchmark.methods.anchor_w2  # noqa: F401  (registers the method)
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import StratifiedSampler, eval_batches
 from benchmark.methods.anchor_w2 import AnchorW2, cell_w2
-from benchmark.methods.base import TrainInfo
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 from benchmark.trainer import train
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def toy64():
-    data = toy_dataset()
-    for space in data.spaces:
-        space.x = space.x.double()
-    return data
-
-
 def make_method(data, k: int = 6, seed: int = 0, **hparams) -> AnchorW2:
-    info = TrainInfo(
-        num_classes=data.num_classes,
-        num_groups=data.num_groups,
-        train_group_counts=data.group_counts("train"),
-        train_class_counts=torch.bincount(data.y[data.indices("train")], minlength=data.num_classes),
-        epochs=1,
-        steps_per_epoch=1,
-        generator=torch.Generator().manual_seed(seed),
-    )
+    info = make_info(data, epochs=1, seed=seed)
     torch.manual_seed(0)
     method = METHODS.get("anchor-w2")(GroupModel(data, k=k), info, **hparams)
     with torch.no_grad():  # anchors away from their init, so every term of W2² matters
@@ -167,7 +143,7 @@ def test_padded_batched_cells_equal_a_per_cell_loop(float64):
 
 
 def test_zero_weights_with_stratified_batches_is_erm(float64):
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     method = make_method(data, lambda_fit=0.0, lambda_sep=0.0, step_size=0.0)
     train_idx = data.indices("train").numpy()
     counts = data.group_counts("train")
@@ -183,7 +159,7 @@ def test_zero_weights_with_stratified_batches_is_erm(float64):
 
 
 def test_lambda_update_is_softmax_of_log_frequency_plus_step(float64):
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     eta, lambda_fit, lambda_sep = 0.7, 0.5, 0.3
     method = make_method(data, lambda_fit=lambda_fit, lambda_sep=lambda_sep, step_size=eta)
     batch = eval_batches(data, "train", 10_000)[0]
@@ -212,7 +188,7 @@ def test_lambda_update_is_softmax_of_log_frequency_plus_step(float64):
 
 
 def test_not_robust_is_the_centralised_objective(float64):
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     lambda_fit, lambda_sep, J = 0.4, 0.6, 5
     method = make_method(data, seed=3, lambda_fit=lambda_fit, lambda_sep=lambda_sep, samples_per_class=J, robust=False)
     batch = eval_batches(data, "train", 10_000)[0]

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import toy_dataset
+from conftest import make_info, toy_dataset
 
 import benchmark.methods.dro_lt  # noqa: F401  (registers "dro-lt")
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import ClassBalancedSampler, FeatureSpace, GroupDataset, make_batches
-from benchmark.methods.base import Stage, TrainInfo
+from benchmark.methods.base import Stage
 from benchmark.methods.dro_lt import stage_epochs
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
@@ -22,13 +22,7 @@ from benchmark.trainer import make_optimizer, train
 TRAIN_COUNTS = (30, 8, 3, 0)  # class 3 has no training sample (it appears in val/test only)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """Build models and method state in float64 so that references match to 1e-10."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def imbalanced_dataset(train_counts=TRAIN_COUNTS, held_out: int = 4, dim: int = 6) -> GroupDataset:
@@ -58,15 +52,7 @@ def imbalanced_dataset(train_counts=TRAIN_COUNTS, held_out: int = 4, dim: int = 
 
 
 def make_method(data, **hparams):
-    info = TrainInfo(
-        num_classes=data.num_classes,
-        num_groups=data.num_groups,
-        train_group_counts=data.group_counts("train"),
-        train_class_counts=torch.bincount(data.y[data.indices("train")], minlength=data.num_classes),
-        epochs=15,
-        steps_per_epoch=1,
-        generator=torch.Generator().manual_seed(0),
-    )
+    info = make_info(data, epochs=15, seed=0)
     torch.manual_seed(0)
     return METHODS.get("dro-lt")(GroupModel(data), info, **hparams)
 

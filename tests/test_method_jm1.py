@@ -7,26 +7,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import toy_dataset
+from conftest import make_info, toy_dataset
 from scipy import stats
 
 import benchmark.methods.jm1  # noqa: F401  (registers "jm1")
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import FeatureSpace, GroupDataset, ShuffleSampler
-from benchmark.methods.base import TrainInfo
 from benchmark.methods.jm1 import PartnerSampler
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 from benchmark.trainer import train
-
-
-@pytest.fixture
-def float64():
-    """Build models and method state in float64 so that references match to 1e-12."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def two_space_dataset(n: tuple[int, int] = (36, 24), num_classes: int = 3) -> GroupDataset:
@@ -54,15 +44,7 @@ def two_space_dataset(n: tuple[int, int] = (36, 24), num_classes: int = 3) -> Gr
 
 
 def make_jm1(data: GroupDataset, epochs: int = 4, **hparams):
-    info = TrainInfo(
-        num_classes=data.num_classes,
-        num_groups=data.num_groups,
-        train_group_counts=data.group_counts("train"),
-        train_class_counts=torch.bincount(data.y[data.indices("train")], minlength=data.num_classes),
-        epochs=epochs,
-        steps_per_epoch=1,
-        generator=torch.Generator().manual_seed(0),
-    )
+    info = make_info(data, epochs=epochs, seed=0)
     torch.manual_seed(0)
     return METHODS.get("jm1")(GroupModel(data), info, **hparams)
 

@@ -8,43 +8,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import toy_dataset
+from conftest import make_info, toy_dataset
 
 import benchmark.methods.mr2  # noqa: F401  (registers "mr2")
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import make_batches
-from benchmark.methods.base import TrainInfo
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 from benchmark.trainer import train
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    """Build models and method state in float64 so that references match to 1e-12."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def toy64():
-    data = toy_dataset()
-    for space in data.spaces:
-        space.x = space.x.double()
-    return data
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def make_mr2(data, **hparams):
-    info = TrainInfo(
-        num_classes=data.num_classes,
-        num_groups=data.num_groups,
-        train_group_counts=data.group_counts("train"),
-        train_class_counts=torch.bincount(data.y[data.indices("train")], minlength=data.num_classes),
-        epochs=1,
-        steps_per_epoch=1,
-        generator=torch.Generator().manual_seed(0),
-    )
+    info = make_info(data, epochs=1, seed=0)
     torch.manual_seed(0)
     return METHODS.get("mr2")(GroupModel(data), info, **hparams)
 
@@ -78,7 +55,7 @@ def representation_reference(z: np.ndarray, y: np.ndarray, s_bar: float) -> floa
 
 
 def test_equal_class_statistics_give_gamma_c_bar():
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     method = make_mr2(data, c_bar=2.5)
     batch = equal_statistics_batch(data)
     assert torch.bincount(batch.y).tolist() == [len(batch) // 3] * 3
@@ -96,7 +73,7 @@ def test_equal_class_statistics_give_gamma_c_bar():
 
 
 def test_c_bar_one_lambda_zero_is_plain_cross_entropy():
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     method = make_mr2(data, c_bar=1.0, lam=0.0)
     batch = equal_statistics_batch(data)
     loss, _ = method.loss(data, batch)
@@ -105,7 +82,7 @@ def test_c_bar_one_lambda_zero_is_plain_cross_entropy():
 
 
 def test_gamma_ema_and_loss_match_loop_reference():
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     beta, c_bar, lam = 0.9, 1.3, 0.05
     method = make_mr2(data, c_bar=c_bar, lam=lam, beta=beta)
     train_idx = data.indices("train").numpy()
@@ -148,7 +125,7 @@ def test_gamma_ema_and_loss_match_loop_reference():
 
 
 def test_representation_loss_matches_pair_loop_and_skips_singletons():
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     method = make_mr2(data)
     gen = torch.Generator().manual_seed(1)
     z = 0.5 * torch.randn(10, 4, generator=gen)

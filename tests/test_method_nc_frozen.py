@@ -7,12 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import toy_dataset
+from conftest import make_info, toy_dataset
 
 import benchmark.methods.nc_frozen  # noqa: F401  (registers the method)
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import Batch, FeatureSpace, GroupDataset, eval_batches
-from benchmark.methods.base import TrainInfo
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 from benchmark.trainer import train
@@ -21,12 +20,7 @@ from benchmark.trainer import train
 TRAIN_COUNTS = [[3, 9, 2], [1, 4, 7], [6, 0, 6]]
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def cell_dataset(shared_rows: bool = False, seed: int = 0) -> GroupDataset:
@@ -61,15 +55,7 @@ def cell_dataset(shared_rows: bool = False, seed: int = 0) -> GroupDataset:
 
 
 def make_method(data: GroupDataset, **hparams):
-    info = TrainInfo(
-        num_classes=data.num_classes,
-        num_groups=data.num_groups,
-        train_group_counts=data.group_counts("train"),
-        train_class_counts=torch.bincount(data.y[data.indices("train")], minlength=data.num_classes),
-        epochs=1,
-        steps_per_epoch=1,
-        generator=torch.Generator().manual_seed(0),
-    )
+    info = make_info(data, epochs=1, seed=0)
     torch.manual_seed(0)
     return METHODS.get("nc-frozen")(GroupModel(data, k=8), info, **hparams)
 

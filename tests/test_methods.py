@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -19,20 +21,7 @@ def make_method(name: str, data, **hparams):
     return METHODS.get(name)(GroupModel(data), make_info(data), **hparams)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """Build models and method state in float64 so that references match to 1e-12."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def toy64():
-    data = toy_dataset()
-    for space in data.spaces:
-        space.x = space.x.double()
-    return data
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def whole_train_batch(data):
@@ -52,7 +41,7 @@ def test_per_group_mean_matches_loop():
 
 
 def test_groupdro_zero_step_is_group_balanced_average():
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     method = make_method("groupdro", data, step_size=0.0)
     batch = whole_train_batch(data)
     loss, _ = method.loss(data, batch)
@@ -63,7 +52,7 @@ def test_groupdro_zero_step_is_group_balanced_average():
 
 
 def test_groupdro_one_step_from_uniform_is_softmax_of_adjusted_losses():
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     eta, adjustment = 0.7, 2.0
     method = make_method("groupdro", data, step_size=eta, adjustment=adjustment)
     batch = whole_train_batch(data)
@@ -82,7 +71,7 @@ def test_groupdro_one_step_from_uniform_is_softmax_of_adjusted_losses():
 
 
 def test_groupdro_weights_move_toward_the_worst_group():
-    data = toy64()
+    data = toy_dataset(dtype=torch.float64)
     method = make_method("groupdro", data, step_size=0.5)
     batch = whole_train_batch(data)
     losses = per_sample_losses(method, data, batch)
@@ -93,9 +82,8 @@ def test_groupdro_weights_move_toward_the_worst_group():
 
 
 def test_erm_equals_groupdro_with_one_group():
-    data = toy64()
-    data.g = torch.zeros_like(data.g)
-    data.group_names = ["all"]
+    data = toy_dataset(dtype=torch.float64)
+    data = dataclasses.replace(data, g=torch.zeros_like(data.g), group_names=["all"])
     erm, dro = make_method("erm", data), make_method("groupdro", data, step_size=0.3, adjustment=1.0)
     batch = whole_train_batch(data)
     assert erm.loss(data, batch)[0].item() == pytest.approx(dro.loss(data, batch)[0].item(), rel=1e-12)

@@ -114,9 +114,8 @@ class Method(nn.Module):
 
 
 def per_group_mean(values: torch.Tensor, groups: torch.Tensor, num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean of ``values`` per group (0 for absent groups) and the per-group counts, vectorised."""
-    counts = torch.zeros(num_groups, device=values.device, dtype=values.dtype).index_add_(
-        0, groups, torch.ones_like(values)
-    )
-    sums = torch.zeros(num_groups, device=values.device, dtype=values.dtype).index_add_(0, groups, values)
-    return sums / counts.clamp_min(1), counts
+    """Mean of ``values`` (scalars or rows) per group, 0 for absent groups, and the per-group counts."""
+    ones = torch.ones(len(groups), device=values.device, dtype=values.dtype)
+    counts = torch.zeros(num_groups, device=values.device, dtype=values.dtype).index_add_(0, groups, ones)
+    sums = values.new_zeros((num_groups, *values.shape[1:])).index_add_(0, groups, values)
+    return sums / counts.clamp_min(1).view(-1, *[1] * (values.dim() - 1)), counts

@@ -8,7 +8,7 @@ from torch import nn
 
 from benchmark.data.core import ClassBalancedSampler, GroupDataset
 from benchmark.hparams import Choice
-from benchmark.methods.base import Method, Stage, TrainInfo
+from benchmark.methods.base import Method, Stage, TrainInfo, per_group_mean
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
 
@@ -129,10 +129,8 @@ class DROLT(Method):
         if self.stage_name != "robust":
             return
         idx, z = self.encode_split(data, "train")
-        y = data.y[idx]
-        sums = z.new_zeros(self.info.num_classes, z.shape[1]).index_add_(0, y, z)
-        counts = z.new_zeros(self.info.num_classes).index_add_(0, y, z.new_ones(len(y)))
-        self.centroids.copy_(sums / counts.clamp_min(1)[:, None])
+        means, counts = per_group_mean(z, data.y[idx], self.info.num_classes)
+        self.centroids.copy_(means)
         self.has_centroid.copy_(counts > 0)
 
     def class_radii(self) -> torch.Tensor:

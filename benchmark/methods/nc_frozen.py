@@ -12,13 +12,6 @@ from benchmark.models import GroupModel
 from benchmark.registry import register_method
 
 
-def cell_means(z: torch.Tensor, cells: torch.Tensor, num_cells: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-cell sums of the rows of ``z`` (num_cells × k) and per-cell counts, by ``index_add_``."""
-    sums = z.new_zeros(num_cells, z.shape[1]).index_add_(0, cells, z)
-    counts = z.new_zeros(num_cells).index_add_(0, cells, z.new_ones(len(cells)))
-    return sums, counts
-
-
 @register_method("nc-frozen")
 class NCFrozen(Method):
     """Neural-collapse-inspired frozen classifier (Lu, Chai & Wang, KDD 2024, Algorithms 1-2).
@@ -78,10 +71,9 @@ class NCFrozen(Method):
         """Set the frozen head to the normalised majority-cell means of eval-mode training features."""
         num_classes = self.info.num_classes
         idx, z = self.encode_split(data, "train")
-        sums, counts = cell_means(z, self.cells(data.y[idx], data.a[idx]), num_classes * self.num_attrs)
-        majority_cells = self.cells(torch.arange(num_classes, device=sums.device), self.majority)
-        means = sums[majority_cells] / counts[majority_cells].clamp_min(1)[:, None]
-        self.model.head.weight.copy_(F.normalize(means, dim=1))
+        means, _ = per_group_mean(z, self.cells(data.y[idx], data.a[idx]), num_classes * self.num_attrs)
+        majority_cells = self.cells(torch.arange(num_classes, device=means.device), self.majority)
+        self.model.head.weight.copy_(F.normalize(means[majority_cells], dim=1))
         self.model.head.bias.zero_()
 
     def loss(self, data, batch):
@@ -91,8 +83,8 @@ class NCFrozen(Method):
         ce = F.cross_entropy(self.model.head(z), batch.y, reduction="none")
         cell_ce, _ = per_group_mean(ce, cells, num_classes * num_attrs)
         gce = cell_ce.sum()  # absent cells have mean 0
-        sums, counts = cell_means(z, cells, num_classes * num_attrs)
-        means = (sums / counts.clamp_min(1)[:, None]).view(num_classes, num_attrs, -1)
+        means, counts = per_group_mean(z, cells, num_classes * num_attrs)
+        means = means.view(num_classes, num_attrs, -1)
         present = (counts > 0).view(num_classes, num_attrs)
         classes = torch.arange(num_classes, device=z.device)
         mse = (means - means[classes, self.majority][:, None]).pow(2).mean(-1)  # (C, A)

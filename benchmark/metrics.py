@@ -6,7 +6,7 @@ the worst/best/mean over groups.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -14,21 +14,33 @@ HEADLINE = ("wga", "bga", "delta_acc", "acc", "mean_group_acc")
 HIGHER_IS_BETTER = {"wga": True, "bga": True, "delta_acc": False, "acc": True, "mean_group_acc": True}
 
 
-def group_metrics(correct: Sequence[float], total: Sequence[float], group_names: Sequence[str]) -> dict:
-    """Metrics from per-group correct and total counts."""
+def group_metrics(
+    correct: Sequence[float],
+    total: Sequence[float],
+    group_names: Sequence[str],
+    summaries: Mapping[str, Sequence[float]] | None = None,
+) -> dict:
+    """Metrics from per-group correct and total counts.
+
+    Each entry of ``summaries`` adds a metric: the mean of the present groups' accuracies weighted by
+    its per-group weights (None when no weighted group is present), e.g. ``adj_acc`` or ``many``.
+    """
     correct, total = np.asarray(correct, dtype=np.float64), np.asarray(total, dtype=np.float64)
     present = total > 0
     acc_per_group = np.where(present, 100.0 * correct / np.maximum(total, 1), np.nan)
     groups = {name: (float(v) if p else None) for name, v, p in zip(group_names, acc_per_group, present)}
     if not present.any():
-        return {"groups": groups, **{k: None for k in HEADLINE}}
+        return {**{k: None for k in (*HEADLINE, *(summaries or {}))}, "groups": groups}
     observed = acc_per_group[present]
     wga, bga = float(observed.min()), float(observed.max())
-    return {
+    metrics = {
         "wga": wga,
         "bga": bga,
         "delta_acc": bga - wga,
         "acc": float(100.0 * correct.sum() / total.sum()),
         "mean_group_acc": float(observed.mean()),
-        "groups": groups,
     }
+    for name, weights in (summaries or {}).items():
+        w = np.where(present, np.asarray(weights, dtype=np.float64), 0.0)
+        metrics[name] = float((w * np.nan_to_num(acc_per_group)).sum() / w.sum()) if w.sum() > 0 else None
+    return {**metrics, "groups": groups}

@@ -61,7 +61,7 @@ def evaluate(method: Method, data: GroupDataset, batches: list[Batch]) -> dict:
         hit = (method.predict(data, batch).argmax(1) == batch.y).to(correct.dtype)
         correct.index_add_(0, batch.g, hit)
         total.index_add_(0, batch.g, torch.ones_like(hit))
-    return group_metrics(correct.tolist(), total.tolist(), data.group_names)
+    return group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)
 
 
 def peak_memory_mb(device: torch.device) -> tuple[float, str]:

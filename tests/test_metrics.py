@@ -25,3 +25,10 @@ def test_absent_group_is_missing_not_zero():
 def test_no_samples_at_all():
     m = group_metrics([0], [0], ["a"])
     assert m["wga"] is None and m["acc"] is None and m["groups"] == {"a": None}
+
+
+def test_weighted_summaries_skip_absent_groups():
+    m = group_metrics([9, 1, 0], [10, 4, 0], ["a", "b", "c"], {"adj_acc": [0.7, 0.2, 0.1], "few": [0, 1, 1]})
+    assert m["adj_acc"] == pytest.approx((0.7 * 90 + 0.2 * 25) / 0.9)
+    assert m["few"] == 25.0
+    assert group_metrics([0], [0], ["a"], {"many": [1]})["many"] is None

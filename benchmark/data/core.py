@@ -35,7 +35,12 @@ class FeatureSpace:
 
 @dataclass
 class GroupDataset:
-    """An in-memory dataset with group structure; every per-sample tensor has length n (int64)."""
+    """An in-memory dataset with group structure; every per-sample tensor has length n (int64).
+
+    ``summaries`` names extra metrics that are weighted means of the group accuracies, one weight per
+    group: e.g. ``adj_acc`` with the training group proportions (Waterbirds), or ``many``/``medium``/
+    ``few`` with 0/1 weights over class groups (long tail). See :func:`benchmark.metrics.group_metrics`.
+    """
 
     name: str
     spaces: list[FeatureSpace]
@@ -49,6 +54,7 @@ class GroupDataset:
     attr_names: list[str]
     group_names: list[str]
     description: str = ""
+    summaries: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.y)
@@ -58,6 +64,12 @@ class GroupDataset:
         for s in self.spaces:
             if s.kind not in SPACE_KINDS:
                 raise BenchError(f"dataset {self.name}: space {s.name} has unknown kind '{s.kind}'")
+        for metric, weights in self.summaries.items():
+            if len(weights) != len(self.group_names):
+                raise BenchError(
+                    f"dataset {self.name}: summary '{metric}' has {len(weights)} weights, "
+                    f"expected one per group ({len(self.group_names)})"
+                )
         # host copies read by the samplers every epoch, so batching never syncs with the device
         self.space_cpu = self.space.cpu().numpy()
         self.g_cpu = self.g.cpu().numpy()

@@ -140,7 +140,7 @@ def run(
     from benchmark.config import DEVICES, SELECT_RULES
     from benchmark.progress import RichProgress
     from benchmark.report import write_reports
-    from benchmark.runner import plan_sweep, run_local
+    from benchmark.runner import build_before_running, plan_sweep, run_local
 
     check_choice("--select", select, SELECT_RULES)
     check_choice("--device", device, DEVICES)
@@ -160,6 +160,7 @@ def run(
         sets=set_,
         data_root=data_root,
     )
+    build_before_running(specs, out, force)
     with RichProgress(console, len(specs)) as progress:
         results = run_local(specs, out, force=force, progress=progress)
     if report:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from benchmark.data.core import Batch, GroupDataset
+from benchmark.errors import BenchError
 
 
 class ImageCNN(nn.Module):
@@ -89,9 +92,44 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
+class ResNet(nn.Module):
+    """A torchvision ResNet (``resnet18``/``resnet50``) whose classifier is replaced by FC + ReLU into ℝᵏ.
+
+    ``pretrained`` loads ImageNet weights from torchvision's local cache; nothing is downloaded, so
+    missing weights are an input error that says where they were looked for.
+    """
+
+    def __init__(self, name: str, k: int, pretrained: bool = False):
+        super().__init__()
+        import torchvision
+
+        weights = None
+        if pretrained:
+            weights = torchvision.models.get_model_weights(name).DEFAULT
+            cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+            if not cached.is_file():
+                raise BenchError(f"pretrained {name} weights not found at {cached} (nothing is downloaded here)")
+        self.net = getattr(torchvision.models, name)(weights=weights)
+        self.net.fc = nn.Sequential(nn.Linear(self.net.fc.in_features, k), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+BACKBONES = ("resnet18", "resnet50", "resnet18-pretrained", "resnet50-pretrained")
+
+
 def make_encoder(data: GroupDataset, space_id: int, k: int) -> nn.Module:
-    """The encoder for a feature space's kind and shape, behind its training-set standardisation."""
+    """The encoder for a feature space: its named backbone (``space.encoder``) or its kind's default
+    behind the training set's standardisation (disk-backed images come normalised by their transform)."""
     space = data.spaces[space_id]
+    if space.encoder is not None:
+        if space.encoder not in BACKBONES:
+            raise BenchError(f"unknown encoder '{space.encoder}'; known: {', '.join(BACKBONES)}")
+        name, _, pretrained = space.encoder.partition("-")
+        return ResNet(name, k, pretrained=bool(pretrained))
+    if not isinstance(space.x, torch.Tensor):
+        return nn.Sequential(Standardize(0.0, 1.0), ENCODERS[space.kind](space.shape, k))
     train_rows = data.row[(data.space == space_id) & (data.split == 0)]
     x = space.x[train_rows] if len(train_rows) else space.x
     return nn.Sequential(Standardize(x.mean().item(), x.std().item()), ENCODERS[space.kind](space.shape, k))
@@ -113,9 +151,10 @@ class GroupModel(nn.Module):
     def encode(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
         """Latents z (len(batch) × k) in batch order."""
         rows = torch.split(data.row[batch.idx], batch.space_sizes)
+        loaded = batch.extra.get("inputs", {})  # disk-backed spaces, see benchmark.data.images
         parts = [
-            encoder(space.x[r])
-            for encoder, space, r, size in zip(self.encoders, data.spaces, rows, batch.space_sizes)
+            encoder(loaded[s] if s in loaded else space.x[r])
+            for s, (encoder, space, r, size) in enumerate(zip(self.encoders, data.spaces, rows, batch.space_sizes))
             if size > 0
         ]
         return parts[0] if len(parts) == 1 else torch.cat(parts)

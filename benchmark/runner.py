@@ -63,6 +63,14 @@ def finished_result(spec: RunSpec, out: Path) -> dict | None:
     return result if result is not None and result.get("status") == "ok" else None
 
 
+def build_before_running(specs: list[RunSpec], out: Path, force: bool = False) -> None:
+    """Build the sweep's dataset (cached for the runs) if any run will train, so that a missing or
+    malformed data file is an input error before anything is written, not a failed run."""
+    pending = [spec for spec in specs if force or finished_result(spec, out) is None]
+    if pending:
+        build_dataset(pending[0].dataset, pending[0].data_options, pending[0].data_root)
+
+
 def run_local(specs: list[RunSpec], out: Path, force: bool = False, progress: Progress | None = None) -> list[dict]:
     """Run specs one after another in this process, skipping finished ones unless ``force``."""
     progress = progress or Progress()

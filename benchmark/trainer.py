@@ -16,6 +16,7 @@ import torch
 
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import SAMPLERS, Batch, GroupDataset, eval_batches
+from benchmark.data.images import with_inputs
 from benchmark.errors import BenchError
 from benchmark.methods.base import Method, TrainInfo
 from benchmark.metrics import group_metrics
@@ -57,7 +58,7 @@ def evaluate(method: Method, data: GroupDataset, batches: list[Batch]) -> dict:
     method.eval()
     correct = torch.zeros(data.num_groups, device=data.device)
     total = torch.zeros(data.num_groups, device=data.device)
-    for batch in batches:
+    for batch in with_inputs(data, batches):
         hit = (method.predict(data, batch).argmax(1) == batch.y).to(correct.dtype)
         correct.index_add_(0, batch.g, hit)
         total.index_add_(0, batch.g, torch.ones_like(hit))
@@ -143,7 +144,7 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
             first_bad = torch.full((), -1, device=device)
             logs: dict[str, torch.Tensor] = {}
             batches = sampler.epoch(batch_rng)
-            for batch in batches:
+            for batch in with_inputs(data, batches):
                 step += 1
                 loss, logs = method.loss(data, batch)
                 optimizer.zero_grad(set_to_none=True)

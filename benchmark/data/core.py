@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from benchmark.data.images import ImageFiles
 from benchmark.errors import BenchError
 
 SPLITS = ("train", "val", "test")
@@ -22,11 +23,14 @@ SPACE_KINDS = ("image", "sequence", "vector")
 
 @dataclass
 class FeatureSpace:
-    """One feature space: a name, a kind (image/sequence/vector) and its rows ``x`` (n × shape)."""
+    """One feature space: a name, a kind (image/sequence/vector) and its rows ``x`` (n × shape), a tensor
+    in memory or :class:`~benchmark.data.images.ImageFiles` on disk. ``encoder`` names a backbone other
+    than the kind's default (e.g. ``resnet18``, see :mod:`benchmark.models`)."""
 
     name: str
     kind: str
-    x: torch.Tensor
+    x: torch.Tensor | ImageFiles
+    encoder: str | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -74,6 +78,7 @@ class GroupDataset:
         self.space_cpu = self.space.cpu().numpy()
         self.g_cpu = self.g.cpu().numpy()
         self.y_cpu = self.y.cpu().numpy()
+        self.row_cpu = self.row.cpu().numpy()
         self.split_cpu = self.split.cpu().numpy()
 
     @property
@@ -161,7 +166,7 @@ def make_batches(data: GroupDataset, order: np.ndarray, batch_of: np.ndarray) ->
     idx_all = torch.from_numpy(order).to(data.device, non_blocking=True)
     y_all, a_all, g_all = data.y[idx_all], data.a[idx_all], data.g[idx_all]
     lengths = sizes.sum(1).tolist()
-    return [
+    batches = [
         Batch(idx, tuple(sz), y, a, g, biggest)
         for idx, y, a, g, sz, biggest in zip(
             torch.split(idx_all, lengths),
@@ -172,6 +177,13 @@ def make_batches(data: GroupDataset, order: np.ndarray, batch_of: np.ndarray) ->
             max_cell.tolist(),
         )
     ]
+    on_disk = [s for s, space in enumerate(data.spaces) if isinstance(space.x, ImageFiles)]
+    if on_disk:  # host rows to load, per disk-backed space (see benchmark.data.images.with_inputs)
+        bounds = np.cumsum([0, *sizes.reshape(-1).tolist()])
+        rows = data.row_cpu[order]
+        for b, batch in enumerate(batches):
+            batch.extra["rows"] = {s: rows[bounds[b * n_spaces + s] : bounds[b * n_spaces + s + 1]] for s in on_disk}
+    return batches
 
 
 def eval_batches(data: GroupDataset, split: str, batch_size: int) -> list[Batch]:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from benchmark.data.core import Batch, BatchSampler, GroupDataset, eval_batches
+from benchmark.data.images import with_inputs
 from benchmark.models import GroupModel
 
 
@@ -107,8 +108,8 @@ class Method(nn.Module):
         The model is put back into training mode afterwards.
         """
         self.model.eval()
-        batches = eval_batches(data, split, 4096)
-        z = torch.cat([self.model.encode(data, batch) for batch in batches])
+        batches = eval_batches(data, split, 512)
+        z = torch.cat([self.model.encode(data, batch) for batch in with_inputs(data, batches)])
         self.model.train()
         return torch.cat([batch.idx for batch in batches]), z
 

@@ -1,0 +1,114 @@
+"""Image feature spaces that stay on disk: decoded and transformed per batch by DataLoader workers.
+
+A feature space whose rows are an :class:`ImageFiles` is not held in memory; batches of such a space
+carry the host rows to load (``batch.extra["rows"]``, set by :func:`benchmark.data.core.make_batches`)
+and :func:`with_inputs` loads them, in worker processes, into ``batch.extra["inputs"]`` before the
+model sees the batch. In-memory datasets skip all of this.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageFiles:
+    """Image files decoded on demand with ``transform`` (PIL image -> C×H×W tensor of ``item_shape``)."""
+
+    def __init__(self, paths: list[Path], transform: Callable, item_shape: tuple[int, int, int], workers: int = 2):
+        self.paths = [Path(p) for p in paths]
+        self.transform = transform
+        self.item_shape = tuple(item_shape)
+        self.workers = workers
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.paths), *self.item_shape)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def to(self, device) -> "ImageFiles":
+        """Files stay on disk whatever the training device; loaded batches are moved instead."""
+        return self
+
+    def load(self, rows: np.ndarray) -> torch.Tensor:
+        """The transformed images of ``rows``, stacked (len(rows) × item_shape)."""
+        from PIL import Image
+
+        images = []
+        for row in rows:
+            with Image.open(self.paths[row]) as image:
+                images.append(self.transform(image.convert("RGB")))
+        return torch.stack(images) if images else torch.zeros(0, *self.item_shape)
+
+
+def field_transform(resize: int, crop: int, crop_first: bool = False) -> Callable:
+    """The field's standard evaluation transform: Resize + CenterCrop (CelebA crops first), ImageNet
+    normalisation. Waterbirds: ``field_transform(256, 224)``; CelebA: ``field_transform(224, 178, True)``."""
+    from torchvision import transforms
+
+    steps = (
+        [transforms.CenterCrop(crop), transforms.Resize(resize)]
+        if crop_first
+        else [
+            transforms.Resize(resize),
+            transforms.CenterCrop(crop),
+        ]
+    )
+    return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+class _BatchRows(torch.utils.data.Dataset):
+    """Item i: the loaded inputs of batch i's disk spaces (and of any batch attached to it)."""
+
+    def __init__(self, sources: dict[int, ImageFiles], requests: list[list[dict[int, np.ndarray]]]):
+        self.sources, self.requests = sources, requests
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def __getitem__(self, i: int) -> list[dict[int, torch.Tensor]]:
+        return [{s: self.sources[s].load(rows) for s, rows in request.items()} for request in self.requests[i]]
+
+
+def attached_batches(batch) -> list:
+    """The batch and any batches a method's sampler attached to it (e.g. mixing partners)."""
+    return [batch, *(value for value in batch.extra.values() if hasattr(value, "space_sizes"))]
+
+
+def with_inputs(data, batches: list) -> Iterable:
+    """Batches with the inputs of their disk-backed spaces loaded onto the data device, in order.
+
+    Returns ``batches`` unchanged when every feature space is in memory.
+    """
+    sources = {s: space.x for s, space in enumerate(data.spaces) if isinstance(space.x, ImageFiles)}
+    if not sources:
+        return batches
+    return _load(data, batches, sources)
+
+
+def _as_is(item):
+    return item
+
+
+def _load(data, batches: list, sources: dict[int, ImageFiles]) -> Iterator:
+    requests = [[part.extra["rows"] for part in attached_batches(batch)] for batch in batches]
+    workers = max(source.workers for source in sources.values())
+    loader = torch.utils.data.DataLoader(
+        _BatchRows(sources, requests),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=data.device.type == "cuda",
+        collate_fn=_as_is,
+    )
+    for batch, loaded in zip(batches, loader):
+        for part, inputs in zip(attached_batches(batch), loaded):
+            part.extra["inputs"] = {s: x.to(data.device, non_blocking=True) for s, x in inputs.items()}
+        yield batch

@@ -202,14 +202,16 @@ def report_cmd(
 
 def print_leaderboard(dataset: str, board) -> None:
     """The leaderboard as a rich table on the console."""
-    from benchmark.report import LABELS, ORDER, mean_std
+    from benchmark.report import label, mean_std, shown_metrics
 
     table = Table(
-        "method", *(LABELS[m] for m in ORDER), "seeds", title=f"{dataset}: test metrics (%) at the selected epoch"
+        "method", *map(label, shown_metrics(board)), "seeds", title=f"{dataset}: test metrics (%) at the selected epoch"
     )
     for _, row in board.iterrows():
         table.add_row(
-            row["label"], *(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ") for m in ORDER), str(row["n_seeds"])
+            row["label"],
+            *(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ") for m in shown_metrics(board)),
+            str(row["n_seeds"]),
         )
     console.print(table)
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import HEADLINE, HIGHER_IS_BETTER
+from benchmark.metrics import HIGHER_IS_BETTER
 
 LABELS = {"wga": "WGA", "acc": "Acc", "delta_acc": "ΔAcc", "bga": "BGA", "mean_group_acc": "Mean-group"}
 TEX_LABELS = {**LABELS, "delta_acc": r"$\Delta$Acc"}
 ORDER = ("wga", "acc", "delta_acc", "bga", "mean_group_acc")
+EXTRA_LABELS = {"adj_acc": "Adj-acc", "many": "Many", "medium": "Medium", "few": "Few"}
 COST = ("train_time_s", "steps_per_s", "peak_memory_mb")
 FORMATS = ("csv", "tex", "md")
 
@@ -28,8 +29,8 @@ def runs_frame(results: list[dict]) -> pd.DataFrame:
         if r.get("status") != "ok":
             continue
         row = {k: r[k] for k in ("dataset", "method", "config_id", "run_id", "seed", "select", *COST)}
-        row.update({f"test_{m}": r["test"][m] for m in HEADLINE})
-        row.update({f"val_{m}": r["val"][m] for m in HEADLINE})
+        row.update({f"test_{m}": v for m, v in r["test"].items() if m != "groups"})
+        row.update({f"val_{m}": v for m, v in r["val"].items() if m != "groups"})
         row.update({f"group:{g}": acc for g, acc in r["test"]["groups"].items()})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -38,7 +39,7 @@ def runs_frame(results: list[dict]) -> pd.DataFrame:
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds per (dataset, method, config): columns ``<metric>_mean``, ``<metric>_std``."""
     keys = ["dataset", "method", "config_id"]
-    metrics = [f"test_{m}" for m in HEADLINE]
+    metrics = [c for c in runs.columns if c.startswith("test_")]
     grouped = runs.groupby(keys, sort=False)
     board = grouped[metrics].agg(["mean", "std"])
     board.columns = [f"{col[5:]}_{stat}" for col, stat in board.columns]
@@ -61,10 +62,24 @@ def group_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={c: c[len("group:") :] for c in group_cols})
 
 
+def shown_metrics(board: pd.DataFrame) -> list[str]:
+    """The headline metrics, then the dataset's extra summaries (adj_acc, many/medium/few) if any."""
+    extras = [c[: -len("_mean")] for c in board.columns if c.endswith("_mean") and c[: -len("_mean")] not in ORDER]
+    return [*ORDER, *extras]
+
+
+def label(metric: str) -> str:
+    return LABELS.get(metric) or EXTRA_LABELS.get(metric, metric)
+
+
+def higher_is_better(metric: str) -> bool:
+    return HIGHER_IS_BETTER.get(metric, True)
+
+
 def rank_marks(board: pd.DataFrame, metric: str) -> list[str]:
     """'best' / 'second' / '' per row for one metric (ties share the mark)."""
     values = board[f"{metric}_mean"]
-    ordered = sorted(set(values.dropna()), reverse=HIGHER_IS_BETTER[metric])
+    ordered = sorted(set(values.dropna()), reverse=higher_is_better(metric))
     marks = {v: "best" for v in ordered[:1]} | {v: "second" for v in ordered[1:2]}
     return [marks.get(v, "") if len(ordered) > 1 else "" for v in values]
 
@@ -77,24 +92,25 @@ def mean_std(mean: float, std: float, plus_minus: str) -> str:
 
 def to_markdown(board: pd.DataFrame, groups: pd.DataFrame) -> str:
     """A Markdown leaderboard (best bold, second underlined with <u>) and a per-group accuracy table."""
+    metrics = shown_metrics(board)
     header = (
         ["Method"]
-        + [f"{LABELS[m]} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in ORDER]
+        + [f"{label(m)} {'↑' if higher_is_better(m) else '↓'}" for m in metrics]
         + ["Seeds", "Train s", "Steps/s"]
     )
-    marks = {m: rank_marks(board, m) for m in ORDER}
+    marks = {m: rank_marks(board, m) for m in metrics}
     style = {"best": "**{}**", "second": "<u>{}</u>", "": "{}"}
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for i, row in board.iterrows():
-        cells = [style[marks[m][i]].format(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ")) for m in ORDER]
+        cells = [style[marks[m][i]].format(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ")) for m in metrics]
         cost = [str(row["n_seeds"]), f"{row['train_time_s']:.1f}", f"{row['steps_per_s']:.1f}"]
         lines.append("| " + " | ".join([row["label"], *cells, *cost]) + " |")
     group_names = [c for c in groups.columns if c not in ("dataset", "method", "config_id")]
     lines += ["", "Test accuracy per group (mean over seeds):", ""]
     lines += ["| Method | " + " | ".join(group_names) + " |", "|" + "---|" * (len(group_names) + 1)]
-    for label, (_, row) in zip(board["label"], groups.iterrows()):
+    for name, (_, row) in zip(board["label"], groups.iterrows()):
         lines.append(
-            f"| {label} | " + " | ".join("–" if row[g] != row[g] else f"{row[g]:.1f}" for g in group_names) + " |"
+            f"| {name} | " + " | ".join("–" if row[g] != row[g] else f"{row[g]:.1f}" for g in group_names) + " |"
         )
     return "\n".join(lines) + "\n"
 
@@ -114,19 +130,20 @@ def tex_escape(text: str) -> str:
 
 def to_latex(board: pd.DataFrame) -> str:
     """A booktabs tabular: mean ± std, best bold, second underlined, ↑/↓ in the header."""
-    marks = {m: rank_marks(board, m) for m in ORDER}
+    metrics = shown_metrics(board)
+    marks = {m: rank_marks(board, m) for m in metrics}
     style = {"best": r"$\mathbf{{{}}}$", "second": r"$\underline{{{}}}$", "": "${}$"}
     arrow = {True: r"$\uparrow$", False: r"$\downarrow$"}
-    header = ["Method"] + [f"{TEX_LABELS[m]} {arrow[HIGHER_IS_BETTER[m]]}" for m in ORDER] + ["Seeds"]
+    header = ["Method"] + [f"{TEX_LABELS.get(m, label(m))} {arrow[higher_is_better(m)]}" for m in metrics] + ["Seeds"]
     lines = [
         r"% generated by bench report; needs \usepackage{booktabs}",
-        r"\begin{tabular}{l" + "c" * len(ORDER) + "r}",
+        r"\begin{tabular}{l" + "c" * len(metrics) + "r}",
         r"\toprule",
         " & ".join(header) + r" \\",
         r"\midrule",
     ]
     for i, row in board.iterrows():
-        cells = [style[marks[m][i]].format(mean_std(row[f"{m}_mean"], row[f"{m}_std"], r" \pm ")) for m in ORDER]
+        cells = [style[marks[m][i]].format(mean_std(row[f"{m}_mean"], row[f"{m}_std"], r" \pm ")) for m in metrics]
         lines.append(" & ".join([tex_escape(row["label"]), *cells, str(row["n_seeds"])]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

@@ -78,3 +78,16 @@ def test_two_configs_of_one_method_get_separate_rows(tmp_path):
 
 def test_nothing_to_report(tmp_path):
     assert write_reports([fake_result("erm", 0, [1, 1], status="failed")], tmp_path) == {}
+
+
+def test_dataset_summaries_join_the_leaderboard(tmp_path):
+    results = []
+    for seed, adj in enumerate((60.0, 70.0)):
+        result = fake_result("erm", seed, [9, 5])
+        result["test"] = {**result["test"], "adj_acc": adj}
+        results.append(result)
+    board = write_reports(results, tmp_path)["toy"]
+    assert board.loc[0, "adj_acc_mean"] == pytest.approx(65.0)
+    md = (tmp_path / "toy" / "leaderboard.md").read_text()
+    assert "Adj-acc ↑" in md.splitlines()[0] and "65.0 ± 7.1" in md
+    assert r"Adj-acc $\uparrow$" in (tmp_path / "toy" / "leaderboard.tex").read_text()

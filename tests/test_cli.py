@@ -24,7 +24,7 @@ def assert_one_line_error(proc, *fragments: str) -> None:
     "args, fragments",
     [
         (["--methods", "erm,nosuch"], ["unknown method 'nosuch'", "known: anchor-w2, erm, groupdro, jtt"]),
-        (["--dataset", "nosuch"], ["unknown dataset 'nosuch'", "known: digits-hetero"]),
+        (["--dataset", "nosuch"], ["unknown dataset 'nosuch'", "known: ", "digits-hetero, "]),
         (["--set", "train.nosuch=1"], ["unknown setting 'train.nosuch'", "train.lr"]),
         (["--set", "groupdro.step_size=fast"], ["bad value for groupdro.step_size", "not a float"]),
         (["--set", "groupdro.step_size=-1"], ["groupdro.step_size must be >= 0"]),

@@ -117,7 +117,7 @@ def test_resnet_backbone_and_missing_pretrained_weights(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda root: (root / "metadata.csv").unlink(), "missing file metadata.csv"),
+        (lambda root: (root / "metadata.csv").unlink(), "file metadata.csv not found in"),
         (lambda root: (root / "metadata.csv").write_text("img_id,img_filename,split\n1,a.jpg,0\n"), "missing column"),
         (lambda root: (root / "001.Bird/bird_1.jpg").unlink(), "missing image file"),
         (

@@ -15,6 +15,7 @@ import torch
 
 from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
 from benchmark.data.images import ImageFiles, field_transform
+from benchmark.data.sources import data_file
 from benchmark.errors import BenchError
 from benchmark.models import BACKBONES
 from benchmark.registry import register_dataset
@@ -22,14 +23,6 @@ from benchmark.registry import register_dataset
 IMAGE_OPTIONS = {"image_size": 224, "encoder": "resnet50", "workers": 2}
 IMAGE_CHOICES = {"encoder": ("cnn", *BACKBONES)}
 IMAGE_TRAIN = {"epochs": 10, "batch_size": 64, "eval_batch_size": 128}
-
-
-def require(root: Path, name: str) -> Path:
-    """``root / name``, which must exist."""
-    path = root / name
-    if not path.exists():
-        raise BenchError(f"missing file {name}: looked for {path}")
-    return path
 
 
 def read_table(path: Path, columns: list[str], **read_options) -> pd.DataFrame:
@@ -103,7 +96,7 @@ class Waterbirds(DatasetBuilder):
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
         check_image_options(options)
         root = Path(data_root)
-        path = require(root, "metadata.csv")
+        path = data_file(root, "metadata.csv")
         table = read_table(path, ["img_id", "img_filename", "y", "split", "place"])
         y = binary_column(table, "y", path, (0, 1))
         place = binary_column(table, "place", path, (0, 1))

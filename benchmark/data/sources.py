@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
+
+from benchmark.errors import BenchError
 
 
 def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +66,12 @@ def rotate(images: torch.Tensor, degrees: np.ndarray) -> torch.Tensor:
     affine = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
     grid = torch.nn.functional.affine_grid(affine, list(images.shape), align_corners=False)
     return torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def data_file(root: str | Path, name: str) -> Path:
+    """``root/name``, or a BenchError naming the file and the folder it was looked for in."""
+    path = Path(root) / name
+    if not path.is_file():
+        hint = " (found a .gz next to it: decompress it)" if path.with_name(path.name + ".gz").is_file() else ""
+        raise BenchError(f"file {name} not found in {Path(root).resolve()}{hint}")
+    return path

@@ -23,7 +23,8 @@ from benchmark.metrics import group_metrics
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 
-SELECT_METRIC = {"val-wga": ("val", "wga"), "val-acc": ("val", "acc"), "oracle": ("test", "wga")}
+# rule -> (split, metric, tie-break metric): e.g. epochs tied at the same val wga go to the better val acc
+SELECT_METRIC = {"val-wga": ("val", "wga", "acc"), "val-acc": ("val", "acc", "wga"), "oracle": ("test", "wga", "acc")}
 
 
 class NonFiniteLoss(RuntimeError):
@@ -93,7 +94,8 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
     The method's stages run in order, each with a new optimiser over the parameters that require
     gradients. After each epoch the model is evaluated on val and test; the record (stage, epoch,
     step, train loss, method logs, metrics, time) goes to ``on_eval``. Selection keeps the first epoch
-    of the final stage (the model the method delivers) with the best score under ``spec.select``.
+    of the final stage (the model the method delivers) with the best score under ``spec.select``, ties
+    broken by the same split's accuracy (worst-group accuracy for ``val-acc``).
     Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
     """
     start = time.perf_counter()
@@ -116,11 +118,11 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
     train_idx_cpu = train_idx.cpu().numpy()
     batch_rng = np.random.default_rng([spec.seed, 0xBA7C])
     evals = {split: eval_batches(data, split, config.eval_batch_size) for split in ("val", "test")}
-    split_name, metric = SELECT_METRIC[spec.select]
+    split_name, metric, tie_break = SELECT_METRIC[spec.select]
 
-    def selection_score(record: dict) -> float:
-        value = record[split_name][metric]
-        return float("-inf") if value is None else value
+    def selection_score(record: dict) -> tuple[float, float]:
+        values = (record[split_name][metric], record[split_name][tie_break])
+        return tuple(float("-inf") if value is None else value for value in values)
 
     stages = method.stages()
     if sum(stage.epochs for stage in stages) != config.epochs or any(stage.epochs < 1 for stage in stages):

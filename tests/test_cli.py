@@ -23,7 +23,7 @@ def assert_one_line_error(proc, *fragments: str) -> None:
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--methods", "erm,nosuch"], ["unknown method 'nosuch'", "known: anchor-w2, erm, groupdro, jtt"]),
+        (["--methods", "erm,nosuch"], ["unknown method 'nosuch'", "known: anchor-w2, ", ", erm, groupdro, "]),
         (["--dataset", "nosuch"], ["unknown dataset 'nosuch'", "known: ", "digits-hetero, "]),
         (["--set", "train.nosuch=1"], ["unknown setting 'train.nosuch'", "train.lr"]),
         (["--set", "groupdro.step_size=fast"], ["bad value for groupdro.step_size", "not a float"]),

@@ -34,15 +34,12 @@ def job(method="erm", select="val-wga", epochs=4, seed=0, **hparams) -> RunSpec:
 
 def test_selection_rules_pick_the_best_logged_epoch():
     data = toy_dataset()
-    for rule, (split, metric) in {
-        "val-wga": ("val", "wga"),
-        "val-acc": ("val", "acc"),
-        "oracle": ("test", "wga"),
-    }.items():
+    rules = {"val-wga": ("val", "wga", "acc"), "val-acc": ("val", "acc", "wga"), "oracle": ("test", "wga", "acc")}
+    for rule, (split, metric, tie_break) in rules.items():
         records = []
         result = train(job(select=rule, epochs=6), data, records.append)
         assert [r["epoch"] for r in records] == list(range(1, 7))
-        best = max(records, key=lambda r: r[split][metric])  # max returns the first of equal scores
+        best = max(records, key=lambda r: (r[split][metric], r[split][tie_break]))  # first of equal scores
         assert result["selected_epoch"] == best["epoch"]
         assert result["test"] == best["test"] and result["select"] == rule
         assert result["steps"] == records[-1]["step"] == 6 * 6  # 42 training samples, batch 8

@@ -17,6 +17,7 @@ import pytest
 
 COMMAND = ["run", "--methods", "erm,groupdro", "--dataset", "digits-hetero", "--seeds", "0,1,2"]
 GROUPS = ["mnist1d", "digits8", "digits16", "digits-proj"]
+BUILTIN_METHODS = ["anchor-w2", "dro-lt", "erm", "groupdro", "jm1", "jtt", "mr2", "nc-frozen"]
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,6 @@ def test_rerun_trains_nothing_and_keeps_the_leaderboard(default_suite):
 
 def test_quick_run_of_every_method_has_finite_metrics(tmp_path):
     """``bench run --methods all --seeds 0 --quick``: all eight methods, finite metrics for every group."""
-    from benchmark.registry import METHODS
-
     exe = shutil.which("bench")
     out = tmp_path / "results"
     start = time.perf_counter()
@@ -91,8 +90,7 @@ def test_quick_run_of_every_method_has_finite_metrics(tmp_path):
     print(f"\nquick run of all methods: {time.perf_counter() - start:.1f}s wall")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     runs = results(out)
-    assert sorted(r["method"] for r in runs) == METHODS.names()
-    assert len(runs) == 8
+    assert sorted(r["method"] for r in runs) == BUILTIN_METHODS
     for r in runs:
         assert r["status"] == "ok" and r["epochs"] == 3
         for split in ("val", "test"):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from benchmark.data import adult, digits_full, digits_hetero, digits_lt, real_images  # noqa: F401  (registers the built-ins)
+from benchmark.data import (  # noqa: F401  (registers the built-ins)
+    adult,
+    digits_full,
+    digits_hetero,
+    digits_lt,
+    real_images,
+    spurious,
+)
 from benchmark.data.core import Batch, DatasetBuilder, FeatureSpace, GroupDataset
 from benchmark.registry import DATASETS
 

@@ -126,29 +126,54 @@ def run(
     seeds: str = typer.Option("0,1,2", help="training seeds, e.g. 0,1,2 or 0-4"),
     epochs: Optional[int] = typer.Option(None, help="epoch budget (overrides the dataset's default)"),
     quick: bool = typer.Option(False, "--quick", help=f"smoke-test budget: {QUICK_EPOCHS} epochs"),
-    select: str = typer.Option("val-wga", help="model selection: val-wga, val-acc or oracle"),
+    trials: int = typer.Option(1, help="random-search hparam trials per method (trial 0: the defaults)"),
+    select: str = typer.Option("val-wga", help="model selection (epoch and trial): val-wga, val-acc or oracle"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
-    launcher: str = typer.Option("local", help="local (ray and slurm are not available yet)"),
+    launcher: str = typer.Option("local", help="local, ray or slurm"),
+    workers: Optional[int] = typer.Option(
+        None,
+        help="parallel runs (local: processes, default one per core on CPU and one per GPU; ray: CPUs of a local "
+        "instance; slurm: array limit)",
+    ),
+    threads: int = typer.Option(1, help="torch CPU threads per run (metrics are reproducible for a given count)"),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (default: start a local instance)"),
+    slurm_partition: Optional[str] = typer.Option(None, help="SLURM partition"),
+    slurm_time: int = typer.Option(60, help="SLURM time limit per run, minutes"),
+    slurm_gpus: int = typer.Option(0, help="GPUs per SLURM task"),
+    slurm_cpus: int = typer.Option(2, help="CPUs per SLURM task"),
+    slurm_cluster: str = typer.Option("slurm", help="slurm, or local: submitit's local executor (testing)"),
     out: Path = typer.Option(Path("results"), help="results folder"),
     plugin: List[str] = typer.Option([], help="plugin file or module (repeatable)"),
     set_: List[str] = typer.Option([], "--set", help="KEY=VALUE: train.*, data.*, <method>.* (repeatable)"),
     data_root: Optional[str] = typer.Option(None, help="folder with the dataset's files"),
     force: bool = typer.Option(False, "--force", help="re-run runs that already finished"),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="re-run runs recorded as failed"),
     report: bool = typer.Option(True, "--report/--no-report", help="write the leaderboard for these runs"),
 ) -> None:
-    """Train methods × seeds on one dataset, skipping finished runs, then print and write the leaderboard."""
-    from benchmark.config import DEVICES, SELECT_RULES
+    """Train methods × trials × seeds on one dataset, skipping finished runs, then print and write the leaderboard."""
+    from benchmark.config import DEVICES
+    from benchmark.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher, default_workers, launch
     from benchmark.progress import RichProgress
     from benchmark.report import write_reports
-    from benchmark.runner import build_before_running, plan_sweep, run_local
+    from benchmark.runner import (
+        build_before_running,
+        collect_results,
+        plan_sweep,
+        runs_to_do,
+        stored_result,
+        unique_runs,
+    )
+    from benchmark.selection import SELECT_RULES
 
     check_choice("--select", select, SELECT_RULES)
     check_choice("--device", device, DEVICES)
-    check_choice("--launcher", launcher, ("local",))
+    check_choice("--launcher", launcher, LAUNCHERS)
+    check_choice("--slurm-cluster", slurm_cluster, SLURM_CLUSTERS)
     if epochs is not None and quick:
         raise BenchError("give either --epochs or --quick, not both")
-    if epochs is not None and epochs < 1:
-        raise BenchError(f"bad --epochs {epochs}: must be >= 1")
+    for option, value in (("--epochs", epochs), ("--trials", trials), ("--workers", workers), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise BenchError(f"bad {option} {value}: must be >= 1")
     specs = plan_sweep(
         methods=parse_list(methods, "--methods"),
         dataset=dataset,
@@ -159,19 +184,33 @@ def run(
         plugins=tuple(plugin),
         sets=set_,
         data_root=data_root,
+        trials=trials,
+        threads=threads,
     )
-    build_before_running(specs, out, force)
-    with RichProgress(console, len(specs)) as progress:
-        results = run_local(specs, out, force=force, progress=progress)
+    pending = runs_to_do(specs, out, force, retry_failed)
+    build_before_running(pending)
+    options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
+    check_launcher(launcher, options)
+    unique = unique_runs(specs)
+    parallel = workers or (default_workers(pending) if launcher == "local" else 1)
+    with RichProgress(console, len(unique), parallel=parallel) as progress:
+        todo = {spec.run_id for spec in pending}
+        for spec in unique:
+            if spec.run_id not in todo:
+                progress.finished(spec, stored_result(spec, out), skipped=True)
+        launch(launcher, pending, out, progress, options)
+    results = collect_results(unique, out)
     if report:
-        boards = write_reports(results, out)
+        boards = write_reports(results, out, select=select)
         for name, board in boards.items():
             print_leaderboard(name, board)
             console.print(f"leaderboard written to {out / name}/leaderboard.{{csv,tex,md}}")
-    failed = [(s, r) for s, r in zip(specs, results) if r.get("status") != "ok"]
+    failed = [(s, r) for s, r in zip(unique, results) if r.get("status") != "ok"]
     for spec, result in failed:
-        console.print(f"[red]failed[/red] {spec.method} seed {spec.seed} ({spec.run_id}): {result.get('error')}")
+        console.print(f"[red]failed[/red] {RichProgress.run_name(spec)} ({spec.run_id}): {result.get('error')}")
     if failed:
+        if any(spec.run_id not in todo for spec, _ in failed):
+            console.print("runs that failed before were not retried: add --retry-failed to re-run them")
         raise typer.Exit(1)
 
 
@@ -182,17 +221,21 @@ def report_cmd(
     dataset: Optional[str] = typer.Option(None, help="only this dataset"),
     out: Path = typer.Option(Path("reports"), help="where to write <dataset>/leaderboard.*"),
     formats: str = typer.Option("csv,tex,md", help="comma-separated: csv, tex, md"),
+    select: str = typer.Option("val-wga", help="re-select epochs and trials: val-wga, val-acc or oracle"),
 ) -> None:
-    """Aggregate every result.json under a results folder into leaderboards."""
+    """Aggregate every result.json under a results folder into leaderboards (no training)."""
     from benchmark.report import FORMATS, write_reports
+    from benchmark.selection import SELECT_RULES
     from benchmark.store import iter_results
 
+    check_choice("--select", select, SELECT_RULES)
     chosen = tuple(parse_list(formats, "--formats"))
     for f in chosen:
         check_choice("--formats entry", f, FORMATS)
     if not results.is_dir():
         raise BenchError(f"results folder not found: {results}")
-    boards = write_reports(list(iter_results(results, dataset)), out, chosen)
+    warn = functools.partial(console.print, "[yellow]warning:[/yellow]")
+    boards = write_reports(list(iter_results(results, dataset, warn)), out, chosen, select)
     if not boards:
         raise BenchError(f"no finished runs under {results}" + (f" for dataset {dataset}" if dataset else ""))
     for name, board in boards.items():
@@ -204,14 +247,14 @@ def print_leaderboard(dataset: str, board) -> None:
     """The leaderboard as a rich table on the console."""
     from benchmark.report import label, mean_std, shown_metrics
 
-    table = Table(
-        "method", *map(label, shown_metrics(board)), "seeds", title=f"{dataset}: test metrics (%) at the selected epoch"
-    )
+    title = f"{dataset}: test metrics (%), selection {board['select'].iloc[0]}"
+    table = Table("method", *map(label, shown_metrics(board)), "seeds", "trials", title=title)
     for _, row in board.iterrows():
         table.add_row(
             row["label"],
             *(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ") for m in shown_metrics(board)),
             str(row["n_seeds"]),
+            str(row["trials"]),
         )
     console.print(table)
 

@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from benchmark.errors import BenchError
-from benchmark.store import run_dir, run_id
+from benchmark.store import SCHEMA_VERSION, run_dir, run_id
 
-SELECT_RULES = ("val-wga", "val-acc", "oracle")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -110,7 +109,14 @@ def train_config(sets: dict[str, str], dataset_defaults: dict, epochs: int | Non
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run. ``identity()`` is everything that determines its numbers; the rest is how to run it."""
+    """One run. ``identity()`` is everything that determines its numbers; the rest is how to run it and report it.
+
+    ``trial`` is the hparam-search trial that drew ``hparams`` (0: the defaults); ``family_id`` is the
+    ``config_id`` of trial 0 of the same sweep, which ties the trials of a method together for selection.
+    ``select`` is the rule for the run's own result (reports can re-select), so it is not part of the identity.
+    ``threads`` is the number of torch CPU threads: a run's numbers are bitwise identical for the same thread
+    count, whatever the launcher or number of parallel runs (different counts sum in different orders).
+    """
 
     dataset: str
     data_options: dict
@@ -122,6 +128,9 @@ class RunSpec:
     device: str = "auto"
     data_root: str | None = None
     plugins: tuple[str, ...] = field(default=())
+    trial: int = 0
+    family_id: str = ""
+    threads: int = 1
 
     def identity(self) -> dict:
         return {
@@ -131,7 +140,6 @@ class RunSpec:
             "hparams": self.hparams,
             "seed": self.seed,
             "train": self.train.to_dict(),
-            "select": self.select,
         }
 
     @property
@@ -142,6 +150,15 @@ class RunSpec:
     def config_id(self) -> str:
         """The run id without the seed: runs that differ only in seed share it (a leaderboard row)."""
         return run_id({**self.identity(), "seed": None})
+
+    @property
+    def family(self) -> str:
+        return self.family_id or self.config_id
+
+    def header(self) -> dict:
+        """What every file of the run starts with: ids, trial and identity."""
+        ids = {"run_id": self.run_id, "config_id": self.config_id, "family_id": self.family, "trial": self.trial}
+        return {"schema": SCHEMA_VERSION, **ids, **self.identity()}
 
     def directory(self, out: Path) -> Path:
         return run_dir(out, self.dataset, self.method, self.run_id)

@@ -49,3 +49,11 @@ def draw(method: str, hparam: str, trial: int, distribution) -> Any:
     """The value of ``hparam`` for ``method`` in random-search ``trial``, independent of all other draws."""
     digest = hashlib.sha256(f"{method}/{hparam}/{trial}".encode()).digest()
     return distribution.sample(np.random.default_rng(int.from_bytes(digest[:8], "little")))
+
+
+def trial_values(method: str, space: dict, trial: int, fixed: set[str] = frozenset()) -> dict:
+    """What random-search ``trial`` of ``method`` sets: nothing for trial 0 (the defaults), otherwise a draw for
+    every name of ``space`` not in ``fixed`` (names the user set with ``--set``), in ``space``'s keys."""
+    if trial == 0:
+        return {}
+    return {name: draw(method, name, trial, dist) for name, dist in space.items() if name not in fixed}

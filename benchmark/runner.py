@@ -1,17 +1,19 @@
-"""Sweeps of methods × seeds: run specs, the single-run function, and the local launcher.
+"""Sweeps of methods × trials × seeds: run specs, and the single-run function every launcher calls.
 
-The runner knows nothing of losses: it builds :class:`RunSpec` objects, skips finished runs, and calls
-:func:`execute_run`, which trains one run and writes its files.
+The runner knows nothing of losses: it builds :class:`RunSpec` objects, finds the runs still to do, and
+:func:`execute_run` trains one run and writes its files. Launchers (:mod:`benchmark.launchers`) decide where.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import traceback
 from pathlib import Path
 
 from benchmark.config import RunSpec, apply_sets, split_sets, train_config
 from benchmark.data import build_dataset
 from benchmark.errors import BenchError
+from benchmark.hparams import trial_values
 from benchmark.registry import DATASETS, METHODS, load_builtins, load_plugin
 from benchmark.store import RunLog, read_result, write_json_atomic
 from benchmark.trainer import resolve_device, train
@@ -35,7 +37,7 @@ def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> d
     """
     progress = progress or Progress()
     directory = spec.directory(out)
-    header = {"run_id": spec.run_id, "config_id": spec.config_id, **spec.identity()}
+    header = spec.header()
     write_json_atomic(directory / "config.json", {**header, "device": spec.device, "data_root": spec.data_root})
     log = RunLog(directory / "log.jsonl")
 
@@ -44,8 +46,7 @@ def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> d
         progress.evaluated(spec, record)
 
     try:
-        for plugin in spec.plugins:
-            load_plugin(plugin)
+        load_plugins(spec.plugins)
         data = build_dataset(spec.dataset, spec.data_options, spec.data_root)
         result = {"status": "ok", **train(spec, data, on_eval)}
     except Exception as exc:  # recorded, so that the sweep goes on
@@ -57,40 +58,49 @@ def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> d
     return result
 
 
-def finished_result(spec: RunSpec, out: Path) -> dict | None:
-    """The stored result of a successfully finished run, else None (failed runs are retried)."""
+def record_crash(spec: RunSpec, out: Path, reason: str) -> dict:
+    """The run's result after its process died: the result.json it managed to write, or a failed one (written)."""
     result = read_result(spec.directory(out))
-    return result if result is not None and result.get("status") == "ok" else None
+    if result is None:
+        result = {**spec.header(), "status": "failed", "error": reason}
+        write_json_atomic(spec.directory(out) / "result.json", result)
+    return result
 
 
-def build_before_running(specs: list[RunSpec], out: Path, force: bool = False) -> None:
-    """Build the sweep's dataset (cached for the runs) if any run will train, so that a missing or
+def stored_result(spec: RunSpec, out: Path, retry_failed: bool = False) -> dict | None:
+    """The stored result of a finished run (failed runs count as finished unless ``retry_failed``), else None."""
+    result = read_result(spec.directory(out))
+    if result is None or (retry_failed and result.get("status") != "ok"):
+        return None
+    return result
+
+
+def unique_runs(specs: list[RunSpec]) -> list[RunSpec]:
+    """``specs`` without repeated runs (trials that drew the same hparams), in order."""
+    return list({spec.run_id: spec for spec in specs}.values())
+
+
+def runs_to_do(specs: list[RunSpec], out: Path, force: bool = False, retry_failed: bool = False) -> list[RunSpec]:
+    """The specs without a stored result (all of them with ``force``), in order, each once."""
+    return [spec for spec in unique_runs(specs) if force or stored_result(spec, out, retry_failed) is None]
+
+
+def collect_results(specs: list[RunSpec], out: Path) -> list[dict]:
+    """The stored result of every spec, in order; a run that left none reads as failed."""
+    missing = {"status": "failed", "error": "the run wrote no result.json"}
+    return [read_result(spec.directory(out)) or {**spec.header(), **missing} for spec in specs]
+
+
+def build_before_running(pending: list[RunSpec]) -> None:
+    """Build the sweep's dataset (cached for in-process runs) if any run will train, so that a missing or
     malformed data file is an input error before anything is written, not a failed run."""
-    pending = [spec for spec in specs if force or finished_result(spec, out) is None]
     if pending:
         build_dataset(pending[0].dataset, pending[0].data_options, pending[0].data_root)
 
 
-def run_local(specs: list[RunSpec], out: Path, force: bool = False, progress: Progress | None = None) -> list[dict]:
-    """Run specs one after another in this process, skipping finished ones unless ``force``."""
-    progress = progress or Progress()
-    results = []
-    for spec in specs:
-        done = None if force else finished_result(spec, out)
-        if done is not None:
-            progress.finished(spec, done, skipped=True)
-            results.append(done)
-            continue
-        progress.start(spec)
-        result = execute_run(spec, out, progress)
-        progress.finished(spec, result, skipped=False)
-        results.append(result)
-    return results
-
-
 def load_plugins(plugins: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Import the built-ins, installed entry points and ``plugins``; return the plugins with file paths
-    made absolute, so that worker processes can load them too."""
+    made absolute, so that worker processes can load them too (loading twice is harmless)."""
     load_builtins()
     plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins)
     for plugin in plugins:
@@ -116,11 +126,16 @@ def plan_sweep(
     plugins: tuple[str, ...] = (),
     sets: list[str] = (),
     data_root: str | None = None,
+    trials: int = 1,
+    threads: int = 1,
 ) -> list[RunSpec]:
-    """Validate every name and ``--set`` value, then return the runs of methods × seeds (nothing is written).
+    """Validate every name and ``--set`` value, then return the runs of methods × trials × seeds (nothing is
+    written).
 
     ``methods`` may be ``["all"]`` (every registered method, plugins included). ``--set`` keys are
-    ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep.
+    ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep; they are fixed in every trial, while
+    trials 1.. draw the method's other ``space`` entries (trial 0 is the defaults). ``threads``: torch CPU
+    threads per run.
     """
     plugins = load_plugins(plugins)
     names = METHODS.names() if methods == ["all"] else [METHODS.get(m).name for m in methods]
@@ -133,17 +148,26 @@ def plan_sweep(
         if section not in ("train", "data", *names):
             raise BenchError(f"unknown setting '{key}'; sections: train, data, {', '.join(names)}")
     config = train_config(parsed, DATASETS.get(dataset).train_defaults, epochs)
-    hparams = {}
+    resolve_device(device)
+    specs = []
     for name in names:
         cls = METHODS.get(name)
-        hparams[name] = apply_sets(name, cls.defaults(), parsed, cls.choices)
-        try:
-            cls.check_hparams(hparams[name])
-        except ValueError as exc:
-            raise BenchError(f"bad value: {exc}") from None
-    resolve_device(device)
-    return [
-        RunSpec(dataset, data_options, name, hparams[name], seed, config, select, device, data_root, plugins)
-        for name in names
-        for seed in seeds
-    ]
+        fixed = {key.partition(".")[2] for key in parsed if key.startswith(f"{name}.")}
+        fixed |= {key for key in parsed if key.startswith("train.")}
+        base = apply_sets(name, cls.defaults(), parsed, cls.choices)
+        family = ""
+        for trial in range(trials):
+            drawn = trial_values(name, cls.space, trial, fixed)
+            hparams = {**base, **{k: v for k, v in drawn.items() if not k.startswith("train.")}}
+            train = dataclasses.replace(config, **{k[6:]: v for k, v in drawn.items() if k.startswith("train.")})
+            try:
+                cls.check_hparams(hparams)
+            except ValueError as exc:
+                raise BenchError(f"bad value: {exc}") from None
+            runs = [
+                RunSpec(dataset, data_options, name, hparams, seed, train, select, device, data_root, plugins, trial)
+                for seed in seeds
+            ]
+            family = family or runs[0].config_id
+            specs += [dataclasses.replace(spec, family_id=family, threads=threads) for spec in runs]
+    return specs

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the selection rule left the identity; result.json has the history
 
 
 def run_id(identity: dict) -> str:
@@ -41,20 +41,30 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def read_result(directory: Path) -> dict | None:
-    """The run's result.json, or None if the run has not finished."""
+    """The run's result.json, or None if the run has not finished. A file that is not valid JSON (written by
+    something else, or a damaged disk) reads as a failed run, so that it is reported and re-run on demand."""
     path = Path(directory) / "result.json"
     if not path.is_file():
         return None
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return {"status": "failed", "error": f"unreadable {path}: {exc}", "unreadable": True}
 
 
-def iter_results(results: Path, dataset: str | None = None):
-    """Every finished run's result.json under ``results`` (optionally one dataset), in path order."""
+def iter_results(results: Path, dataset: str | None = None, warn=lambda message: None):
+    """Every finished run's result.json under ``results`` (optionally one dataset), in path order. Unreadable
+    files and results of an older schema are skipped, each with a call to ``warn``."""
     pattern = f"{dataset}/*/*/result.json" if dataset else "*/*/*/result.json"
     for path in sorted(Path(results).glob(pattern)):
-        with open(path) as handle:
-            yield json.load(handle)
+        result = read_result(path.parent)
+        if result.get("unreadable"):
+            warn(f"skipped {result['error']}")
+        elif result.get("schema") != SCHEMA_VERSION:
+            warn(f"skipped {path}: written by an older version (schema {result.get('schema', 1)})")
+        else:
+            yield result
 
 
 class RunLog:

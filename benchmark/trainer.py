@@ -22,9 +22,7 @@ from benchmark.methods.base import Method, TrainInfo
 from benchmark.metrics import group_metrics
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
-
-# rule -> (split, metric, tie-break metric): e.g. epochs tied at the same val wga go to the better val acc
-SELECT_METRIC = {"val-wga": ("val", "wga", "acc"), "val-acc": ("val", "acc", "wga"), "oracle": ("test", "wga", "acc")}
+from benchmark.selection import select_epoch
 
 
 class NonFiniteLoss(RuntimeError):
@@ -88,16 +86,25 @@ def seeded_model(data: GroupDataset, seed: int) -> GroupModel:
 def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None] = lambda record: None) -> dict:
     """Train ``spec.method`` on ``data_cpu`` and return the metrics at the selected epoch.
 
-    Of ``spec`` the trainer reads the method, hparams, seed, training settings, selection rule and
-    device; the dataset fields are the runner's.
+    Of ``spec`` the trainer reads the method, hparams, seed, training settings, selection rule, device
+    and CPU thread count (set for the run, restored after); the dataset fields are the runner's.
 
     The method's stages run in order, each with a new optimiser over the parameters that require
     gradients. After each epoch the model is evaluated on val and test; the record (stage, epoch,
-    step, train loss, method logs, metrics, time) goes to ``on_eval``. Selection keeps the first epoch
-    of the final stage (the model the method delivers) with the best score under ``spec.select``, ties
-    broken by the same split's accuracy (worst-group accuracy for ``val-acc``).
+    step, train loss, method logs, metrics, time) goes to ``on_eval``. The final stage's evaluations (the
+    model the method delivers) are returned as ``history``, and the metrics at the epoch
+    :func:`~benchmark.selection.select_epoch` picks under ``spec.select``.
     Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
     """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(spec.threads)
+    try:
+        return _train(spec, data_cpu, on_eval)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]) -> dict:
     start = time.perf_counter()
     device = resolve_device(spec.device)
     if device.type == "cuda":
@@ -118,18 +125,12 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
     train_idx_cpu = train_idx.cpu().numpy()
     batch_rng = np.random.default_rng([spec.seed, 0xBA7C])
     evals = {split: eval_batches(data, split, config.eval_batch_size) for split in ("val", "test")}
-    split_name, metric, tie_break = SELECT_METRIC[spec.select]
-
-    def selection_score(record: dict) -> tuple[float, float]:
-        values = (record[split_name][metric], record[split_name][tie_break])
-        return tuple(float("-inf") if value is None else value for value in values)
-
     stages = method.stages()
     if sum(stage.epochs for stage in stages) != config.epochs or any(stage.epochs < 1 for stage in stages):
         raise ValueError(
             f"{spec.method} cannot split {config.epochs} epochs into its stages {[s.name for s in stages]}"
         )
-    step, epoch, train_time, best, stage_reports = 0, 0, 0.0, None, []
+    step, epoch, train_time, history, stage_reports = 0, 0, 0.0, [], []
     for stage_number, stage in enumerate(stages, 1):
         stage_start, stage_train_time = time.perf_counter(), 0.0
         facts = method.on_stage_start(stage, data)
@@ -170,8 +171,8 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
                 "time_s": time.perf_counter() - start,
             }
             on_eval(record)
-            if stage_number == len(stages) and (best is None or selection_score(record) > selection_score(best)):
-                best = record
+            if stage_number == len(stages):
+                history.append({key: record[key] for key in ("epoch", "val", "test")})
         train_time += stage_train_time
         stage_reports.append(
             {
@@ -184,6 +185,7 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
         )
 
     memory, memory_kind = peak_memory_mb(device)
+    best = select_epoch(history, spec.select)
     return {
         "selected_epoch": best["epoch"],
         "select": spec.select,
@@ -198,4 +200,6 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
         "peak_memory_mb": memory,
         "memory_kind": memory_kind,
         "device": str(device),
+        "threads": spec.threads,
+        "history": history,
     }

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from benchmark.hparams import Choice, LogUniform, Uniform, draw
 from benchmark.registry import METHODS
+from benchmark.runner import plan_sweep
 
 
 def test_draws_are_in_range_and_repeatable():
@@ -27,3 +30,39 @@ def test_builtin_spaces_name_real_hparams():
         cls = METHODS.get(name)
         for key in cls.space:
             assert key.startswith("train.") or key in cls.defaults(), (name, key)
+
+
+def trial_hparams(specs, method: str) -> dict[int, list]:
+    """trial -> the hparams (and drawn training settings) of every seed's run of ``method``."""
+    out: dict[int, list] = {}
+    for spec in specs:
+        if spec.method == method:
+            out.setdefault(spec.trial, []).append({**spec.hparams, "lr": spec.train.lr, "wd": spec.train.weight_decay})
+    return out
+
+
+def test_trials_draw_per_name_independent_of_seed_and_of_other_hparams(monkeypatch):
+    sweep = dict(methods=["erm", "groupdro"], dataset="digits-hetero", seeds=[0, 3], trials=4)
+    specs = plan_sweep(**sweep)
+    assert len(specs) == 2 * 4 * 2
+    for method in ("erm", "groupdro"):
+        draws = trial_hparams(specs, method)
+        assert all(a == b for a, b in draws.values()), "a trial's draws do not depend on the training seed"
+        assert len({json.dumps(d[0], sort_keys=True) for d in draws.values()}) == 4
+    groupdro = trial_hparams(specs, "groupdro")
+    assert groupdro[0][0]["step_size"] == METHODS.get("groupdro").defaults()["step_size"], "trial 0: defaults"
+    assert {s.family_id for s in specs if s.method == "groupdro"} == {specs[2 * 4].config_id}
+
+    cls = METHODS.get("groupdro")
+    monkeypatch.setattr(cls, "space", {**cls.space, "train.lr": LogUniform(-4, -2)})
+    widened = plan_sweep(**sweep)
+    assert trial_hparams(widened, "erm") == trial_hparams(specs, "erm"), "another method's draws are unchanged"
+    for trial, runs in trial_hparams(widened, "groupdro").items():
+        before = groupdro[trial][0]
+        assert runs[0]["step_size"] == before["step_size"] and runs[0]["adjustment"] == before["adjustment"]
+
+
+def test_set_values_are_fixed_in_every_trial():
+    specs = plan_sweep(["groupdro"], "digits-hetero", [0], trials=3, sets=["groupdro.step_size=0.05"])
+    assert [s.hparams["step_size"] for s in specs] == [0.05, 0.05, 0.05]
+    assert len({s.hparams["adjustment"] for s in specs} | {s.train.weight_decay for s in specs}) > 1

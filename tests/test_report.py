@@ -11,17 +11,22 @@ from benchmark.report import write_reports
 
 
 def fake_result(method: str, seed: int, correct: list[int], config_id: str | None = None, status: str = "ok") -> dict:
+    """A stored run with one evaluation; its own configuration is its sweep family."""
     metrics = group_metrics(correct, [10, 10], ["g0", "g1"])
     return {
         "status": status,
         "dataset": "toy",
         "method": method,
         "config_id": config_id or f"cfg-{method}",
+        "family_id": config_id or f"cfg-{method}",
+        "trial": 0,
+        "hparams": {},
         "run_id": f"{method}-{seed}-{config_id}",
         "seed": seed,
         "select": "val-wga",
         "val": metrics,
         "test": metrics,
+        "history": [{"epoch": 1, "val": metrics, "test": metrics}],
         "train_time_s": 1.0 + seed,
         "steps_per_s": 10.0,
         "peak_memory_mb": 100.0,
@@ -70,7 +75,7 @@ def test_markdown_and_latex_mark_best_and_second(tmp_path, results):
     assert r"$\mathbf{70.0 \pm 0.0}$" in tex and r"$\underline{50.0 \pm 10.0}$" in tex
 
 
-def test_two_configs_of_one_method_get_separate_rows(tmp_path):
+def test_two_sweep_families_of_one_method_get_separate_rows(tmp_path):
     results = [fake_result("erm", 0, [9, 5], "aaaaaaaa"), fake_result("erm", 0, [5, 5], "bbbbbbbb")]
     board = write_reports(results, tmp_path)["toy"]
     assert sorted(board["label"]) == ["erm [aaaaaa]", "erm [bbbbbb]"]
@@ -85,6 +90,7 @@ def test_dataset_summaries_join_the_leaderboard(tmp_path):
     for seed, adj in enumerate((60.0, 70.0)):
         result = fake_result("erm", seed, [9, 5])
         result["test"] = {**result["test"], "adj_acc": adj}
+        result["history"][0]["test"] = result["test"]
         results.append(result)
     board = write_reports(results, tmp_path)["toy"]
     assert board.loc[0, "adj_acc_mean"] == pytest.approx(65.0)

@@ -7,9 +7,10 @@ import torch
 from conftest import toy_dataset
 
 from benchmark.config import RunSpec, TrainConfig
+from benchmark.launchers import run_in_process
 from benchmark.methods.base import Method
 from benchmark.registry import METHODS, register_method
-from benchmark.runner import execute_run, run_local
+from benchmark.runner import Progress, collect_results, execute_run, runs_to_do
 from benchmark.trainer import NonFiniteLoss, train
 
 if "test-nan-after-3" not in METHODS:
@@ -65,6 +66,12 @@ def test_training_leaves_the_global_rng_alone():
     assert torch.equal(state, torch.get_rng_state())
 
 
+def test_history_holds_every_final_stage_evaluation():
+    records = []
+    result = train(job(epochs=3), toy_dataset(), records.append)
+    assert result["history"] == [{key: r[key] for key in ("epoch", "val", "test")} for r in records]
+
+
 def test_non_finite_loss_raises_with_the_step():
     with pytest.raises(NonFiniteLoss, match="non-finite loss at step 4 "):
         train(job("test-nan-after-3"), toy_dataset())
@@ -76,17 +83,14 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
     config = TrainConfig(epochs=2, batch_size=8)
     specs = [RunSpec("toy", {}, m, {}, 0, config, device="cpu") for m in ("test-nan-after-3", "erm")]
-    failed, ok = run_local(specs, tmp_path)
+    run_in_process(specs, tmp_path, Progress())
+    failed, ok = collect_results(specs, tmp_path)
     assert failed["status"] == "failed" and "non-finite loss at step 4" in failed["error"]
     assert ok["status"] == "ok"
-    assert (specs[0].directory(tmp_path) / "result.json").exists()
-    # failed runs are retried on the next sweep, finished ones are not
-    calls = []
-    monkeypatch.setattr(
-        runner, "execute_run", lambda spec, out, progress: calls.append(spec.method) or {"status": "ok"}
-    )
-    run_local(specs, tmp_path)
-    assert calls == ["test-nan-after-3"]
+    # a failed run is kept (listed, not retried) unless retry_failed; finished ones are never redone
+    assert runs_to_do(specs, tmp_path) == []
+    assert runs_to_do(specs, tmp_path, retry_failed=True) == specs[:1]
+    assert runs_to_do(specs, tmp_path, force=True) == specs
 
 
 def test_interrupted_run_leaves_no_result(tmp_path, monkeypatch):

@@ -47,7 +47,16 @@ def binary_column(table: pd.DataFrame, column: str, path: Path, values: tuple) -
 
 
 def image_dataset(
-    name: str, root: Path, files: list[str], y, a, split, options: dict, transform, names: tuple[list, list]
+    name: str,
+    description: str,
+    root: Path,
+    files: list[str],
+    y,
+    a,
+    split,
+    options: dict,
+    transform,
+    names: tuple[list, list],
 ) -> GroupDataset:
     """A one-space image dataset on disk with g = 2y + a, checking that every image file exists."""
     paths = [root / f for f in files]
@@ -61,6 +70,7 @@ def image_dataset(
     class_names, attr_names = names
     return GroupDataset(
         name=name,
+        description=description,
         spaces=[space],
         space=torch.zeros_like(y),
         row=torch.arange(len(y)),
@@ -107,6 +117,7 @@ class Waterbirds(DatasetBuilder):
         transform = field_transform(round(size * 256 / 224), size)
         data = image_dataset(
             self.name,
+            self.description,
             root,
             list(table["img_filename"]),
             y,
@@ -169,4 +180,5 @@ class CelebA(DatasetBuilder):
         files = [f"img_align_celeba/{name}" for name in merged["image_id"]]
         transform = field_transform(options["image_size"], 178, crop_first=True)
         names = ([f"not {target}", target], [f"not {attribute}", attribute])
-        return image_dataset(self.name, root, files, y, a, split, options, transform, names)
+        description = f"CelebA: face attributes; y = {options['target']}, a = {options['attribute']}; g = 2y + a."
+        return image_dataset(self.name, description, root, files, y, a, split, options, transform, names)

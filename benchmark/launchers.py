@@ -1,0 +1,253 @@
+"""Where runs execute: in this process, a local process pool, Ray tasks, or a SLURM array through submitit.
+
+Every launcher calls the same single-run function (:func:`benchmark.runner.execute_run`) and reports to a
+:class:`~benchmark.runner.Progress`. A run whose process dies (killed, out of memory, a lost node) is recorded
+as failed with the reason, and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+import queue
+import shutil
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.config import RunSpec
+from benchmark.errors import BenchError
+from benchmark.runner import Progress, execute_run, record_crash
+
+LAUNCHERS = ("local", "ray", "slurm")
+MAX_DEFAULT_WORKERS = 8
+SLURM_CLUSTERS = ("slurm", "local")
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How to spread runs: ``workers`` parallel runs (local: processes; ray: CPUs of a local instance; slurm:
+    array parallelism), Ray's cluster address, and the SLURM job settings."""
+
+    workers: int | None = None
+    ray_address: str | None = None
+    slurm_partition: str | None = None
+    slurm_time_min: int = 60
+    slurm_gpus: int = 0
+    slurm_cpus: int = 2
+    slurm_cluster: str = "slurm"
+
+
+def default_workers(pending: list[RunSpec]) -> int:
+    """Parallel local runs when ``--workers`` is not given: on CPU one per ``threads`` cores (at most
+    ``MAX_DEFAULT_WORKERS``), on CUDA one per GPU."""
+    if not pending:
+        return 1
+    return cuda_devices(pending) or max(1, min(MAX_DEFAULT_WORKERS, (os.cpu_count() or 1) // pending[0].threads))
+
+
+def check_launcher(launcher: str, options: LaunchOptions) -> None:
+    """Fail before any training if the launcher cannot work here (extra not installed, no SLURM) or an option
+    is out of range."""
+    for name, value, low in (
+        ("slurm-time", options.slurm_time_min, 1),
+        ("slurm-cpus", options.slurm_cpus, 1),
+        ("slurm-gpus", options.slurm_gpus, 0),
+    ):
+        if value < low:
+            raise BenchError(f"bad --{name} {value}: must be >= {low}")
+    needs = {"ray": ("ray", "ray"), "slurm": ("submitit", "slurm")}
+    if launcher in needs and importlib.util.find_spec(needs[launcher][0]) is None:
+        raise BenchError(f"--launcher {launcher} needs {needs[launcher][0]}: pip install -e '.[{needs[launcher][1]}]'")
+    if launcher == "slurm" and options.slurm_cluster == "slurm" and shutil.which("srun") is None:
+        raise BenchError("--launcher slurm: no SLURM here (srun not found); use --slurm-cluster local to test locally")
+
+
+def launch(launcher: str, pending: list[RunSpec], out: Path, progress: Progress, options: LaunchOptions) -> None:
+    """Run ``pending`` with ``launcher``; results land in ``out`` and are reported to ``progress``."""
+    if not pending:
+        return
+    if launcher == "ray":
+        run_ray(pending, out, progress, options)
+    elif launcher == "slurm":
+        run_slurm(pending, out, progress, options)
+    elif min(options.workers or default_workers(pending), len(pending)) > 1:
+        run_pool(pending, out, progress, min(options.workers or default_workers(pending), len(pending)))
+    else:
+        run_in_process(pending, out, progress)
+
+
+def run_in_process(pending: list[RunSpec], out: Path, progress: Progress) -> None:
+    """One run after another in this process (the dataset is built once and cached)."""
+    for spec in pending:
+        progress.start(spec)
+        progress.finished(spec, execute_run(spec, out, progress), skipped=False)
+
+
+class _QueueProgress(Progress):
+    """Forwards a worker's evaluations to the parent's progress through the events queue."""
+
+    def __init__(self, events, worker: int, index: int):
+        self.events, self.worker, self.index = events, worker, index
+
+    def evaluated(self, spec: RunSpec, record: dict) -> None:
+        self.events.put(("evaluated", self.worker, self.index, record))
+
+
+def _pool_worker(worker: int, tasks, events, gpu: int | None, parent: int) -> None:
+    """A pool process: take (index, spec, out) tasks until None arrives or the parent is gone."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    while os.getppid() == parent:
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        if task is None:
+            return
+        index, spec, out = task
+        result = execute_run(spec, Path(out), _QueueProgress(events, worker, index))
+        events.put(("finished", worker, index, result))
+
+
+def cuda_devices(pending: list[RunSpec]) -> int:
+    """How many CUDA devices the runs can spread over (0 when they train on CPU)."""
+    import torch
+
+    from benchmark.trainer import resolve_device
+
+    return torch.cuda.device_count() if resolve_device(pending[0].device).type == "cuda" else 0
+
+
+def run_pool(pending: list[RunSpec], out: Path, progress: Progress, workers: int) -> None:
+    """``workers`` spawned processes (each its own GPU when there are several); each builds the dataset once.
+    A worker that dies has its run recorded as failed and is replaced; stopping the sweep (Ctrl-C, SIGTERM)
+    stops the workers, leaving their runs to be redone."""
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    gpus = cuda_devices(pending)
+    todo = deque(enumerate(pending))
+    procs: dict[int, tuple] = {}  # worker -> (process, task queue)
+    busy: dict[int, int] = {}  # worker -> index of the run it trains
+
+    def start_worker(worker: int) -> None:
+        tasks = context.Queue()
+        gpu = worker % gpus if gpus > 1 else None
+        args = (worker, tasks, events, gpu, os.getpid())
+        process = context.Process(target=_pool_worker, args=args, name=f"bench-worker-{worker}")
+        process.start()
+        procs[worker] = (process, tasks)
+
+    def assign(worker: int) -> None:
+        if todo:
+            index, spec = todo.popleft()
+            busy[worker] = index
+            procs[worker][1].put((index, spec, str(out)))
+            progress.start(spec)
+        else:
+            procs[worker][1].put(None)
+
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        for worker in range(workers):
+            start_worker(worker)
+            assign(worker)
+        while busy:
+            try:
+                kind, worker, index, payload = events.get(timeout=0.5)
+                if busy.get(worker) == index:
+                    if kind == "evaluated":
+                        progress.evaluated(pending[index], payload)
+                    else:
+                        del busy[worker]
+                        progress.finished(pending[index], payload, skipped=False)
+                        assign(worker)
+            except queue.Empty:
+                pass
+            for worker, index in list(busy.items()):
+                process = procs[worker][0]
+                if not process.is_alive():
+                    reason = f"worker process died (exit code {process.exitcode}) during the run"
+                    del busy[worker]
+                    progress.finished(pending[index], record_crash(pending[index], out, reason), skipped=False)
+                    start_worker(worker)
+                    assign(worker)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for process, _ in procs.values():
+            if process.is_alive():
+                process.terminate()
+        for process, _ in procs.values():
+            process.join(timeout=10)
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_ray(pending: list[RunSpec], out: Path, progress: Progress, options: LaunchOptions) -> None:
+    """Each run a Ray task (its threads as CPUs, 1 GPU on CUDA) on the cluster at ``ray_address`` or a local
+    instance with ``workers`` CPUs (default: all cores). ``out`` must be a folder every node can write."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        cpus = None if options.ray_address else (options.workers or os.cpu_count())
+        try:
+            ray.init(address=options.ray_address, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as exc:
+            raise BenchError(f"--ray-address {options.ray_address}: {exc}") from None
+    try:
+        gpus = 1 if cuda_devices(pending) else 0
+        task = ray.remote(num_cpus=pending[0].threads, num_gpus=gpus, max_retries=0)(execute_run)
+        refs = {}
+        for spec in pending:
+            refs[task.remote(spec, out.resolve())] = spec
+            progress.start(spec)
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            spec = refs.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except Exception as exc:  # the task's process died: recorded, the sweep goes on
+                result = record_crash(spec, out, f"ray task failed: {type(exc).__name__}: {exc}")
+            progress.finished(spec, result, skipped=False)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def run_slurm(pending: list[RunSpec], out: Path, progress: Progress, options: LaunchOptions) -> None:
+    """One SLURM array job through submitit (``slurm_cluster="local"``: submitit's local executor, for testing
+    on one machine), then wait for every task. Job logs go to ``out/.submitit``."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=out.resolve() / ".submitit" / "%j", cluster=options.slurm_cluster)
+    parameters = {
+        "timeout_min": options.slurm_time_min,
+        "cpus_per_task": options.slurm_cpus,
+        "gpus_per_node": options.slurm_gpus,
+        "slurm_array_parallelism": options.workers or len(pending),
+    }
+    if options.slurm_partition:
+        parameters["slurm_partition"] = options.slurm_partition
+    executor.update_parameters(**parameters)
+    try:
+        jobs = executor.map_array(execute_run, pending, [out.resolve()] * len(pending))
+    except Exception as exc:  # sbatch missing or refusing the job
+        raise BenchError(f"could not submit the SLURM array: {exc}") from None
+    waiting = dict(zip(jobs, pending))
+    for spec in pending:
+        progress.start(spec)
+    while waiting:
+        for job in [job for job in waiting if job.done()]:
+            spec = waiting.pop(job)
+            try:
+                result = job.result()
+            except Exception as exc:  # the job died (timeout, preemption, out of memory)
+                result = record_crash(spec, out, f"slurm job {job.job_id} failed: {exc}")
+            progress.finished(spec, result, skipped=False)
+        time.sleep(0.5)

@@ -1,0 +1,48 @@
+"""Model selection: which epoch of a run, and which hparam trial of a method, a leaderboard reports.
+
+A run stores every evaluation of its final stage (``history``), so any rule can be applied after training:
+``bench report --select`` re-selects from stored runs without training.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SELECT_RULES = ("val-wga", "val-acc", "oracle")
+# rule -> (split, metric, tie-break metric): e.g. epochs tied at the same val wga go to the better val acc
+SELECT_METRIC = {"val-wga": ("val", "wga", "acc"), "val-acc": ("val", "acc", "wga"), "oracle": ("test", "wga", "acc")}
+# the trials of one method in one sweep share these (family_id: the config id of the sweep's trial 0)
+FAMILY_KEYS = ["dataset", "method", "family_id"]
+
+
+def selection_score(record: dict, rule: str) -> tuple[float, float]:
+    """(metric, tie-break) of an evaluation record under ``rule``; a missing value scores -inf."""
+    split, metric, tie_break = SELECT_METRIC[rule]
+    return tuple(float("-inf") if record[split][m] is None else record[split][m] for m in (metric, tie_break))
+
+
+def select_epoch(history: list[dict], rule: str) -> dict:
+    """The first evaluation record with the best score under ``rule``."""
+    best = history[0]
+    for record in history[1:]:
+        if selection_score(record, rule) > selection_score(best, rule):
+            best = record
+    return best
+
+
+def select_trials(runs: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Keep, per (dataset, method, family), the runs of the configuration (hparam trial) whose mean over seeds of
+    the selection score is best (ties: the mean tie-break score, then the lower trial number).
+
+    ``runs`` has one row per run with ``family_id``, ``config_id``, ``trial`` and ``sel_score``/``sel_tie`` (the
+    run's scores at its selected epoch). Adds ``trials``: how many configurations were compared.
+    """
+    keys = FAMILY_KEYS
+    per_config = runs.groupby([*keys, "config_id"], sort=False).agg(
+        score=("sel_score", "mean"), tie=("sel_tie", "mean"), trial=("trial", "min")
+    )
+    per_config = per_config.reset_index().sort_values(["score", "tie", "trial"], ascending=[False, False, True])
+    chosen = per_config.drop_duplicates(keys)
+    trials = per_config.groupby(keys, sort=False)["config_id"].nunique().rename("trials").reset_index()
+    kept = runs[runs["config_id"].isin(chosen["config_id"])]
+    return kept.merge(trials, on=keys, how="left")

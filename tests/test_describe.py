@@ -1,0 +1,67 @@
+"""``bench describe`` for every registered dataset: its groups and counts per split, offline or from fake files."""
+
+from __future__ import annotations
+
+import pytest
+from test_data_adult import write_adult
+from test_data_digits_full import write_all
+from test_data_real_images import fake_celeba, fake_waterbirds
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.data import build_dataset
+from benchmark.registry import DATASETS
+from benchmark.runner import dataset_options
+
+FAKE_ROOTS = {
+    "waterbirds": fake_waterbirds,
+    "celeba": fake_celeba,
+    "adult": write_adult,
+    "digits-hetero-full": write_all,
+}
+SMALL = {
+    "digits-hetero": ["data.n_mnist1d=600"],
+    "waterbirds": ["data.image_size=16", "data.encoder=cnn"],
+    "celeba": ["data.image_size=16", "data.encoder=cnn"],
+}
+
+
+def test_every_builtin_dataset_is_described_here():
+    assert sorted(DATASETS.names()) == sorted(
+        [
+            "adult",
+            "celeba",
+            "celeba-style",
+            "digits-hetero",
+            "digits-hetero-full",
+            "digits-lt",
+            "waterbirds",
+            "waterbirds-style",
+        ]
+    )
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS.names()))
+def test_describe_prints_groups_and_counts(name, tmp_path):
+    args = ["describe", name]
+    root = None
+    if name in FAKE_ROOTS:
+        root = str(tmp_path / "data")
+        (tmp_path / "data").mkdir()
+        FAKE_ROOTS[name](tmp_path / "data")
+        args += ["--data-root", root]
+    sets = SMALL.get(name, [])
+    for item in sets:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    options = dataset_options(name, dict(item.split("=") for item in sets), root)
+    data = build_dataset(name, options, root)
+    counts = data.counts_table()
+    assert data.description.split()[0] in result.output
+    for space in data.spaces:
+        assert space.name in result.output
+    lines = result.output.split("samples per split × group")[1].splitlines()
+    for i, group in enumerate(data.group_names):
+        row = next(line for line in lines if line.split("│")[1:2] and line.split("│")[1].strip() == group)
+        assert [cell.strip() for cell in row.split("│")[2:5]] == [str(counts[s][i]) for s in ("train", "val", "test")]

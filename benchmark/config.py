@@ -21,7 +21,9 @@ class TrainConfig:
     """The training budget and optimiser (seed 000 §4.4 defaults for digits: Adam, lr 1e-3, batch 100).
 
     A dataset's ``train_defaults`` (its recommended budget) override these; ``sampler`` is ``stratified`` (each
-    batch keeps the training group proportions) or ``shuffle``.
+    batch keeps the training group proportions) or ``shuffle``. ``amp``: bfloat16 autocast for training steps and
+    evaluation. ``compile``: ``torch.compile`` backend for the encoders (``inductor`` for speed on GPU,
+    ``aot_eager`` to check graph capture without code generation, ``off``).
     """
 
     epochs: int = 20
@@ -32,8 +34,14 @@ class TrainConfig:
     momentum: float = 0.9
     sampler: str = "stratified"
     eval_batch_size: int = 2048
+    amp: bool = False
+    compile: str = "off"
 
-    choices = {"optimizer": ("adam", "sgd"), "sampler": ("stratified", "shuffle")}
+    choices = {
+        "optimizer": ("adam", "sgd"),
+        "sampler": ("stratified", "shuffle"),
+        "compile": ("off", "inductor", "aot_eager"),
+    }
 
     def check(self) -> None:
         """Reject values no run could use."""

@@ -18,7 +18,7 @@ from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import SAMPLERS, Batch, GroupDataset, eval_batches
 from benchmark.data.images import with_inputs
 from benchmark.errors import BenchError
-from benchmark.methods.base import Method, TrainInfo
+from benchmark.methods.base import Method, Stage, TrainInfo
 from benchmark.metrics import group_metrics
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
@@ -76,11 +76,81 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seeded_model(data: GroupDataset, seed: int) -> GroupModel:
-    """The shared model initialised from ``seed`` without touching the global RNG."""
+def seeded_model(data: GroupDataset, seed: int, compile_backend: str = "off") -> GroupModel:
+    """The shared model initialised from ``seed`` without touching the global RNG; with a ``compile_backend``
+    other than ``off``, each encoder goes through ``torch.compile`` (dynamic batch sizes, so that the changing
+    per-space sizes of batches do not recompile)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return GroupModel(data).to(data.device)
+        model = GroupModel(data).to(data.device)
+    if compile_backend != "off":
+        for s, encoder in enumerate(model.encoders):
+            model.encoders[s] = torch.compile(encoder, backend=compile_backend, dynamic=True)
+    return model
+
+
+def autocast(config: TrainConfig, device: torch.device):
+    """bfloat16 autocast when ``train.amp`` (on CPU and CUDA alike; no loss scaling needed), else a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp)
+
+
+def train_info(data: GroupDataset, config: TrainConfig, seed: int) -> TrainInfo:
+    """What a method may know of the training set and budget (``data`` on the training device)."""
+    train_idx = data.indices("train")
+    return TrainInfo(
+        num_classes=data.num_classes,
+        num_groups=data.num_groups,
+        train_group_counts=data.group_counts("train"),
+        train_class_counts=torch.bincount(data.y[train_idx], minlength=data.num_classes),
+        epochs=config.epochs,
+        steps_per_epoch=-(-len(train_idx) // config.batch_size),
+        generator=torch.Generator(device=data.device).manual_seed(seed),
+    )
+
+
+def build_method(spec: RunSpec, data: GroupDataset) -> Method:
+    """The run's method around a freshly initialised model, checking that its stages fit the budget."""
+    info = train_info(data, spec.train, spec.seed)
+    model = seeded_model(data, spec.seed, spec.train.compile)
+    method = METHODS.get(spec.method)(model, info, **spec.hparams).to(data.device)
+    stages = method.stages()
+    if sum(stage.epochs for stage in stages) != spec.train.epochs or any(stage.epochs < 1 for stage in stages):
+        names = [s.name for s in stages]
+        raise ValueError(f"{spec.method} cannot split {spec.train.epochs} epochs into its stages {names}")
+    return method
+
+
+def start_stage(method: Method, stage: Stage, data: GroupDataset, spec: RunSpec) -> tuple[dict, object, object]:
+    """Enter ``stage``: the method's stage hook (its facts), a fresh model if the stage asks, a new optimiser
+    over the parameters that require gradients, and the stage's batch sampler over the training set."""
+    facts = method.on_stage_start(stage, data)
+    if stage.fresh_model:
+        method.model = seeded_model(data, spec.seed, spec.train.compile)
+    optimizer = make_optimizer(spec.train, [p for p in method.parameters() if p.requires_grad])
+    sampler = (stage.sampler or SAMPLERS[spec.train.sampler])(data, data.indices_cpu("train"), spec.train.batch_size)
+    return facts, optimizer, sampler
+
+
+def train_steps(
+    method: Method, data: GroupDataset, optimizer, batches: list[Batch], config: TrainConfig, first_step: int
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """One optimiser step per batch, without host syncs: the summed loss, the first step (numbered from
+    ``first_step`` + 1) whose loss was not finite (-1 if none), and the last step's logs."""
+    device = data.device
+    loss_sum = torch.zeros((), device=device)
+    first_bad = torch.full((), -1, device=device)
+    logs: dict[str, torch.Tensor] = {}
+    for step, batch in enumerate(with_inputs(data, batches), first_step + 1):
+        with autocast(config, device):
+            loss, logs = method.loss(data, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        method.after_step(batch, logs)
+        loss = loss.detach()
+        loss_sum += loss
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+    return loss_sum, first_bad, logs
 
 
 def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None] = lambda record: None) -> dict:
@@ -110,64 +180,35 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     data = data_cpu.to(device)
-    config = spec.train
-    train_idx = data.indices("train")
-    info = TrainInfo(
-        num_classes=data.num_classes,
-        num_groups=data.num_groups,
-        train_group_counts=data.group_counts("train"),
-        train_class_counts=torch.bincount(data.y[train_idx], minlength=data.num_classes),
-        epochs=config.epochs,
-        steps_per_epoch=-(-len(train_idx) // config.batch_size),
-        generator=torch.Generator(device=device).manual_seed(spec.seed),
-    )
-    method = METHODS.get(spec.method)(seeded_model(data, spec.seed), info, **spec.hparams).to(device)
-    train_idx_cpu = train_idx.cpu().numpy()
+    method = build_method(spec, data)
     batch_rng = np.random.default_rng([spec.seed, 0xBA7C])
-    evals = {split: eval_batches(data, split, config.eval_batch_size) for split in ("val", "test")}
+    evals = {split: eval_batches(data, split, spec.train.eval_batch_size) for split in ("val", "test")}
     stages = method.stages()
-    if sum(stage.epochs for stage in stages) != config.epochs or any(stage.epochs < 1 for stage in stages):
-        raise ValueError(
-            f"{spec.method} cannot split {config.epochs} epochs into its stages {[s.name for s in stages]}"
-        )
     step, epoch, train_time, history, stage_reports = 0, 0, 0.0, [], []
     for stage_number, stage in enumerate(stages, 1):
         stage_start, stage_train_time = time.perf_counter(), 0.0
-        facts = method.on_stage_start(stage, data)
-        if stage.fresh_model:
-            method.model = seeded_model(data, spec.seed)
-        optimizer = make_optimizer(config, [p for p in method.parameters() if p.requires_grad])
-        sampler = (stage.sampler or SAMPLERS[config.sampler])(data, train_idx_cpu, config.batch_size)
+        facts, optimizer, sampler = start_stage(method, stage, data, spec)
         for _ in range(stage.epochs):
             epoch += 1
             epoch_start = time.perf_counter()
             method.train()
             method.on_epoch_start(epoch, data)
-            loss_sum = torch.zeros((), device=device)
-            first_bad = torch.full((), -1, device=device)
-            logs: dict[str, torch.Tensor] = {}
             batches = sampler.epoch(batch_rng)
-            for batch in with_inputs(data, batches):
-                step += 1
-                loss, logs = method.loss(data, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                method.after_step(batch, logs)
-                loss = loss.detach()
-                loss_sum += loss
-                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+            loss_sum, first_bad, logs = train_steps(method, data, optimizer, batches, spec.train, step)
+            step += len(batches)
             _sync(device)
             stage_train_time += time.perf_counter() - epoch_start
             if first_bad.item() >= 0:
                 raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {epoch}, stage {stage.name})")
+            with autocast(spec.train, device):
+                metrics = {split: evaluate(method, data, split_batches) for split, split_batches in evals.items()}
             record = {
                 "stage": stage.name,
                 "epoch": epoch,
                 "step": step,
                 "train_loss": loss_sum.item() / len(batches),
                 "logs": {k: v.detach().cpu().tolist() for k, v in logs.items()},
-                **{split: evaluate(method, data, split_batches) for split, split_batches in evals.items()},
+                **metrics,
                 "time_s": time.perf_counter() - start,
             }
             on_eval(record)
@@ -191,7 +232,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
         "select": spec.select,
         "val": best["val"],
         "test": best["test"],
-        "epochs": config.epochs,
+        "epochs": spec.train.epochs,
         "steps": step,
         "stages": stage_reports,
         "train_time_s": train_time,

@@ -107,6 +107,10 @@ class GroupDataset:
         """Sample indices of a split, in ascending order."""
         return torch.nonzero(self.split == SPLITS.index(split)).flatten()
 
+    def indices_cpu(self, split: str) -> np.ndarray:
+        """:meth:`indices` from the host copy (no device sync)."""
+        return np.flatnonzero(self.split_cpu == SPLITS.index(split))
+
     def group_counts(self, split: str) -> torch.Tensor:
         """Number of samples per group in a split (length num_groups)."""
         return torch.bincount(self.g[self.indices(split)], minlength=self.num_groups)
@@ -188,7 +192,7 @@ def make_batches(data: GroupDataset, order: np.ndarray, batch_of: np.ndarray) ->
 
 def eval_batches(data: GroupDataset, split: str, batch_size: int) -> list[Batch]:
     """Fixed batches covering a split once, in index order."""
-    order = data.indices(split).cpu().numpy()
+    order = data.indices_cpu(split)
     return make_batches(data, order, np.arange(len(order)) // batch_size)
 
 

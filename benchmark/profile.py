@@ -1,0 +1,172 @@
+"""``bench profile``: the training speed of each method through the trainer, against a bare PyTorch loop.
+
+Each method is profiled in its own fresh process (so that its peak memory is its own): it walks through its
+stages like a run does, times the trainer's own step function (:func:`benchmark.trainer.train_steps`) over
+pre-drawn batches after a warm-up, and times its per-stage and per-epoch hooks separately. The bare loop is
+the same model, batches and optimiser with plain cross-entropy and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import multiprocessing
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.config import RunSpec
+from benchmark.data import build_dataset
+from benchmark.data.core import SAMPLERS
+from benchmark.data.images import with_inputs
+from benchmark.runner import load_plugins
+from benchmark.trainer import (
+    _sync,
+    build_method,
+    make_optimizer,
+    peak_memory_mb,
+    resolve_device,
+    seeded_model,
+    start_stage,
+    train_steps,
+)
+
+BARE = "bare"
+CSV_COLUMNS = [
+    "method",
+    "steps_per_s",
+    "samples_per_s",
+    "ratio_to_bare",
+    "ratio_to_erm",
+    "peak_mem_mb",
+    "stage_start_ms",
+    "epoch_start_ms",
+    "stages",
+]
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """``steps`` timed steps per stage and repeat, after ``warmup`` untimed ones; the median over ``repeats``."""
+
+    steps: int = 100
+    warmup: int = 10
+    repeats: int = 3
+
+
+def draw_batches(sampler, count: int, rng: np.random.Generator) -> list:
+    """``count`` batches from consecutive epochs of ``sampler``."""
+    batches: list = []
+    while len(batches) < count:
+        batches += sampler.epoch(rng)
+    return batches[:count]
+
+
+def timed(device: torch.device, function, *args) -> tuple[float, object]:
+    """(seconds, result) of ``function(*args)``, synchronising the device before and after."""
+    _sync(device)
+    start = time.perf_counter()
+    result = function(*args)
+    _sync(device)
+    return time.perf_counter() - start, result
+
+
+def median_steps_per_s(device: torch.device, run_steps, batches: list, settings: ProfileSettings) -> float:
+    """Median over repeats of ``steps / seconds`` of ``run_steps`` over the batches after the warm-up ones."""
+    run_steps(batches[: settings.warmup])
+    rates = []
+    for _ in range(settings.repeats):
+        seconds, _ = timed(device, run_steps, batches[settings.warmup :])
+        rates.append(settings.steps / seconds)
+    return statistics.median(rates)
+
+
+def profile_method(spec: RunSpec, settings: ProfileSettings) -> dict:
+    """Steps/s of ``spec.method`` (stages weighted by their share of a run's steps), its per-stage rates and the
+    time of its stage and epoch hooks, in this process."""
+    torch.set_num_threads(spec.threads)
+    device = resolve_device(spec.device)
+    data = build_dataset(spec.dataset, spec.data_options, spec.data_root).to(device)
+    rng = np.random.default_rng([spec.seed, 0xBA7C])
+    method = build_method(spec, data)
+    stage_seconds, epoch_seconds, rates, weights, epoch = 0.0, [], {}, {}, 0
+    for stage in method.stages():
+        seconds, (_, optimizer, sampler) = timed(device, start_stage, method, stage, data, spec)
+        stage_seconds += seconds
+        method.train()
+        for _ in range(settings.repeats):
+            epoch += 1
+            epoch_seconds.append(timed(device, method.on_epoch_start, epoch, data)[0])
+        batches = draw_batches(sampler, settings.warmup + settings.steps, rng)
+
+        run_steps = functools.partial(train_steps, method, data, optimizer, config=spec.train, first_step=0)
+        rates[stage.name] = median_steps_per_s(device, run_steps, batches, settings)
+        weights[stage.name] = stage.epochs * len(sampler.epoch(np.random.default_rng(0)))
+    total = sum(weights.values())
+    return {
+        "method": spec.method,
+        "steps_per_s": total / sum(weights[name] / rate for name, rate in rates.items()),
+        "stage_start_ms": 1000 * stage_seconds,
+        "epoch_start_ms": 1000 * statistics.median(epoch_seconds),
+        "stages": " ".join(f"{name}:{rate:.1f}" for name, rate in rates.items()),
+        "peak_mem_mb": peak_memory_mb(device)[0],
+    }
+
+
+def profile_bare(spec: RunSpec, settings: ProfileSettings) -> dict:
+    """Steps/s of a bare loop: the same model, stratified batches and optimiser, cross-entropy, nothing else."""
+    torch.set_num_threads(spec.threads)
+    device = resolve_device(spec.device)
+    data = build_dataset(spec.dataset, spec.data_options, spec.data_root).to(device)
+    model = seeded_model(data, spec.seed, spec.train.compile)
+    optimizer = make_optimizer(spec.train, list(model.parameters()))
+    sampler = SAMPLERS[spec.train.sampler](data, data.indices_cpu("train"), spec.train.batch_size)
+    batches = draw_batches(sampler, settings.warmup + settings.steps, np.random.default_rng([spec.seed, 0xBA7C]))
+
+    def run_steps(part: list) -> None:
+        for batch in with_inputs(data, part):
+            loss = F.cross_entropy(model(data, batch), batch.y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    rate = median_steps_per_s(device, run_steps, batches, settings)
+    return {
+        "method": BARE,
+        "steps_per_s": rate,
+        "peak_mem_mb": peak_memory_mb(device)[0],
+        "stages": f"train:{rate:.1f}",
+    }
+
+
+def _profile_in_child(spec: RunSpec, settings: ProfileSettings) -> dict:
+    load_plugins(spec.plugins)
+    return profile_bare(spec, settings) if spec.method == BARE else profile_method(spec, settings)
+
+
+def profile(specs: list[RunSpec], settings: ProfileSettings, fresh_process: bool = True) -> list[dict]:
+    """One row per spec plus the bare loop (first), with samples/s and the ratios to the bare loop and to ERM.
+
+    ``fresh_process``: profile each in its own spawned process (its own peak memory); otherwise in this one.
+    """
+    jobs = [dataclasses.replace(specs[0], method=BARE, hparams={}), *specs]
+    if fresh_process:
+        context = multiprocessing.get_context("spawn")
+        rows = []
+        for job in jobs:
+            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                rows.append(pool.submit(_profile_in_child, job, settings).result())
+    else:
+        rows = [_profile_in_child(job, settings) for job in jobs]
+    bare = rows[0]["steps_per_s"]
+    erm = next((row["steps_per_s"] for row in rows if row["method"] == "erm"), None)
+    for row, job in zip(rows, jobs):
+        row["samples_per_s"] = row["steps_per_s"] * job.train.batch_size
+        row["ratio_to_bare"] = row["steps_per_s"] / bare
+        row["ratio_to_erm"] = row["steps_per_s"] / erm if erm else None
+    return rows

@@ -1,0 +1,69 @@
+"""``bench profile``: rates through the trainer's own step function, the bare loop, ratios, the CSV; and the
+GPU switches (bfloat16 autocast, torch.compile) kept honest on CPU."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import bench, toy_dataset
+from test_default_suite import BUILTIN_METHODS
+
+from benchmark.config import RunSpec, TrainConfig
+from benchmark.profile import CSV_COLUMNS, ProfileSettings, profile
+from benchmark.runner import plan_sweep
+from benchmark.trainer import train
+
+TINY = ProfileSettings(steps=4, warmup=1, repeats=2)
+
+
+def test_profile_rows_ratios_and_stage_rates():
+    specs = plan_sweep(["erm", "jtt", "dro-lt"], "digits-hetero", [0], sets=["data.n_mnist1d=600"], epochs=9)
+    rows = {row["method"]: row for row in profile(specs, TINY, fresh_process=False)}
+    assert list(rows) == ["bare", "erm", "jtt", "dro-lt"]
+    for row in rows.values():
+        assert row["steps_per_s"] > 0 and row["samples_per_s"] == pytest.approx(100 * row["steps_per_s"])
+        assert row["ratio_to_bare"] == pytest.approx(row["steps_per_s"] / rows["bare"]["steps_per_s"])
+        assert row["peak_mem_mb"] > 0
+    assert rows["erm"]["ratio_to_erm"] == pytest.approx(1.0)
+    assert rows["bare"]["ratio_to_bare"] == pytest.approx(1.0)
+    assert [part.split(":")[0] for part in rows["jtt"]["stages"].split()] == ["identify", "upweighted"]
+    assert len(rows["dro-lt"]["stages"].split()) == 3
+    # a multi-stage rate is the steps-weighted harmonic mean of its stage rates
+    rates = [float(part.split(":")[1]) for part in rows["dro-lt"]["stages"].split()]
+    assert min(rates) * 0.99 <= rows["dro-lt"]["steps_per_s"] <= max(rates) * 1.01
+
+
+def test_profile_cli_writes_the_csv(tmp_path):
+    csv = tmp_path / "profile.csv"
+    args = ["profile", "--methods", "erm", "--steps", "3", "--warmup", "1", "--repeats", "1"]
+    proc = bench(*args, "--set", "data.n_mnist1d=600", "--batch-size", "50", "--csv", str(csv))
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(csv)
+    assert list(table.columns) == CSV_COLUMNS and list(table["method"]) == ["bare", "erm"]
+    np.testing.assert_allclose(table["samples_per_s"], 50 * table["steps_per_s"], rtol=1e-3)
+    assert table.loc[1, "ratio_to_erm"] == pytest.approx(1.0) and math.isnan(table.loc[0, "stage_start_ms"])
+    assert "ratio_to_bare" in proc.stdout
+
+
+def job(method: str, **train) -> RunSpec:
+    return RunSpec("toy", {}, method, {}, 0, TrainConfig(epochs=4, batch_size=8, **train), device="cpu")
+
+
+@pytest.mark.parametrize("method", BUILTIN_METHODS)
+def test_bfloat16_autocast_trains_every_method(method):
+    records = []
+    result = train(job(method, amp=True), toy_dataset(), records.append)
+    assert all(math.isfinite(r["train_loss"]) for r in records)
+    assert result["test"]["acc"] is not None
+
+
+def test_compiled_encoders_train_like_eager_ones():
+    eager, compiled = [], []
+    train(job("erm"), toy_dataset(), eager.append)
+    torch._dynamo.reset()
+    train(job("erm", compile="aot_eager"), toy_dataset(), compiled.append)
+    assert [r["train_loss"] for r in compiled] == pytest.approx([r["train_loss"] for r in eager], rel=1e-5)

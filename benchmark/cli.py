@@ -275,6 +275,63 @@ def print_leaderboard(dataset: str, board) -> None:
     console.print(table)
 
 
+@app.command()
+@cli_errors
+def profile(
+    dataset: str = typer.Option("digits-hetero", help="dataset name"),
+    methods: str = typer.Option("all", help="all, or a comma-separated list of methods"),
+    steps: int = typer.Option(100, help="timed training steps per stage and repeat"),
+    warmup: int = typer.Option(10, help="untimed steps first"),
+    repeats: int = typer.Option(3, help="timed repeats (the median is reported)"),
+    batch_size: Optional[int] = typer.Option(None, help="batch size (default: the dataset's)"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    threads: int = typer.Option(1, help="torch CPU threads (as in runs)"),
+    plugin: List[str] = typer.Option([], help="plugin file or module (repeatable)"),
+    set_: List[str] = typer.Option([], "--set", help="KEY=VALUE: train.*, data.*, <method>.* (repeatable)"),
+    data_root: Optional[str] = typer.Option(None, help="folder with the dataset's files"),
+    csv: Optional[Path] = typer.Option(None, help="also write the table as CSV here"),
+) -> None:
+    """Training steps/s and samples/s of each method through the trainer, its hooks' time and peak memory,
+    and the ratios to a bare PyTorch loop (same model, batches, optimiser) and to ERM."""
+    import pandas as pd
+
+    from benchmark.config import DEVICES
+    from benchmark.profile import CSV_COLUMNS, ProfileSettings
+    from benchmark.profile import profile as run_profile
+    from benchmark.runner import build_before_running, plan_sweep
+
+    check_choice("--device", device, DEVICES)
+    for option, value in (("--steps", steps), ("--repeats", repeats), ("--threads", threads)):
+        if value < 1:
+            raise BenchError(f"bad {option} {value}: must be >= 1")
+    if warmup < 0 or (batch_size is not None and batch_size < 1):
+        raise BenchError("--warmup must be >= 0 and --batch-size >= 1")
+    sets = [*set_, *([f"train.batch_size={batch_size}"] if batch_size else [])]
+    names = parse_list(methods, "--methods")
+    specs = plan_sweep(
+        names, dataset, [0], device=device, plugins=tuple(plugin), sets=sets, data_root=data_root, threads=threads
+    )
+    build_before_running(specs)
+    rows = run_profile(specs, ProfileSettings(steps, warmup, repeats))
+    table = pd.DataFrame(rows)[CSV_COLUMNS]
+    headers = {"method": "method", "steps_per_s": "steps/s", "samples_per_s": "samples/s", "ratio_to_bare": "×bare"}
+    headers |= {
+        "ratio_to_erm": "×erm",
+        "peak_mem_mb": "peak MB",
+        "stage_start_ms": "stage ms",
+        "epoch_start_ms": "epoch ms",
+    }
+    shown = Table(*headers.values(), title=f"{dataset}: batch {specs[0].train.batch_size}, {threads} thread(s)")
+    for _, row in table.iterrows():
+        cells = [row[c] for c in headers]
+        shown.add_row(*("–" if v is None or v != v else f"{v:.2f}" if isinstance(v, float) else str(v) for v in cells))
+    console.print(shown)
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(csv, index=False, float_format="%.4f")
+        console.print(f"written to {csv}")
+
+
 def main() -> None:
     app()
 

@@ -1,30 +1,49 @@
-"""Leaderboards from result.json files: mean ± std over seeds, best bold and second underlined.
+"""Reports from result.json files: leaderboards (mean ± std over seeds), per-group accuracy, compute cost,
+a paired test against ERM, plots and a self-contained HTML page.
 
 Each run's epoch and each method's hparam trial are (re-)selected with the requested rule
 (:mod:`benchmark.selection`); one row per (dataset, method, sweep family) aggregates the seeds of the chosen
-trial. Writes
-``leaderboard.csv`` (raw means and stds), ``leaderboard.tex`` (booktabs) and ``leaderboard.md``, plus
-``groups.csv`` with every group's test accuracy.
+trial. Per dataset, ``out/<dataset>/`` gets, by format: ``csv``: ``leaderboard.csv`` (means, stds, bootstrap
+CIs, p-values against ERM), ``groups.csv`` and ``cost.csv``; ``tex``: ``leaderboard.tex``, ``groups.tex`` and
+``cost.tex`` (booktabs); ``md``: ``leaderboard.md`` with all three tables; ``png``: ``groups.png``,
+``wga_vs_acc.png`` and ``curves.png``; ``html``: ``report.html``. Results over several datasets add
+``out/combined.{csv,md,tex}``: worst-group accuracy of every method on every dataset.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import HIGHER_IS_BETTER
+from benchmark.errors import BenchError
 from benchmark.selection import FAMILY_KEYS as KEYS
 from benchmark.selection import select_epoch, select_trials, selection_score
+from benchmark.stats import bootstrap_ci, paired_ttest
+from benchmark.tables import (
+    HTML,
+    LATEX,
+    MARKDOWN,
+    Style,
+    cell,
+    higher_is_better,
+    html_table,
+    latex,
+    latex_file,
+    markdown,
+    ranked_column,
+)
 
-LABELS = {"wga": "WGA", "acc": "Acc", "delta_acc": "ΔAcc", "bga": "BGA", "mean_group_acc": "Mean-group"}
-TEX_LABELS = {**LABELS, "delta_acc": r"$\Delta$Acc"}
 ORDER = ("wga", "acc", "delta_acc", "bga", "mean_group_acc")
-EXTRA_LABELS = {"adj_acc": "Adj-acc", "many": "Many", "medium": "Medium", "few": "Few"}
 COST = ("train_time_s", "steps_per_s", "peak_memory_mb")
-FORMATS = ("csv", "tex", "md")
+COST_LABELS = {"train_time_s": "Train s", "steps_per_s": "Steps/s", "peak_memory_mb": "Peak MB"}
+FORMATS = ("csv", "tex", "md", "png", "html")
+DEFAULT_FORMATS = ("csv", "tex", "md")
+BASELINE, TESTED, ALPHA = "erm", "wga", 0.05  # daggers: p < ALPHA against BASELINE on TESTED, better mean
 
 
 def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
@@ -43,16 +62,29 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
         row.update({f"val_{m}": v for m, v in best["val"].items() if m != "groups"})
         row.update({f"group:{g}": acc for g, acc in best["test"]["groups"].items()})
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    numeric = [c for c in frame if c.startswith(("test_", "val_", "group:")) or c in COST]
+    return frame.astype({c: float for c in numeric})  # a metric missing (None) in every run is NaN, not object
+
+
+def ci_low(values: pd.Series) -> float:
+    """Lower bound of the 95% bootstrap interval of the mean (named for the leaderboard's column)."""
+    return bootstrap_ci(values)[0]
+
+
+def ci_high(values: pd.Series) -> float:
+    """Upper bound of the 95% bootstrap interval of the mean."""
+    return bootstrap_ci(values)[1]
 
 
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per (dataset, method, family) of the chosen trial's runs (see
-    :func:`~benchmark.selection.select_trials`): columns ``<metric>_mean``, ``<metric>_std``, ``n_seeds``,
-    ``select``, ``trials``, the chosen ``trial`` and its ``hparams``, and the mean cost."""
+    """Mean, std and 95% bootstrap CI over seeds per (dataset, method, family) of the chosen trial's runs (see
+    :func:`~benchmark.selection.select_trials`): columns ``<metric>_{mean,std,ci_low,ci_high}``, ``n_seeds``,
+    ``select``, ``trials``, the chosen ``trial`` and its ``hparams``, the mean cost, and the paired test of wga
+    against ERM (``wga_p_vs_erm``, ``wga_win_vs_erm``)."""
     metrics = [c for c in runs.columns if c.startswith("test_")]
     grouped = runs.groupby(KEYS, sort=False)
-    board = grouped[metrics].agg(["mean", "std"])
+    board = grouped[metrics].agg(["mean", "std", ci_low, ci_high])
     board.columns = [f"{col[5:]}_{stat}" for col, stat in board.columns]
     board["n_seeds"] = grouped["seed"].nunique()
     for column in ("select", "trials", "trial", "hparams"):
@@ -64,7 +96,24 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     board.insert(
         2, "label", np.where(repeated, board["method"] + " [" + board["family_id"].str[:6] + "]", board["method"])
     )
-    return board
+    return paired_tests(board, runs)
+
+
+def paired_tests(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Add the p-value of a paired t-test over shared seeds of each row against the first ERM row on test wga,
+    and whether the row clearly wins (p < 0.05, better mean over those seeds). NaN/False without an ERM row."""
+    seeds = [rows.set_index("seed")[f"test_{TESTED}"] for _, rows in runs.groupby(KEYS, sort=False)]
+    baseline = np.flatnonzero(board["method"] == BASELINE)
+    tests = [None] * len(board)
+    if len(baseline):
+        reference = seeds[baseline[0]]
+        tests = [None if i == baseline[0] else paired_ttest(s, reference) for i, s in enumerate(seeds)]
+    return board.assign(
+        **{
+            f"{TESTED}_p_vs_{BASELINE}": [np.nan if t is None else t.pvalue for t in tests],
+            f"{TESTED}_win_vs_{BASELINE}": [t is not None and t.pvalue < ALPHA and t.diff > 0 for t in tests],
+        }
+    )
 
 
 def group_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -74,117 +123,228 @@ def group_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={c: c[len("group:") :] for c in group_cols})
 
 
-def shown_metrics(board: pd.DataFrame) -> list[str]:
-    """The headline metrics, then the dataset's extra summaries (adj_acc, many/medium/few) if any."""
+def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of train time, steps/s and peak memory per (dataset, method, family)."""
+    table = runs.groupby(KEYS, sort=False)[list(COST)].agg(["mean", "std"])
+    table.columns = [f"{col}_{stat}" for col, stat in table.columns]
+    return table.reset_index()
+
+
+def combined_table(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Worst-group accuracy (mean and std over seeds) of every method (row label) on every dataset: columns
+    ``method``, then ``<dataset>_mean`` and ``<dataset>_std`` per dataset."""
+    parts = [
+        board.set_index("label")[["wga_mean", "wga_std"]].set_axis([f"{name}_mean", f"{name}_std"], axis=1)
+        for name, board in boards.items()
+    ]
+    return pd.concat(parts, axis=1).rename_axis("method").reset_index()
+
+
+def curves_frame(results: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
+    """Val worst-group accuracy at every evaluated epoch of the chosen runs: columns ``label``, ``seed``,
+    ``epoch``, ``val_wga`` (``runs`` carries the label of each run)."""
+    by_id = {r["run_id"]: r for r in results if r.get("status") == "ok"}
+    rows = [
+        {"label": run.label, "seed": run.seed, "epoch": record["epoch"], "val_wga": record["val"]["wga"]}
+        for run in runs.itertuples()
+        for record in by_id[run.run_id]["history"]
+    ]
+    return pd.DataFrame(rows).astype({"val_wga": float})
+
+
+def shown_metrics(board: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:
+    """``columns`` that the board has, or by default the headline metrics then the dataset's extra summaries
+    (adj_acc, many/medium/few) if any."""
+    if columns:
+        return [c for c in columns if f"{c}_mean" in board]
     extras = [c[: -len("_mean")] for c in board.columns if c.endswith("_mean") and c[: -len("_mean")] not in ORDER]
     return [*ORDER, *extras]
 
 
-def label(metric: str) -> str:
-    return LABELS.get(metric) or EXTRA_LABELS.get(metric, metric)
-
-
-def higher_is_better(metric: str) -> bool:
-    return HIGHER_IS_BETTER.get(metric, True)
-
-
-def rank_marks(board: pd.DataFrame, metric: str) -> list[str]:
-    """'best' / 'second' / '' per row for one metric (ties share the mark)."""
-    values = board[f"{metric}_mean"]
-    ordered = sorted(set(values.dropna()), reverse=higher_is_better(metric))
-    marks = {v: "best" for v in ordered[:1]} | {v: "second" for v in ordered[1:2]}
-    return [marks.get(v, "") if len(ordered) > 1 else "" for v in values]
-
-
-def mean_std(mean: float, std: float, plus_minus: str) -> str:
-    if mean != mean:
-        return "–"
-    return f"{mean:.1f}" if std != std else f"{mean:.1f}{plus_minus}{std:.1f}"
-
-
-def to_markdown(board: pd.DataFrame, groups: pd.DataFrame) -> str:
-    """A Markdown leaderboard (best bold, second underlined with <u>) and a per-group accuracy table."""
-    metrics = shown_metrics(board)
-    header = (
-        ["Method"]
-        + [f"{label(m)} {'↑' if higher_is_better(m) else '↓'}" for m in metrics]
-        + ["Seeds", "Trials", "Train s", "Steps/s"]
-    )
-    marks = {m: rank_marks(board, m) for m in metrics}
-    style = {"best": "**{}**", "second": "<u>{}</u>", "": "{}"}
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for i, row in board.iterrows():
-        cells = [style[marks[m][i]].format(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ")) for m in metrics]
-        cost = [str(row["n_seeds"]), str(row["trials"]), f"{row['train_time_s']:.1f}", f"{row['steps_per_s']:.1f}"]
-        lines.append("| " + " | ".join([row["label"], *cells, *cost]) + " |")
-    group_names = [c for c in groups.columns if c not in KEYS]
-    lines += ["", f"Model selection (epoch and hparam trial): {board['select'].iloc[0]}."]
-    lines += ["", "Test accuracy per group (mean over seeds):", ""]
-    lines += ["| Method | " + " | ".join(group_names) + " |", "|" + "---|" * (len(group_names) + 1)]
-    for name, (_, row) in zip(board["label"], groups.iterrows()):
-        lines.append(
-            f"| {name} | " + " | ".join("–" if row[g] != row[g] else f"{row[g]:.1f}" for g in group_names) + " |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def tex_escape(text: str) -> str:
-    for char, escaped in (
-        ("\\", r"\textbackslash{}"),
-        ("&", r"\&"),
-        ("%", r"\%"),
-        ("_", r"\_"),
-        ("#", r"\#"),
-        ("$", r"\$"),
-    ):
-        text = text.replace(char, escaped)
-    return text
-
-
-def to_latex(board: pd.DataFrame) -> str:
-    """A booktabs tabular: mean ± std, best bold, second underlined, ↑/↓ in the header."""
-    metrics = shown_metrics(board)
-    marks = {m: rank_marks(board, m) for m in metrics}
-    style = {"best": r"$\mathbf{{{}}}$", "second": r"$\underline{{{}}}$", "": "${}$"}
-    arrow = {True: r"$\uparrow$", False: r"$\downarrow$"}
-    header = ["Method"] + [f"{TEX_LABELS.get(m, label(m))} {arrow[higher_is_better(m)]}" for m in metrics] + ["Seeds"]
-    lines = [
-        r"% generated by bench report; needs \usepackage{booktabs}",
-        f"% model selection (epoch and hparam trial): {board['select'].iloc[0]}",
-        r"\begin{tabular}{l" + "c" * len(metrics) + "r}",
-        r"\toprule",
-        " & ".join(header) + r" \\",
-        r"\midrule",
+def leaderboard_rows(board: pd.DataFrame, style: Style, metrics: Sequence[str], precision: int):
+    """Header and rows of the leaderboard: method, metrics (best bold, second underlined, daggers), seeds,
+    trials."""
+    header = ["Method", *map(style.header, metrics), "Seeds", "Trials"]
+    wins = {TESTED: board[f"{TESTED}_win_vs_{BASELINE}"]}
+    cells = [
+        ranked_column(style, board[f"{m}_mean"], board[f"{m}_std"], higher_is_better(m), precision, wins.get(m))
+        for m in metrics
     ]
-    for i, row in board.iterrows():
-        cells = [style[marks[m][i]].format(mean_std(row[f"{m}_mean"], row[f"{m}_std"], r" \pm ")) for m in metrics]
-        lines.append(" & ".join([tex_escape(row["label"]), *cells, str(row["n_seeds"])]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    names, seeds, trials = map(style.escape, board["label"]), board["n_seeds"].astype(str), board["trials"].astype(str)
+    return header, [list(row) for row in zip(names, *cells, seeds, trials)]
+
+
+def group_rows(board: pd.DataFrame, groups: pd.DataFrame, style: Style, precision: int):
+    """Header and rows of the per-group test accuracy table (best per group bold, second underlined)."""
+    names = [c for c in groups.columns if c not in KEYS]
+    cells = [ranked_column(style, groups[g], None, True, precision) for g in names]
+    return ["Method", *map(style.escape, names)], [list(row) for row in zip(map(style.escape, board["label"]), *cells)]
+
+
+def cost_rows(board: pd.DataFrame, cost: pd.DataFrame, style: Style):
+    """Header and rows of the compute-cost table (mean ± std over seeds, one decimal)."""
+    rows = [
+        [style.escape(name), *(cell(style, row[f"{c}_mean"], row[f"{c}_std"]) for c in COST)]
+        for name, (_, row) in zip(board["label"], cost.iterrows())
+    ]
+    return ["Method", *(COST_LABELS[c] for c in COST)], rows
+
+
+def combined_rows(combined: pd.DataFrame, style: Style, precision: int):
+    """Header and rows of the methods × datasets worst-group accuracy table."""
+    datasets = [c[: -len("_mean")] for c in combined.columns if c.endswith("_mean")]
+    cells = [ranked_column(style, combined[f"{d}_mean"], combined[f"{d}_std"], True, precision) for d in datasets]
+    names = map(style.escape, combined["method"])
+    header = ["Method", *(f"{style.escape(d)} {style.header('wga')}" for d in datasets)]
+    return header, [list(row) for row in zip(names, *cells)]
+
+
+def win_note(board: pd.DataFrame, style: Style) -> list[str]:
+    """The line explaining the dagger, when some row was tested against ERM."""
+    if board[f"{TESTED}_p_vs_{BASELINE}"].isna().all():
+        return []
+    p = "$p < 0.05$" if style is LATEX else style.escape("p < 0.05")
+    return [f"{style.dagger} higher mean test WGA than {BASELINE}, paired t-test over shared seeds {p}"]
+
+
+def to_markdown(board, groups, cost, metrics: Sequence[str], precision: int = 1) -> str:
+    """The leaderboard, the per-group accuracy table and the compute-cost table in Markdown."""
+    lines = markdown(*leaderboard_rows(board, MARKDOWN, metrics, precision))
+    lines += ["", f"Model selection (epoch and hparam trial): {board['select'].iloc[0]}.", *win_note(board, MARKDOWN)]
+    lines += ["", "Test accuracy per group (mean over seeds):", ""]
+    lines += markdown(*group_rows(board, groups, MARKDOWN, precision))
+    lines += ["", "Compute cost per run (mean ± std over seeds):", ""]
+    lines += markdown(*cost_rows(board, cost, MARKDOWN))
     return "\n".join(lines) + "\n"
+
+
+def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, standalone: bool = False) -> dict:
+    """``leaderboard.tex``, ``groups.tex`` and ``cost.tex``: booktabs tabulars, or complete documents."""
+    comments = [f"model selection (epoch and hparam trial): {board['select'].iloc[0]}"]
+    header, rows = leaderboard_rows(board, LATEX, metrics, precision)
+    tables = {
+        "leaderboard.tex": latex(header, rows, "l" + "c" * len(metrics) + "rr", win_note(board, LATEX)),
+        "groups.tex": latex(
+            *group_rows(board, groups, LATEX, precision), "l" + "c" * (len(groups.columns) - len(KEYS))
+        ),
+        "cost.tex": latex(*cost_rows(board, cost, LATEX), "lccc"),
+    }
+    return {name: latex_file(tabular, comments, standalone) for name, tabular in tables.items()}
+
+
+def to_html(dataset: str, board, groups, cost, images: dict[str, bytes], metrics, precision: int = 1) -> str:
+    """One self-contained page: the three tables and the plots as base64 data: URIs."""
+    figures = "\n".join(
+        f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>'
+        for name, png in images.items()
+    )
+    title = HTML.escape(dataset)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}: bench report</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ padding: 0.3em 0.8em; text-align: right; border-bottom: 1px solid #ccc; }}
+th:first-child, td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p>Test metrics (%), mean ± std over seeds. Model selection (epoch and hparam trial):
+{HTML.escape(board["select"].iloc[0])}.</p>
+<h2>Leaderboard</h2>
+{html_table(*leaderboard_rows(board, HTML, metrics, precision))}
+{"".join(f"<p>{note}</p>" for note in win_note(board, HTML))}
+<h2>Test accuracy per group</h2>
+{html_table(*group_rows(board, groups, HTML, precision))}
+<h2>Compute cost per run</h2>
+{html_table(*cost_rows(board, cost, HTML))}
+<h2>Plots</h2>
+{figures}
+</body>
+</html>
+"""
+
+
+def write_combined(boards: dict[str, pd.DataFrame], out: Path, formats, precision: int, standalone: bool) -> None:
+    """``out/combined.{csv,md,tex}``: worst-group accuracy of every method on every dataset."""
+    combined = combined_table(boards)
+    if "csv" in formats:
+        combined.to_csv(out / "combined.csv", index=False, float_format="%.4f")
+    if "md" in formats:
+        lines = [
+            "Test worst-group accuracy (%), mean ± std over seeds:",
+            "",
+            *markdown(*combined_rows(combined, MARKDOWN, precision)),
+        ]
+        (out / "combined.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if "tex" in formats:
+        tabular = latex(*combined_rows(combined, LATEX, precision), "l" + "c" * len(boards))
+        (out / "combined.tex").write_text(
+            latex_file(tabular, ["test worst-group accuracy (%)"], standalone), encoding="utf-8"
+        )
 
 
 def write_reports(
-    results: list[dict], out: Path, formats: tuple[str, ...] = FORMATS, select: str = "val-wga"
+    results: list[dict],
+    out: Path,
+    formats: tuple[str, ...] = DEFAULT_FORMATS,
+    select: str = "val-wga",
+    columns: Sequence[str] | None = None,
+    precision: int = 1,
+    standalone: bool = False,
 ) -> dict[str, pd.DataFrame]:
-    """Write the leaderboards of every dataset in ``results`` under selection rule ``select`` to
-    ``out/<dataset>/``; return them by dataset."""
+    """Write the reports of every dataset in ``results`` under selection rule ``select`` to ``out/<dataset>/``
+    (and ``out/combined.*`` over several datasets); return the leaderboards by dataset. ``columns`` picks the
+    metrics of the Markdown, LaTeX and HTML leaderboards, ``precision`` their decimals, ``standalone`` makes
+    each .tex file a complete document."""
     runs = runs_frame(results, select)
     boards: dict[str, pd.DataFrame] = {}
     if runs.empty:
         return boards
+    known = [c[len("test_") :] for c in runs.columns if c.startswith("test_")]
+    for column in columns or ():
+        if column not in known:
+            raise BenchError(
+                f"bad --columns entry '{column}': not a metric of these runs; choose from {', '.join(known)}"
+            )
     runs = select_trials(runs, select)
     for dataset, dataset_runs in runs.groupby("dataset", sort=False):
         other_groups = [c for c in dataset_runs if c.startswith("group:") and dataset_runs[c].isna().all()]
         dataset_runs = dataset_runs.drop(columns=other_groups).reset_index(drop=True)
-        board, groups = leaderboard(dataset_runs), group_table(dataset_runs)
+        board, groups, cost = leaderboard(dataset_runs), group_table(dataset_runs), cost_table(dataset_runs)
+        metrics = shown_metrics(board, columns)
         folder = Path(out) / str(dataset)
         folder.mkdir(parents=True, exist_ok=True)
         if "csv" in formats:
-            board.to_csv(folder / "leaderboard.csv", index=False, float_format="%.4f")
+            p_value = f"{TESTED}_p_vs_{BASELINE}"  # 4 significant digits: 4 decimals would round small p to 0
+            csv = board.assign(**{p_value: board[p_value].map(lambda p: f"{p:.4g}" if p == p else "")})
+            csv.to_csv(folder / "leaderboard.csv", index=False, float_format="%.4f")
             groups.to_csv(folder / "groups.csv", index=False, float_format="%.4f")
+            cost.to_csv(folder / "cost.csv", index=False, float_format="%.4f")
         if "tex" in formats:
-            (folder / "leaderboard.tex").write_text(to_latex(board))
+            for name, text in to_latex(board, groups, cost, metrics, precision, standalone).items():
+                (folder / name).write_text(text, encoding="utf-8")
         if "md" in formats:
-            (folder / "leaderboard.md").write_text(to_markdown(board, groups))
+            (folder / "leaderboard.md").write_text(
+                to_markdown(board, groups, cost, metrics, precision), encoding="utf-8"
+            )
+        if {"png", "html"} & set(formats):
+            from benchmark.plots import report_plots
+
+            labelled = dataset_runs.merge(board[[*KEYS, "label"]], on=KEYS)
+            images = report_plots(str(dataset), board, labelled, curves_frame(results, labelled))
+            if "png" in formats:
+                for name, png in images.items():
+                    (folder / name).write_bytes(png)
+            if "html" in formats:
+                html = to_html(str(dataset), board, groups, cost, images, metrics, precision)
+                (folder / "report.html").write_text(html, encoding="utf-8")
         boards[str(dataset)] = board
+    if len(boards) > 1:
+        write_combined(boards, Path(out), formats, precision, standalone)
     return boards

@@ -46,7 +46,7 @@ def test_profile_cli_writes_the_csv(tmp_path):
     assert list(table.columns) == CSV_COLUMNS and list(table["method"]) == ["bare", "erm"]
     np.testing.assert_allclose(table["samples_per_s"], 50 * table["steps_per_s"], rtol=1e-3)
     assert table.loc[1, "ratio_to_erm"] == pytest.approx(1.0) and math.isnan(table.loc[0, "stage_start_ms"])
-    assert "ratio_to_bare" in proc.stdout
+    assert "×bare" in proc.stdout and "×erm" in proc.stdout
 
 
 def job(method: str, **train) -> RunSpec:

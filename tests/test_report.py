@@ -10,18 +10,20 @@ from benchmark.metrics import group_metrics
 from benchmark.report import write_reports
 
 
-def fake_result(method: str, seed: int, correct: list[int], config_id: str | None = None, status: str = "ok") -> dict:
-    """A stored run with one evaluation; its own configuration is its sweep family."""
+def fake_result(
+    method: str, seed: int, correct: list[int], config_id: str | None = None, status: str = "ok", dataset: str = "toy"
+) -> dict:
+    """A stored run with one evaluation of two groups of 10 samples; its own configuration is its sweep family."""
     metrics = group_metrics(correct, [10, 10], ["g0", "g1"])
     return {
         "status": status,
-        "dataset": "toy",
+        "dataset": dataset,
         "method": method,
         "config_id": config_id or f"cfg-{method}",
         "family_id": config_id or f"cfg-{method}",
         "trial": 0,
         "hparams": {},
-        "run_id": f"{method}-{seed}-{config_id}",
+        "run_id": f"{dataset}-{method}-{seed}-{config_id}",
         "seed": seed,
         "select": "val-wga",
         "val": metrics,
@@ -31,6 +33,23 @@ def fake_result(method: str, seed: int, correct: list[int], config_id: str | Non
         "steps_per_s": 10.0,
         "peak_memory_mb": 100.0,
     }
+
+
+def markdown_tables(md: str) -> list[list[str]]:
+    """The lines of every Markdown table (consecutive lines starting with |) in ``md``."""
+    tables, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables, current = [*tables, current], []
+    return tables
+
+
+def table_rows(md: str, which: int = 0) -> dict[str, list[str]]:
+    """The ``which``-th Markdown table in ``md``: ``header`` -> its cells, and each method -> its other cells."""
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in markdown_tables(md)[which]]
+    return {"header": rows[0], **{row[0]: row[1:] for row in rows[2:]}}
 
 
 @pytest.fixture
@@ -97,3 +116,14 @@ def test_dataset_summaries_join_the_leaderboard(tmp_path):
     md = (tmp_path / "toy" / "leaderboard.md").read_text()
     assert "Adj-acc ↑" in md.splitlines()[0] and "65.0 ± 7.1" in md
     assert r"Adj-acc $\uparrow$" in (tmp_path / "toy" / "leaderboard.tex").read_text()
+
+
+def test_cost_table_has_mean_and_std_over_seeds(tmp_path, results):
+    write_reports(results, tmp_path)
+    cost = pd.read_csv(tmp_path / "toy" / "cost.csv").set_index("method")
+    assert cost.loc["erm", "train_time_s_mean"] == pytest.approx(2.0)  # 1 + seed for seeds 0, 1, 2
+    assert cost.loc["erm", "train_time_s_std"] == pytest.approx(1.0)
+    assert cost.loc["groupdro", "peak_memory_mb_mean"] == pytest.approx(100.0)
+    md = (tmp_path / "toy" / "leaderboard.md").read_text()
+    assert "| erm | 2.0 ± 1.0 | 10.0 ± 0.0 | 100.0 ± 0.0 |" in md
+    assert r"erm & $2.0 \pm 1.0$ & $10.0 \pm 0.0$ & $100.0 \pm 0.0$ \\" in (tmp_path / "toy" / "cost.tex").read_text()

@@ -1,0 +1,88 @@
+"""Time the default suite end to end and write a CSV for tracking.
+
+    python benchmarks/default_suite.py --out /tmp/suite --csv benchmarks/default_suite.csv [-- extra bench run args]
+
+Runs ``bench run --methods all --dataset digits-hetero --seeds 0,1,2 --workers 2`` (the default budget) into a
+fresh results folder, samples the resident memory of the whole process tree (the sweep and its workers) every
+0.2 s, and writes one row per run (wall and training time, steps/s, the run's process peak RSS, test metrics)
+and a final ``total`` row (the sweep's wall time and the peak summed RSS of the tree). Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+COMMAND = ["run", "--methods", "all", "--dataset", "digits-hetero", "--seeds", "0,1,2", "--workers", "2"]
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Summed resident memory of ``pid`` and all its descendants, from /proc."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def run_suite(out: Path, extra: list[str]) -> tuple[float, float, int]:
+    """(wall seconds, peak summed RSS in MB, exit code) of the sweep."""
+    command = [sys.executable, "-m", "benchmark.cli", *COMMAND, "--out", str(out), *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(command)
+    peak = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.2):
+            peak = max(peak, tree_rss_mb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = proc.wait()
+    stop.set()
+    sampler.join()
+    return time.perf_counter() - start, peak, code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="results folder (emptied first)")
+    parser.add_argument("--csv", type=Path, required=True, help="where to write the timings")
+    args, extra = parser.parse_known_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    wall, peak, code = run_suite(args.out, [a for a in extra if a != "--"])
+    fields = ["method", "seed", "wall_s", "train_s", "steps_per_s", "peak_rss_mb", "test_wga", "test_acc"]
+    rows = []
+    for path in sorted(args.out.glob("digits-hetero/*/*/result.json")):
+        r = json.loads(path.read_text())
+        if r.get("status") != "ok":
+            continue
+        values = [r["method"], r["seed"], r["wall_time_s"], r["train_time_s"], r["steps_per_s"], r["peak_memory_mb"]]
+        rows.append(dict(zip(fields, [*values, r["test"]["wga"], r["test"]["acc"]])))
+    rows.append({"method": "total", "wall_s": wall, "peak_rss_mb": peak})
+    args.csv.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.csv, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"suite: {wall:.1f} s wall, peak RSS of the process tree {peak:.0f} MB, exit code {code}; {args.csv}")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""``bench report`` on stored fake results: every format by default, the table options, one-line input errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import bench_in_process
+from test_report import table_rows
+from test_report_outputs import PLOTS, suite
+
+from benchmark.store import SCHEMA_VERSION
+
+
+@pytest.fixture
+def stored(tmp_path):
+    """A results folder with the fake runs of two datasets, laid out as ``bench run`` writes them."""
+    folder = tmp_path / "results"
+    for result in suite("toy") + suite("other"):
+        path = folder / result["dataset"] / result["method"] / result["run_id"] / "result.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({**result, "schema": SCHEMA_VERSION}))
+    return folder
+
+
+def test_report_writes_every_format_by_default(tmp_path, stored):
+    out = tmp_path / "reports"
+    proc = bench_in_process("report", "--results", str(stored), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("leaderboard.csv", "groups.csv", "cost.csv", "leaderboard.md", "report.html", *PLOTS):
+        assert (out / "toy" / name).is_file() and (out / "other" / name).is_file(), name
+    assert all((out / f"combined.{ext}").is_file() for ext in ("csv", "md", "tex"))
+    assert r"\documentclass" not in (out / "toy" / "leaderboard.tex").read_text()
+    assert "combined.{csv,md,tex}" in proc.stdout
+
+
+def test_report_table_options(tmp_path, stored):
+    out = tmp_path / "reports"
+    args = ["--formats", "md,tex", "--columns", "wga,acc", "--precision", "2", "--standalone"]
+    proc = bench_in_process("report", "--results", str(stored), "--out", str(out), "--dataset", "toy", *args)
+    assert proc.returncode == 0, proc.stderr
+    rows = table_rows((out / "toy" / "leaderboard.md").read_text())
+    assert rows["header"] == ["Method", "WGA ↑", "Acc ↑", "Seeds", "Trials"] and rows["erm"][0] == "50.00 ± 10.00"
+    assert (out / "toy" / "leaderboard.tex").read_text().count(r"\documentclass{article}") == 1
+    assert not list(out.rglob("*.csv")) and not list(out.rglob("*.png")) and not list(out.glob("combined.*"))
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--formats", "md,pdf"], "bad --formats entry 'pdf'; choose from csv, tex, md, png, html"),
+        (["--precision", "-1"], "bad --precision -1: must be between 0 and 6"),
+        (["--precision", "7"], "bad --precision 7"),
+        (["--columns", " , "], "--columns is empty"),
+        (["--columns", "wga,nosuch"], "bad --columns entry 'nosuch': not a metric of these runs; choose from wga, "),
+    ],
+)
+def test_bad_report_options_are_one_line_errors(tmp_path, stored, args, fragment):
+    out = tmp_path / "reports"
+    proc = bench_in_process("report", "--results", str(stored), "--out", str(out), *args)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert fragment in lines[0] and not out.exists()

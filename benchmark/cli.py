@@ -136,6 +136,9 @@ def run(
         "instance; slurm: array limit)",
     ),
     threads: int = typer.Option(1, help="torch CPU threads per run (metrics are reproducible for a given count)"),
+    deterministic: bool = typer.Option(
+        False, "--deterministic", help="PyTorch's deterministic algorithms (bitwise-repeatable CUDA runs)"
+    ),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (default: start a local instance)"),
     slurm_partition: Optional[str] = typer.Option(None, help="SLURM partition"),
     slurm_time: int = typer.Option(60, help="SLURM time limit per run, minutes"),
@@ -186,9 +189,10 @@ def run(
         data_root=data_root,
         trials=trials,
         threads=threads,
+        deterministic=deterministic,
     )
     pending = runs_to_do(specs, out, force, retry_failed)
-    build_before_running(pending)
+    build_before_running(pending, out)
     options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
     check_launcher(launcher, options)
     unique = unique_runs(specs)

@@ -124,6 +124,7 @@ class RunSpec:
     ``select`` is the rule for the run's own result (reports can re-select), so it is not part of the identity.
     ``threads`` is the number of torch CPU threads: a run's numbers are bitwise identical for the same thread
     count, whatever the launcher or number of parallel runs (different counts sum in different orders).
+    ``deterministic`` asks for PyTorch's deterministic algorithms (what CUDA needs for bitwise repeatability).
     """
 
     dataset: str
@@ -139,6 +140,7 @@ class RunSpec:
     trial: int = 0
     family_id: str = ""
     threads: int = 1
+    deterministic: bool = False
 
     def identity(self) -> dict:
         return {

@@ -38,7 +38,7 @@ def group_metrics(
         "bga": bga,
         "delta_acc": bga - wga,
         "acc": float(100.0 * correct.sum() / total.sum()),
-        "mean_group_acc": float(observed.mean()),
+        "mean_group_acc": float(np.clip(observed.mean(), wga, bga)),  # a float mean of equal values may round out
     }
     for name, weights in (summaries or {}).items():
         w = np.where(present, np.asarray(weights, dtype=np.float64), 0.0)

@@ -87,9 +87,11 @@ def load_entry_points() -> None:
 
 
 def load_plugin(spec: str) -> None:
-    """Import a plugin given as a ``.py`` file path or a dotted module name."""
-    path = Path(spec)
+    """Import a plugin given as a ``.py`` file path or a dotted module name (once per process); a plugin that
+    registers no method and no dataset is an error."""
+    registered = len(METHODS.names()) + len(DATASETS.names())
     if spec.endswith(".py"):
+        path = Path(spec)
         if not path.is_file():
             raise BenchError(f"plugin file not found: {spec}")
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
@@ -106,8 +108,15 @@ def load_plugin(spec: str) -> None:
         except Exception as exc:
             del sys.modules[module_name]
             raise BenchError(f"plugin {spec} failed to import: {type(exc).__name__}: {exc}") from exc
-        return
-    try:
-        importlib.import_module(spec)
-    except ModuleNotFoundError as exc:
-        raise BenchError(f"plugin module not found: {spec} ({exc})") from exc
+    else:
+        if spec in sys.modules:
+            return
+        try:
+            importlib.import_module(spec)
+        except ModuleNotFoundError as exc:
+            raise BenchError(f"plugin module not found: {spec} ({exc})") from exc
+    if len(METHODS.names()) + len(DATASETS.names()) == registered:
+        raise BenchError(
+            f"plugin {spec} registers no method or dataset (decorate a class with @register_method or"
+            " @register_dataset)"
+        )

@@ -15,7 +15,7 @@ from benchmark.data import build_dataset
 from benchmark.errors import BenchError
 from benchmark.hparams import trial_values
 from benchmark.registry import DATASETS, METHODS, load_builtins, load_plugin
-from benchmark.store import RunLog, read_result, write_json_atomic
+from benchmark.store import RunLog, check_writable, read_result, write_json_atomic
 from benchmark.trainer import resolve_device, train
 
 
@@ -91,11 +91,13 @@ def collect_results(specs: list[RunSpec], out: Path) -> list[dict]:
     return [read_result(spec.directory(out)) or {**spec.header(), **missing} for spec in specs]
 
 
-def build_before_running(pending: list[RunSpec]) -> None:
-    """Build the sweep's dataset (cached for in-process runs) if any run will train, so that a missing or
-    malformed data file is an input error before anything is written, not a failed run."""
+def build_before_running(pending: list[RunSpec], out: Path | None = None) -> None:
+    """If any run will train: build the sweep's dataset (cached for in-process runs) and check that ``out`` can be
+    written, so that a bad data file or a read-only or full disk is an input error before anything trains."""
     if pending:
         build_dataset(pending[0].dataset, pending[0].data_options, pending[0].data_root)
+        if out is not None:
+            check_writable(out)
 
 
 def load_plugins(plugins: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -128,14 +130,15 @@ def plan_sweep(
     data_root: str | None = None,
     trials: int = 1,
     threads: int = 1,
+    deterministic: bool = False,
 ) -> list[RunSpec]:
     """Validate every name and ``--set`` value, then return the runs of methods × trials × seeds (nothing is
     written).
 
     ``methods`` may be ``["all"]`` (every registered method, plugins included). ``--set`` keys are
     ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep; they are fixed in every trial, while
-    trials 1.. draw the method's other ``space`` entries (trial 0 is the defaults). ``threads``: torch CPU
-    threads per run.
+    trials 1.. draw the method's other ``space`` entries (trial 0 is the defaults). ``threads`` and
+    ``deterministic``: how each run executes (see :class:`RunSpec`).
     """
     plugins = load_plugins(plugins)
     names = METHODS.names() if methods == ["all"] else [METHODS.get(m).name for m in methods]
@@ -169,5 +172,6 @@ def plan_sweep(
                 for seed in seeds
             ]
             family = family or runs[0].config_id
-            specs += [dataclasses.replace(spec, family_id=family, threads=threads) for spec in runs]
+            how = dict(family_id=family, threads=threads, deterministic=deterministic)
+            specs += [dataclasses.replace(spec, **how) for spec in runs]
     return specs

@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from benchmark.errors import BenchError
+
 SCHEMA_VERSION = 2  # 2: the selection rule left the identity; result.json has the history
 
 
@@ -38,6 +40,16 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write, sync and remove a small probe file there, so that a read-only or full disk
+    is one clear error before any training (``OSError`` otherwise)."""
+    try:
+        write_json_atomic(Path(folder) / ".write-probe", {"probe": "x" * 1024})
+        (Path(folder) / ".write-probe").unlink()
+    except OSError as exc:
+        raise BenchError(f"results folder {folder} is not writable: {exc.strerror or exc}") from None
 
 
 def read_result(directory: Path) -> dict | None:

@@ -7,6 +7,8 @@ epoch, model selection, timing and memory accounting. It knows nothing of specif
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
 import time
 from typing import Callable
@@ -166,12 +168,27 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
     :func:`~benchmark.selection.select_epoch` picks under ``spec.select``.
     Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
     """
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(spec.threads)
-    try:
+    with run_settings(spec):
         return _train(spec, data_cpu, on_eval)
+
+
+@contextlib.contextmanager
+def run_settings(spec: RunSpec):
+    """For the duration of a run: ``spec.threads`` torch CPU threads and, with ``spec.deterministic``, PyTorch's
+    deterministic algorithms (cuDNN without autotuning; cuBLAS with a fixed workspace, set before CUDA's first
+    use in this process). The previous settings are restored afterwards."""
+    previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    torch.set_num_threads(spec.threads)
+    if spec.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    try:
+        yield
     finally:
-        torch.set_num_threads(previous_threads)
+        torch.set_num_threads(previous[0])
+        torch.use_deterministic_algorithms(previous[1])
+        torch.backends.cudnn.benchmark = previous[2]
 
 
 def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]) -> dict:
@@ -242,5 +259,6 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
         "memory_kind": memory_kind,
         "device": str(device),
         "threads": spec.threads,
+        "deterministic": spec.deterministic,
         "history": history,
     }

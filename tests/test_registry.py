@@ -62,6 +62,10 @@ def test_plugin_errors_are_one_line(tmp_path):
     broken.write_text("raise RuntimeError('boom')\n")
     with pytest.raises(BenchError, match="failed to import: RuntimeError: boom"):
         load_plugin(str(broken))
+    empty = tmp_path / "empty.py"
+    empty.write_text("import math\n")
+    with pytest.raises(BenchError, match="empty.py registers no method or dataset"):
+        load_plugin(str(empty))
 
 
 def test_plugin_from_entry_point(tmp_path, monkeypatch):

@@ -44,6 +44,10 @@ class GroupDataset:
     ``summaries`` names extra metrics that are weighted means of the group accuracies, one weight per
     group: e.g. ``adj_acc`` with the training group proportions (Waterbirds), or ``many``/``medium``/
     ``few`` with 0/1 weights over class groups (long tail). See :func:`benchmark.metrics.group_metrics`.
+
+    Construction rejects codes out of range (split, y, g, a, space, row) and NaN or infinite in-memory
+    features with a :class:`BenchError`; :meth:`validate` (run on every build) also rejects an empty
+    split and a group with no training samples.
     """
 
     name: str
@@ -74,12 +78,52 @@ class GroupDataset:
                     f"dataset {self.name}: summary '{metric}' has {len(weights)} weights, "
                     f"expected one per group ({len(self.group_names)})"
                 )
+        self._check_codes()
+        self._check_features()
         # host copies read by the samplers every epoch, so batching never syncs with the device
         self.space_cpu = self.space.cpu().numpy()
         self.g_cpu = self.g.cpu().numpy()
         self.y_cpu = self.y.cpu().numpy()
         self.row_cpu = self.row.cpu().numpy()
         self.split_cpu = self.split.cpu().numpy()
+
+    def _check_codes(self) -> None:
+        """Reject per-sample codes out of range, naming the field and its first bad value (vectorised)."""
+        ranges = {
+            "split": (len(SPLITS), ", ".join(f"{i} = {name}" for i, name in enumerate(SPLITS))),
+            "y": (self.num_classes, f"{self.num_classes} classes"),
+            "g": (self.num_groups, f"{self.num_groups} groups"),
+            "a": (len(self.attr_names), f"{len(self.attr_names)} attributes"),
+            "space": (len(self.spaces), f"{len(self.spaces)} feature spaces"),
+        }
+        for f, (high, what) in ranges.items():
+            values = getattr(self, f)
+            outside = (values < 0) | (values >= high)
+            if outside.any():
+                raise BenchError(
+                    f"dataset {self.name}: '{f}' has value {int(values[outside][0])} outside [0, {high}) ({what})"
+                )
+        sizes = torch.tensor([len(s.x) for s in self.spaces], dtype=torch.int64, device=self.space.device)
+        outside = (self.row < 0) | (self.row >= sizes[self.space])
+        if outside.any():
+            i = int(torch.nonzero(outside)[0])
+            s = self.spaces[int(self.space[i])]
+            raise BenchError(
+                f"dataset {self.name}: 'row' has value {int(self.row[i])} outside space {s.name}'s rows [0, {len(s.x)})"
+            )
+
+    def _check_features(self) -> None:
+        """Reject NaN or infinite features in in-memory spaces (disk-backed ``ImageFiles`` are not read)."""
+        for s in self.spaces:
+            if isinstance(s.x, ImageFiles) or not s.x.is_floating_point():
+                continue
+            if torch.isfinite(s.x.sum()):  # one cheap pass: any NaN or ±inf makes the sum non-finite
+                continue
+            rows = int((~torch.isfinite(s.x).reshape(len(s.x), -1).all(1)).sum())  # exact: the sum may overflow
+            if rows:
+                raise BenchError(
+                    f"dataset {self.name}: space {s.name} has NaN or infinite features in {rows} of {len(s.x)} rows"
+                )
 
     @property
     def num_classes(self) -> int:
@@ -151,12 +195,14 @@ class Batch:
 
 
 def make_batches(data: GroupDataset, order: np.ndarray, batch_of: np.ndarray) -> list[Batch]:
-    """Cut ``order`` (sample indices) into batches given each element's batch number.
+    """Cut ``order`` (sample indices) into batches given each element's batch number; batch numbers that no
+    element has make no (empty) batch.
 
     Within a batch the samples are ordered by feature space (stable), and the per-space sizes are
     computed on the host, so splitting encoder inputs needs no device sync. One host-to-device copy
     per call.
     """
+    batch_of = np.unique(batch_of, return_inverse=True)[1].reshape(-1)  # consecutive, order kept
     n_spaces = len(data.spaces)
     sample_space = data.space_cpu[order]
     key = batch_of.astype(np.int64) * n_spaces + sample_space
@@ -230,6 +276,8 @@ class StratifiedSampler(BatchSampler):
     The epoch has ``ceil(n / batch_size)`` batches; element j of group g's random permutation goes to
     batch ``floor(j · n_batches / n_g)``, so group g contributes ⌊n_g/n_batches⌋ or ⌈n_g/n_batches⌉
     samples to every batch, and batch sizes stay within G of n / n_batches (≤ batch_size on average).
+    (When every group is smaller than n_batches, which needs batch_size < G, batches no group reaches
+    are dropped: the epoch has fewer, larger batches.)
     """
 
     name = "stratified"

@@ -191,10 +191,10 @@ def run(
         threads=threads,
         deterministic=deterministic,
     )
-    pending = runs_to_do(specs, out, force, retry_failed)
-    build_before_running(pending, out)
     options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
     check_launcher(launcher, options)
+    pending = runs_to_do(specs, out, force, retry_failed)
+    build_before_running(pending, out)
     unique = unique_runs(specs)
     parallel = workers or (default_workers(pending) if launcher == "local" else 1)
     with RichProgress(console, len(unique), parallel=parallel) as progress:

@@ -74,10 +74,12 @@ def launch(launcher: str, pending: list[RunSpec], out: Path, progress: Progress,
         run_ray(pending, out, progress, options)
     elif launcher == "slurm":
         run_slurm(pending, out, progress, options)
-    elif min(options.workers or default_workers(pending), len(pending)) > 1:
-        run_pool(pending, out, progress, min(options.workers or default_workers(pending), len(pending)))
     else:
-        run_in_process(pending, out, progress)
+        workers = min(options.workers or default_workers(pending), len(pending))
+        if workers > 1:
+            run_pool(pending, out, progress, workers)
+        else:
+            run_in_process(pending, out, progress)
 
 
 def run_in_process(pending: list[RunSpec], out: Path, progress: Progress) -> None:

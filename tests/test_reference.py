@@ -31,6 +31,16 @@ def test_committed_reports_regenerate_from_committed_runs(tmp_path, dataset):
         assert (tmp_path / dataset / name).read_text() == (REPORTS / dataset / name).read_text(), name
 
 
+def test_committed_combined_table_regenerates(tmp_path):
+    assert len(DATASETS) >= 3, "digits-hetero, waterbirds-style and celeba-style"
+    proc = bench_in_process(
+        "report", "--results", str(REPORTS / "runs"), "--out", str(tmp_path), "--formats", "csv,md,tex"
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("combined.csv", "combined.md", "combined.tex"):
+        assert (tmp_path / name).read_text() == (REPORTS / name).read_text(), name
+
+
 def test_readme_shows_the_digits_hetero_leaderboard():
     table = (REPORTS / "digits-hetero" / "leaderboard.md").read_text().split("\n\n")[0].strip()
     readme = (ROOT / "README.md").read_text()

@@ -127,3 +127,16 @@ def test_cost_table_has_mean_and_std_over_seeds(tmp_path, results):
     md = (tmp_path / "toy" / "leaderboard.md").read_text()
     assert "| erm | 2.0 ± 1.0 | 10.0 ± 0.0 | 100.0 ± 0.0 |" in md
     assert r"erm & $2.0 \pm 1.0$ & $10.0 \pm 0.0$ & $100.0 \pm 0.0$ \\" in (tmp_path / "toy" / "cost.tex").read_text()
+
+
+def test_a_datasets_report_has_only_its_own_metrics_and_groups(tmp_path):
+    """Reporting two datasets together gives each the same files as reporting it alone."""
+    waterbirds = fake_result("erm", 0, [9, 5], dataset="wb")
+    waterbirds["test"] = {**waterbirds["test"], "adj_acc": 60.0}
+    waterbirds["history"][0]["test"] = waterbirds["test"]
+    together = write_reports([waterbirds, fake_result("erm", 0, [9, 5], dataset="other")], tmp_path / "both")
+    write_reports([fake_result("erm", 0, [9, 5], dataset="other")], tmp_path / "alone")
+    assert "adj_acc_mean" in together["wb"] and "adj_acc_mean" not in together["other"]
+    assert (tmp_path / "both/other/leaderboard.csv").read_text() == (
+        tmp_path / "alone/other/leaderboard.csv"
+    ).read_text()

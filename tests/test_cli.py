@@ -81,7 +81,7 @@ def results_by_run(out) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in out.glob("digits-hetero/*/*/result.json")}
 
 
-def test_rerun_skips_finished_runs_and_force_redoes_them(tmp_path):
+def test_rerun_skips_finished_runs_force_redoes_them_and_a_changed_setting_is_new(tmp_path):
     """(That the same seed gives identical metrics in other processes is tested with the launchers.)"""
     first = tmp_path / "a"
     proc = bench(
@@ -105,12 +105,11 @@ def test_rerun_skips_finished_runs_and_force_redoes_them(tmp_path):
     )
     assert forced.returncode == 0 and forced.stdout.count("finished ") == 1
 
-
-def test_changed_setting_makes_a_new_run(tmp_path):
-    base = ["run", "--methods", "erm", "--seeds", "0", "--out", str(tmp_path), *IN_PROCESS]
-    assert bench(*base).returncode == 0
-    assert bench(*base, "--set", "train.lr=0.002").returncode == 0
-    assert len(results_by_run(tmp_path)) == 2
+    changed = bench(
+        "run", "--methods", "erm", "--seeds", "0", "--out", str(first), *IN_PROCESS, "--set", "train.lr=0.002"
+    )
+    assert changed.returncode == 0 and changed.stdout.count("finished ") == 1, "a changed setting is a new run"
+    assert len(results_by_run(first)) == 3
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"

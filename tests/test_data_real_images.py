@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import bench
+from conftest import bench, bench_in_process
 from PIL import Image
 
 from benchmark.data import build_dataset
@@ -150,18 +150,18 @@ def test_waterbirds_quick_run_end_to_end_and_malformed_file_exit_2(tmp_path):
     out = tmp_path / "results"
     args = ["run", "--methods", "erm,groupdro", "--dataset", "waterbirds", "--data-root", str(root), "--seeds", "0"]
     sets = ["--set", "data.image_size=16", "--set", "data.encoder=cnn", "--set", "data.workers=0"]
-    proc = bench(*args, "--quick", "--out", str(out), *sets)
+    proc = bench(*args, "--quick", "--workers", "1", "--out", str(out), *sets)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(next(out.glob("waterbirds/groupdro/*/result.json")).read_text())
     assert result["status"] == "ok" and result["test"]["adj_acc"] is not None
     assert set(result["test"]["groups"]) == {"landbird,land", "landbird,water", "waterbird,land", "waterbird,water"}
 
     (root / "metadata.csv").write_text("img_id,img_filename\n")
-    bad = bench(*args, "--quick", "--out", str(tmp_path / "bad"), *sets)
+    bad = bench_in_process(*args, "--quick", "--out", str(tmp_path / "bad"), *sets)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         f"error: malformed metadata.csv: missing column(s) y, split, place in {root}/metadata.csv"
     ]
     assert not (tmp_path / "bad").exists()
-    missing = bench("run", "--methods", "erm", "--dataset", "waterbirds", "--out", str(tmp_path / "none"))
+    missing = bench_in_process("run", "--methods", "erm", "--dataset", "waterbirds", "--out", str(tmp_path / "none"))
     assert missing.returncode == 2 and "give --data-root" in missing.stderr

@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import SMALL_HETERO, bench
+from conftest import SMALL_HETERO, bench, bench_in_process
 
 SWEEP = ["run", "--methods", "erm,groupdro", "--seeds", "0,1", *SMALL_HETERO]
 METRIC_COLUMNS = ["method", "wga_mean", "wga_std", "acc_mean", "acc_std", "bga_mean", "delta_acc_mean", "n_seeds"]
@@ -125,7 +125,9 @@ def test_a_failed_run_is_kept_until_retry_failed(tmp_path, one_process):
 
 def test_report_reselects_stored_runs_without_training(tmp_path, one_process):
     for rule in ("val-wga", "val-acc", "oracle"):
-        proc = bench("report", "--results", str(one_process), "--out", str(tmp_path / rule), "--select", rule)
+        proc = bench_in_process(
+            "report", "--results", str(one_process), "--out", str(tmp_path / rule), "--select", rule
+        )
         assert proc.returncode == 0, proc.stderr
         csv = pd.read_csv(tmp_path / rule / "digits-hetero" / "leaderboard.csv")
         assert set(csv["select"]) == {rule}

@@ -26,13 +26,13 @@ from benchmark.data.core import SAMPLERS
 from benchmark.data.images import with_inputs
 from benchmark.runner import load_plugins
 from benchmark.trainer import (
-    _sync,
     build_method,
     make_optimizer,
     peak_memory_mb,
     resolve_device,
     seeded_model,
     start_stage,
+    synchronize,
     train_steps,
 )
 
@@ -69,10 +69,10 @@ def draw_batches(sampler, count: int, rng: np.random.Generator) -> list:
 
 def timed(device: torch.device, function, *args) -> tuple[float, object]:
     """(seconds, result) of ``function(*args)``, synchronising the device before and after."""
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     result = function(*args)
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start, result
 
 

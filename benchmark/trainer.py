@@ -73,7 +73,8 @@ def peak_memory_mb(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process-rss"
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -213,7 +214,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
             batches = sampler.epoch(batch_rng)
             loss_sum, first_bad, logs = train_steps(method, data, optimizer, batches, spec.train, step)
             step += len(batches)
-            _sync(device)
+            synchronize(device)
             stage_train_time += time.perf_counter() - epoch_start
             if first_bad.item() >= 0:
                 raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {epoch}, stage {stage.name})")

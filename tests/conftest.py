@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmark.config import TrainConfig
 from benchmark.data import build_dataset
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.methods.base import TrainInfo
 from benchmark.registry import DATASETS, load_builtins
+from benchmark.trainer import train_info
 
 load_builtins()
 
@@ -74,16 +76,7 @@ def float64():
 
 def make_info(data: GroupDataset, epochs: int = 1, seed: int = 0) -> TrainInfo:
     """The TrainInfo the trainer would give a method for ``data`` (batch size 8)."""
-    train = data.indices("train")
-    return TrainInfo(
-        num_classes=data.num_classes,
-        num_groups=data.num_groups,
-        train_group_counts=data.group_counts("train"),
-        train_class_counts=torch.bincount(data.y[train], minlength=data.num_classes),
-        epochs=epochs,
-        steps_per_epoch=-(-len(train) // 8),
-        generator=torch.Generator().manual_seed(seed),
-    )
+    return train_info(data, TrainConfig(epochs=epochs, batch_size=8), seed)
 
 
 def bench_in_process(*args: str) -> subprocess.CompletedProcess:

@@ -111,11 +111,13 @@ def describe(
         spaces.add_row(s.name, s.kind, "×".join(map(str, s.shape)), str(len(s.x)))
     console.print(spaces)
     counts = data.counts_table()
-    table = Table("group", *SPLITS, title=f"samples per split × group ({data.num_classes} classes)")
+    table = Table("group", *SPLITS, "minority", title=f"samples per split × group ({data.num_classes} classes)")
     for i, name in enumerate(data.group_names):
-        table.add_row(name, *(str(counts[s][i]) for s in SPLITS))
-    table.add_row("total", *(str(sum(counts[s])) for s in SPLITS))
+        table.add_row(name, *(str(counts[s][i]) for s in SPLITS), "yes" if data.minority_mask[i] else "")
+    table.add_row("total", *(str(sum(counts[s])) for s in SPLITS), "")
     console.print(table)
+    rule = "declared by the dataset" if data.minority is not None else "cells (y, a) with P(a | y) < P(a) in training"
+    console.print(f"minority groups ({rule}): {', '.join(data.minority_names) or 'none'}")
 
 
 @app.command()

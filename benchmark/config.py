@@ -20,8 +20,14 @@ DEVICES = ("auto", "cpu", "cuda")
 class TrainConfig:
     """The training budget and optimiser (seed 000 §4.4 defaults for digits: Adam, lr 1e-3, batch 100).
 
-    A dataset's ``train_defaults`` (its recommended budget) override these; ``sampler`` is ``stratified`` (each
-    batch keeps the training group proportions) or ``shuffle``. ``amp``: bfloat16 autocast for training steps and
+    A dataset's ``train_defaults`` (its recommended budget) override these. ``epochs`` is the budget in ERM
+    epochs: every method gets ``epochs × ⌈n_train / batch_size⌉`` optimizer steps, split between its stages,
+    and is evaluated every ⌈n_train / batch_size⌉ steps (METHODS.md, "One budget, in optimizer steps").
+    ``sampler``: ``auto`` (default) gives group-stratified batches (each batch keeps the training group
+    proportions) to methods that read training group labels and uniform shuffling to the others, so that no
+    method without group labels receives batches that depend on them; ``stratified`` or ``shuffle`` force one.
+    ``latent``: the encoders' output layer (:data:`benchmark.models.LATENTS`); ``relu`` is seed 000's literal FC +
+    ReLU. ``amp``: bfloat16 autocast for training steps and
     evaluation. ``compile``: ``torch.compile`` backend for the encoders (``inductor`` for speed on GPU,
     ``aot_eager`` to check graph capture without code generation, ``off``).
     """
@@ -32,14 +38,16 @@ class TrainConfig:
     weight_decay: float = 0.0
     optimizer: str = "adam"
     momentum: float = 0.9
-    sampler: str = "stratified"
+    sampler: str = "auto"
+    latent: str = "relu"
     eval_batch_size: int = 2048
     amp: bool = False
     compile: str = "off"
 
     choices = {
         "optimizer": ("adam", "sgd"),
-        "sampler": ("stratified", "shuffle"),
+        "sampler": ("auto", "stratified", "shuffle"),
+        "latent": ("relu", "linear", "layernorm", "relu-bias1"),
         "compile": ("off", "inductor", "aot_eager"),
     }
 

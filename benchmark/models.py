@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from benchmark.data.core import Batch, GroupDataset
 from benchmark.errors import BenchError
+
+if TYPE_CHECKING:  # annotations only: importing benchmark.data here would be circular (its loaders use BACKBONES)
+    from benchmark.data.core import Batch, GroupDataset
 
 
 class ImageCNN(nn.Module):
-    """Seed 000 §4.4's digit encoder: two convolutions, max-pool, sigmoid, flatten, one FC layer + ReLU.
+    """Seed 000 §4.4's digit encoder: two convolutions, max-pool, sigmoid, flatten, one FC layer (``out``),
+    whose output goes through the model's latent layer (ReLU in the seed, see :data:`LATENTS`).
 
     Initialisation: variance-preserving (Kaiming) weights and a small positive FC bias. With PyTorch's
     default init the two linear convolutions shrink the input so much that the sigmoid outputs are
@@ -30,19 +34,19 @@ class ImageCNN(nn.Module):
             nn.Sigmoid(),
             nn.Flatten(),
         )
-        self.fc = nn.Sequential(nn.Linear(channels[1] * (h // 2) * (w // 2), k), nn.ReLU())
+        self.out = nn.Linear(channels[1] * (h // 2) * (w // 2), k)
         for conv in self.features[:2]:
             nn.init.kaiming_normal_(conv.weight, nonlinearity="linear")
             nn.init.zeros_(conv.bias)
-        nn.init.kaiming_normal_(self.fc[0].weight, nonlinearity="relu")
-        nn.init.constant_(self.fc[0].bias, 0.1)
+        nn.init.kaiming_normal_(self.out.weight, nonlinearity="relu")
+        nn.init.constant_(self.out.bias, 0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        return self.out(self.features(x))
 
 
 class SequenceCNN(nn.Module):
-    """1-D CNN for sequences (C×L): two convolutions with ReLU after each, max-pool, flatten, FC + ReLU.
+    """1-D CNN for sequences (C×L): two convolutions with ReLU after each, max-pool, flatten, FC (``out``).
 
     The seed's literal image design transposed to 1-D (no ReLU between convolutions, sigmoid after
     pooling) learns MNIST-1D far worse (DATASETS.md), hence conv-ReLU here.
@@ -59,25 +63,45 @@ class SequenceCNN(nn.Module):
             nn.MaxPool1d(2),
             nn.Flatten(),
         )
-        self.fc = nn.Sequential(nn.Linear(channels[1] * (length // 2), k), nn.ReLU())
+        self.out = nn.Linear(channels[1] * (length // 2), k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        return self.out(self.features(x))
 
 
 class VectorMLP(nn.Module):
-    """Two-layer MLP for flat vectors, ReLU after each layer."""
+    """Two-layer MLP for flat vectors: FC, ReLU, FC (``out``)."""
 
     def __init__(self, shape: tuple[int, ...], k: int, hidden: int = 128):
         super().__init__()
         (d,) = shape
-        self.net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, k), nn.ReLU())
+        self.hidden = nn.Sequential(nn.Linear(d, hidden), nn.ReLU())
+        self.out = nn.Linear(hidden, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.out(self.hidden(x))
 
 
 ENCODERS: dict[str, type[nn.Module]] = {"image": ImageCNN, "sequence": SequenceCNN, "vector": VectorMLP}
+
+LATENTS = {
+    "relu": "ReLU after each encoder's last FC layer: seed 000's literal latent",
+    "linear": "no activation after the last FC layer: z is affine in the encoder's features",
+    "layernorm": "LayerNorm without affine parameters after the last FC layer: every z has mean 0 and norm √k",
+    "relu-bias1": "ReLU as in the seed, with the last FC layer's bias initialised to 1 (every unit starts active)",
+}
+"""The latent layers the encoders end in (``train.latent``), name -> what it is."""
+
+
+def latent_layer(latent: str, k: int) -> nn.Module:
+    """The module that turns an encoder's last FC output into the latent z."""
+    if latent not in LATENTS:
+        raise BenchError(f"unknown latent '{latent}'; known: {', '.join(LATENTS)}")
+    if latent == "linear":
+        return nn.Identity()
+    if latent == "layernorm":
+        return nn.LayerNorm(k, elementwise_affine=False)
+    return nn.ReLU()
 
 
 class Standardize(nn.Module):
@@ -93,7 +117,7 @@ class Standardize(nn.Module):
 
 
 class ResNet(nn.Module):
-    """A torchvision ResNet (``resnet18``/``resnet50``) whose classifier is replaced by FC + ReLU into ℝᵏ.
+    """A torchvision ResNet (``resnet18``/``resnet50``) whose classifier is replaced by an FC layer into ℝᵏ (``out``).
 
     ``pretrained`` loads ImageNet weights from torchvision's local cache; nothing is downloaded, so
     missing weights are an input error that says where they were looked for.
@@ -110,29 +134,35 @@ class ResNet(nn.Module):
             if not cached.is_file():
                 raise BenchError(f"pretrained {name} weights not found at {cached} (nothing is downloaded here)")
         self.net = getattr(torchvision.models, name)(weights=weights)
-        self.net.fc = nn.Sequential(nn.Linear(self.net.fc.in_features, k), nn.ReLU())
+        self.out = nn.Linear(self.net.fc.in_features, k)
+        self.net.fc = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.out(self.net(x))
 
 
 BACKBONES = ("resnet18", "resnet50", "resnet18-pretrained", "resnet50-pretrained")
 
 
-def make_encoder(data: GroupDataset, space_id: int, k: int) -> nn.Module:
-    """The encoder for a feature space: its named backbone (``space.encoder``) or its kind's default
-    behind the training set's standardisation (disk-backed images come normalised by their transform)."""
+def make_encoder(data: GroupDataset, space_id: int, k: int, latent: str = "relu") -> nn.Module:
+    """The encoder for a feature space, ending in the ``latent`` layer: its named backbone (``space.encoder``)
+    or its kind's default behind the training set's standardisation (disk-backed images come normalised by
+    their transform)."""
     space = data.spaces[space_id]
     if space.encoder is not None:
         if space.encoder not in BACKBONES:
             raise BenchError(f"unknown encoder '{space.encoder}'; known: {', '.join(BACKBONES)}")
         name, _, pretrained = space.encoder.partition("-")
-        return ResNet(name, k, pretrained=bool(pretrained))
-    if not isinstance(space.x, torch.Tensor):
-        return nn.Sequential(Standardize(0.0, 1.0), ENCODERS[space.kind](space.shape, k))
-    train_rows = data.row[(data.space == space_id) & (data.split == 0)]
-    x = space.x[train_rows] if len(train_rows) else space.x
-    return nn.Sequential(Standardize(x.mean().item(), x.std().item()), ENCODERS[space.kind](space.shape, k))
+        layers = [ResNet(name, k, pretrained=bool(pretrained))]
+    elif not isinstance(space.x, torch.Tensor):
+        layers = [Standardize(0.0, 1.0), ENCODERS[space.kind](space.shape, k)]
+    else:
+        train_rows = data.row[(data.space == space_id) & (data.split == 0)]
+        x = space.x[train_rows] if len(train_rows) else space.x
+        layers = [Standardize(x.mean().item(), x.std().item()), ENCODERS[space.kind](space.shape, k)]
+    if latent == "relu-bias1":
+        nn.init.constant_(layers[-1].out.bias, 1.0)
+    return nn.Sequential(*layers, latent_layer(latent, k))
 
 
 class GroupModel(nn.Module):
@@ -140,12 +170,13 @@ class GroupModel(nn.Module):
 
     Groups that share a feature space share its encoder. ``encode`` makes one encoder call per space
     present in the batch; batches are ordered by space (see :func:`benchmark.data.core.make_batches`).
+    ``latent`` names the layer every encoder ends in (:data:`LATENTS`).
     """
 
-    def __init__(self, data: GroupDataset, k: int = 64):
+    def __init__(self, data: GroupDataset, k: int = 64, latent: str = "relu"):
         super().__init__()
-        self.k = k
-        self.encoders = nn.ModuleList(make_encoder(data, s, k) for s in range(len(data.spaces)))
+        self.k, self.latent = k, latent
+        self.encoders = nn.ModuleList(make_encoder(data, s, k, latent) for s in range(len(data.spaces)))
         self.head = nn.Linear(k, data.num_classes)
 
     def encode(self, data: GroupDataset, batch: Batch) -> torch.Tensor:

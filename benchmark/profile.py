@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from benchmark.config import RunSpec
 from benchmark.data import build_dataset
-from benchmark.data.core import SAMPLERS
+from benchmark.data.core import SAMPLERS, BatchStream
 from benchmark.data.images import with_inputs
 from benchmark.runner import load_plugins
 from benchmark.trainer import (
@@ -30,6 +30,7 @@ from benchmark.trainer import (
     make_optimizer,
     peak_memory_mb,
     resolve_device,
+    sampler_name,
     seeded_model,
     start_stage,
     synchronize,
@@ -57,14 +58,6 @@ class ProfileSettings:
     steps: int = 100
     warmup: int = 10
     repeats: int = 3
-
-
-def draw_batches(sampler, count: int, rng: np.random.Generator) -> list:
-    """``count`` batches from consecutive epochs of ``sampler``."""
-    batches: list = []
-    while len(batches) < count:
-        batches += sampler.epoch(rng)
-    return batches[:count]
 
 
 def timed(device: torch.device, function, *args) -> tuple[float, object]:
@@ -103,11 +96,11 @@ def profile_method(spec: RunSpec, settings: ProfileSettings) -> dict:
         for _ in range(settings.repeats):
             epoch += 1
             epoch_seconds.append(timed(device, method.on_epoch_start, epoch, data)[0])
-        batches = draw_batches(sampler, settings.warmup + settings.steps, rng)
+        batches = BatchStream(sampler, rng).take(settings.warmup + settings.steps)
 
         run_steps = functools.partial(train_steps, method, data, optimizer, config=spec.train, first_step=0)
         rates[stage.name] = median_steps_per_s(device, run_steps, batches, settings)
-        weights[stage.name] = stage.epochs * len(sampler.epoch(np.random.default_rng(0)))
+        weights[stage.name] = stage.epochs  # every stage epoch is the same number of steps
     total = sum(weights.values())
     return {
         "method": spec.method,
@@ -120,14 +113,14 @@ def profile_method(spec: RunSpec, settings: ProfileSettings) -> dict:
 
 
 def profile_bare(spec: RunSpec, settings: ProfileSettings) -> dict:
-    """Steps/s of a bare loop: the same model, stratified batches and optimiser, cross-entropy, nothing else."""
+    """Steps/s of a bare loop: the same model, ERM's batches and optimiser, cross-entropy, nothing else."""
     torch.set_num_threads(spec.threads)
     device = resolve_device(spec.device)
     data = build_dataset(spec.dataset, spec.data_options, spec.data_root).to(device)
-    model = seeded_model(data, spec.seed, spec.train.compile)
+    model = seeded_model(data, spec.seed, spec.train.compile, spec.train.latent)
     optimizer = make_optimizer(spec.train, list(model.parameters()))
-    sampler = SAMPLERS[spec.train.sampler](data, data.indices_cpu("train"), spec.train.batch_size)
-    batches = draw_batches(sampler, settings.warmup + settings.steps, np.random.default_rng([spec.seed, 0xBA7C]))
+    sampler = SAMPLERS[sampler_name(spec.train, False)](data, data.indices_cpu("train"), spec.train.batch_size)
+    batches = BatchStream(sampler, np.random.default_rng([spec.seed, 0xBA7C])).take(settings.warmup + settings.steps)
 
     def run_steps(part: list) -> None:
         for batch in with_inputs(data, part):

@@ -23,7 +23,7 @@ import pandas as pd
 from benchmark.errors import BenchError
 from benchmark.selection import FAMILY_KEYS as KEYS
 from benchmark.selection import select_epoch, select_trials, selection_score
-from benchmark.stats import bootstrap_ci, paired_ttest
+from benchmark.stats import bootstrap_ci, paired_ttest, wilson_interval
 from benchmark.tables import (
     HTML,
     LATEX,
@@ -46,9 +46,16 @@ DEFAULT_FORMATS = ("csv", "tex", "md")
 BASELINE, TESTED, ALPHA = "erm", "wga", 0.05  # daggers: p < ALPHA against BASELINE on TESTED, better mean
 
 
+def stage_steps(result: dict) -> str:
+    """The optimizer steps of each stage of a run, e.g. ``identify 594 + upweighted 1782``."""
+    return " + ".join(f"{stage['name']} {stage.get('steps', '?')}" for stage in result.get("stages", []))
+
+
 def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
     """One row per successful run at the epoch ``select`` picks from its history: identity, hparams (JSON),
-    selection scores, test and val metrics (``test_*``, ``val_*``), test group accuracies (``group:*``), cost."""
+    selection scores, test and val metrics (``test_*``, ``val_*``), test group accuracies (``group:*``), the
+    share of live latent units per group on val (``live:*``, runs that record it), test group sizes
+    (``n_test:*``), total and per-stage steps, cost."""
     rows = []
     for r in results:
         if r.get("status") != "ok":
@@ -61,9 +68,12 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
         row.update({f"test_{m}": v for m, v in best["test"].items() if m != "groups"})
         row.update({f"val_{m}": v for m, v in best["val"].items() if m != "groups"})
         row.update({f"group:{g}": acc for g, acc in best["test"]["groups"].items()})
+        row.update({f"live:{g}": share for g, share in (best.get("live_units") or {}).items()})
+        row.update({f"n_test:{g}": n for g, n in r.get("group_sizes", {}).get("test", {}).items()})
+        row["steps"], row["stage_steps"] = r.get("steps"), stage_steps(r)
         rows.append(row)
     frame = pd.DataFrame(rows)
-    numeric = [c for c in frame if c.startswith(("test_", "val_", "group:")) or c in COST]
+    numeric = [c for c in frame if c.startswith(("test_", "val_", "group:", "live:", "n_test:")) or c in COST]
     return frame.astype({c: float for c in numeric})  # a metric missing (None) in every run is NaN, not object
 
 
@@ -117,16 +127,29 @@ def paired_tests(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def group_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean test accuracy of every group per (dataset, method, family) over the chosen trial's runs."""
-    group_cols = [c for c in runs.columns if c.startswith("group:")]
-    table = runs.groupby(KEYS, sort=False)[group_cols].mean().reset_index()
-    return table.rename(columns={c: c[len("group:") :] for c in group_cols})
+    """Per (dataset, method, family) over the chosen trial's runs: the mean test accuracy of every group (columns
+    named by the group), with the group's test size (``n_test:<group>``) and the Wilson 95% interval of that mean
+    accuracy on that many samples (``<group>_wilson_low``/``_high``), and the mean share of live latent units on
+    val (``live:<group>``), where the runs record them."""
+    names = [c[len("group:") :] for c in runs.columns if c.startswith("group:")]
+    columns = [c for c in runs.columns if c.startswith(("group:", "live:", "n_test:"))]
+    table = runs.groupby(KEYS, sort=False)[columns].mean().reset_index()
+    table = table.rename(columns={f"group:{g}": g for g in names})
+    for g in names:
+        if f"n_test:{g}" in table:
+            bounds = [wilson_interval(acc, int(n)) for acc, n in zip(table[g], table[f"n_test:{g}"])]
+            table[f"{g}_wilson_low"], table[f"{g}_wilson_high"] = zip(*bounds) if bounds else ((), ())
+    return table
 
 
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds of train time, steps/s and peak memory per (dataset, method, family)."""
-    table = runs.groupby(KEYS, sort=False)[list(COST)].agg(["mean", "std"])
+    """Per (dataset, method, family): total optimizer steps and each stage's, and the mean and std over seeds of
+    train time, steps/s and peak memory."""
+    grouped = runs.groupby(KEYS, sort=False)
+    table = grouped[list(COST)].agg(["mean", "std"])
     table.columns = [f"{col}_{stat}" for col, stat in table.columns]
+    table.insert(0, "stage_steps", grouped["stage_steps"].first())
+    table.insert(0, "steps", grouped["steps"].first())
     return table.reset_index()
 
 
@@ -174,20 +197,49 @@ def leaderboard_rows(board: pd.DataFrame, style: Style, metrics: Sequence[str], 
     return header, [list(row) for row in zip(names, *cells, seeds, trials)]
 
 
+def group_names(groups: pd.DataFrame) -> list[str]:
+    """The group columns of a :func:`group_table`."""
+    derived = ("live:", "n_test:")
+    return [c for c in groups.columns if c not in KEYS and not c.startswith(derived) and "_wilson_" not in c]
+
+
 def group_rows(board: pd.DataFrame, groups: pd.DataFrame, style: Style, precision: int):
-    """Header and rows of the per-group test accuracy table (best per group bold, second underlined)."""
-    names = [c for c in groups.columns if c not in KEYS]
-    cells = [ranked_column(style, groups[g], None, True, precision) for g in names]
-    return ["Method", *map(style.escape, names)], [list(row) for row in zip(map(style.escape, board["label"]), *cells)]
+    """Header and rows of the per-group test accuracy table (best per group bold, second underlined): each group's
+    test size in its header and the Wilson 95% interval after each accuracy when the runs record group sizes, then
+    the share of live latent units per group (%, on val) when they record it."""
+    names, header, cells = group_names(groups), [], []
+    for g in names:
+        column = ranked_column(style, groups[g], None, True, precision)
+        if f"n_test:{g}" in groups:
+            bounds = zip(groups[f"{g}_wilson_low"], groups[f"{g}_wilson_high"])
+            column = [
+                f"{text} [{lo:.{precision}f}, {hi:.{precision}f}]" if lo == lo else text
+                for text, (lo, hi) in zip(column, bounds)
+            ]
+            header.append(f"{style.escape(g)} (n = {int(groups[f'n_test:{g}'].iloc[0])})")
+        else:
+            header.append(style.escape(g))
+        cells.append(column)
+    for g in names:
+        if f"live:{g}" in groups:
+            header.append(f"{style.escape(g)} live {style.escape('%')}")
+            cells.append([cell(style, 100 * share, precision=0) for share in groups[f"live:{g}"]])
+    return ["Method", *header], [list(row) for row in zip(map(style.escape, board["label"]), *cells)]
 
 
 def cost_rows(board: pd.DataFrame, cost: pd.DataFrame, style: Style):
-    """Header and rows of the compute-cost table (mean ± std over seeds, one decimal)."""
+    """Header and rows of the compute-cost table: total optimizer steps, steps per stage, then mean ± std over
+    seeds (one decimal) of time, steps/s and memory."""
     rows = [
-        [style.escape(name), *(cell(style, row[f"{c}_mean"], row[f"{c}_std"]) for c in COST)]
+        [
+            style.escape(name),
+            str(int(row["steps"])) if pd.notna(row["steps"]) else style.missing,
+            style.escape(row["stage_steps"]),
+            *(cell(style, row[f"{c}_mean"], row[f"{c}_std"]) for c in COST),
+        ]
         for name, (_, row) in zip(board["label"], cost.iterrows())
     ]
-    return ["Method", *(COST_LABELS[c] for c in COST)], rows
+    return ["Method", "Steps", "Steps per stage", *(COST_LABELS[c] for c in COST)], rows
 
 
 def combined_rows(combined: pd.DataFrame, style: Style, precision: int):
@@ -211,7 +263,7 @@ def to_markdown(board, groups, cost, metrics: Sequence[str], precision: int = 1)
     """The leaderboard, the per-group accuracy table and the compute-cost table in Markdown."""
     lines = markdown(*leaderboard_rows(board, MARKDOWN, metrics, precision))
     lines += ["", f"Model selection (epoch and hparam trial): {board['select'].iloc[0]}.", *win_note(board, MARKDOWN)]
-    lines += ["", "Test accuracy per group (mean over seeds):", ""]
+    lines += ["", "Test accuracy per group (mean over seeds; [Wilson 95% interval] on the group's n test samples):", ""]
     lines += markdown(*group_rows(board, groups, MARKDOWN, precision))
     lines += ["", "Compute cost per run (mean ± std over seeds):", ""]
     lines += markdown(*cost_rows(board, cost, MARKDOWN))
@@ -222,12 +274,11 @@ def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, st
     """``leaderboard.tex``, ``groups.tex`` and ``cost.tex``: booktabs tabulars, or complete documents."""
     comments = [f"model selection (epoch and hparam trial): {board['select'].iloc[0]}"]
     header, rows = leaderboard_rows(board, LATEX, metrics, precision)
+    group_header = group_rows(board, groups, LATEX, precision)[0]
     tables = {
         "leaderboard.tex": latex(header, rows, "l" + "c" * len(metrics) + "rr", win_note(board, LATEX)),
-        "groups.tex": latex(
-            *group_rows(board, groups, LATEX, precision), "l" + "c" * (len(groups.columns) - len(KEYS))
-        ),
-        "cost.tex": latex(*cost_rows(board, cost, LATEX), "lccc"),
+        "groups.tex": latex(*group_rows(board, groups, LATEX, precision), "l" + "c" * (len(group_header) - 1)),
+        "cost.tex": latex(*cost_rows(board, cost, LATEX), "lrl" + "c" * len(COST)),
     }
     return {name: latex_file(tabular, comments, standalone) for name, tabular in tables.items()}
 

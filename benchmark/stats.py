@@ -51,3 +51,15 @@ def bootstrap_ci(
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def wilson_interval(percent: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score 95% interval (in percent) of an accuracy of ``percent`` measured on ``n`` samples; (nan, nan)
+    when ``n`` < 1 or the accuracy is missing."""
+    if n < 1 or percent != percent:
+        return float("nan"), float("nan")
+    p, z2 = percent / 100.0, z * z
+    denominator = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denominator
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    return float(100 * min(p, centre - half)), float(100 * max(p, centre + half))  # at p = 0 or 1, despite rounding

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.core import SAMPLERS, Batch, GroupDataset, eval_batches
+from benchmark.data.core import SAMPLERS, Batch, BatchStream, GroupDataset, eval_batches
 from benchmark.data.images import with_inputs
 from benchmark.errors import BenchError
 from benchmark.methods.base import Method, Stage, TrainInfo
@@ -53,17 +53,48 @@ def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> tor
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
+LIVE_SHARE = 0.01  # a latent unit is live for a group when it is non-zero on at least 1% of the group's samples
+
+
+def logits_and_latents(method: Method, data: GroupDataset, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The method's class logits and the shared model's latents z of a batch (one encoder pass unless the
+    method overrides :meth:`~benchmark.methods.base.Method.predict`)."""
+    if type(method).predict is Method.predict:
+        z = method.model.encode(data, batch)
+        return method.model.head(z), z
+    return method.predict(data, batch), method.model.encode(data, batch)
+
+
+def live_units(active: torch.Tensor, counts: torch.Tensor, group_names: list[str]) -> dict[str, float | None]:
+    """Per group, the fraction of latent units that are non-zero on at least :data:`LIVE_SHARE` of the group's
+    samples, from ``active`` (groups × k: samples on which each unit is non-zero) and ``counts`` (samples per
+    group); None for a group without samples."""
+    live = (active >= LIVE_SHARE * counts[:, None]) & (active > 0)
+    share = live.double().mean(1).tolist()
+    return {name: (s if n > 0 else None) for name, s, n in zip(group_names, share, counts.tolist())}
+
+
 @torch.no_grad()
-def evaluate(method: Method, data: GroupDataset, batches: list[Batch]) -> dict:
-    """Group metrics of the method's predictions over fixed batches (one host sync at the end)."""
+def evaluate(method: Method, data: GroupDataset, batches: list[Batch], latents: bool = False) -> dict:
+    """Group metrics of the method's predictions over fixed batches (one host sync at the end); with
+    ``latents`` also ``live_units`` per group (:func:`live_units`)."""
     method.eval()
     correct = torch.zeros(data.num_groups, device=data.device)
     total = torch.zeros(data.num_groups, device=data.device)
+    active = torch.zeros(data.num_groups, method.model.k, device=data.device)
     for batch in with_inputs(data, batches):
-        hit = (method.predict(data, batch).argmax(1) == batch.y).to(correct.dtype)
+        if latents:
+            logits, z = logits_and_latents(method, data, batch)
+            active.index_add_(0, batch.g, (z != 0).to(active.dtype))
+        else:
+            logits = method.predict(data, batch)
+        hit = (logits.argmax(1) == batch.y).to(correct.dtype)
         correct.index_add_(0, batch.g, hit)
         total.index_add_(0, batch.g, torch.ones_like(hit))
-    return group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)
+    metrics = group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)
+    if latents:
+        metrics["live_units"] = live_units(active.cpu(), total.cpu(), data.group_names)
+    return metrics
 
 
 def peak_memory_mb(device: torch.device) -> tuple[float, str]:
@@ -79,13 +110,13 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seeded_model(data: GroupDataset, seed: int, compile_backend: str = "off") -> GroupModel:
-    """The shared model initialised from ``seed`` without touching the global RNG; with a ``compile_backend``
-    other than ``off``, each encoder goes through ``torch.compile`` (dynamic batch sizes, so that the changing
-    per-space sizes of batches do not recompile)."""
+def seeded_model(data: GroupDataset, seed: int, compile_backend: str = "off", latent: str = "relu") -> GroupModel:
+    """The shared model (encoders ending in the ``latent`` layer) initialised from ``seed`` without touching the
+    global RNG; with a ``compile_backend`` other than ``off``, each encoder goes through ``torch.compile``
+    (dynamic batch sizes, so that the changing per-space sizes of batches do not recompile)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = GroupModel(data).to(data.device)
+        model = GroupModel(data, latent=latent).to(data.device)
     if compile_backend != "off":
         for s, encoder in enumerate(model.encoders):
             model.encoders[s] = torch.compile(encoder, backend=compile_backend, dynamic=True)
@@ -114,7 +145,7 @@ def train_info(data: GroupDataset, config: TrainConfig, seed: int) -> TrainInfo:
 def build_method(spec: RunSpec, data: GroupDataset) -> Method:
     """The run's method around a freshly initialised model, checking that its stages fit the budget."""
     info = train_info(data, spec.train, spec.seed)
-    model = seeded_model(data, spec.seed, spec.train.compile)
+    model = seeded_model(data, spec.seed, spec.train.compile, spec.train.latent)
     method = METHODS.get(spec.method)(model, info, **spec.hparams).to(data.device)
     stages = method.stages()
     if sum(stage.epochs for stage in stages) != spec.train.epochs or any(stage.epochs < 1 for stage in stages):
@@ -123,14 +154,23 @@ def build_method(spec: RunSpec, data: GroupDataset) -> Method:
     return method
 
 
+def sampler_name(config: TrainConfig, needs_group_labels: bool) -> str:
+    """The batch sampler of ``train.sampler``: under ``auto``, group-stratified batches only for methods that read
+    training group labels, uniform shuffling for the others (no leak of group labels through batches)."""
+    if config.sampler != "auto":
+        return config.sampler
+    return "stratified" if needs_group_labels else "shuffle"
+
+
 def start_stage(method: Method, stage: Stage, data: GroupDataset, spec: RunSpec) -> tuple[dict, object, object]:
     """Enter ``stage``: the method's stage hook (its facts), a fresh model if the stage asks, a new optimiser
     over the parameters that require gradients, and the stage's batch sampler over the training set."""
     facts = method.on_stage_start(stage, data)
     if stage.fresh_model:
-        method.model = seeded_model(data, spec.seed, spec.train.compile)
+        method.model = seeded_model(data, spec.seed, spec.train.compile, spec.train.latent)
     optimizer = make_optimizer(spec.train, [p for p in method.parameters() if p.requires_grad])
-    sampler = (stage.sampler or SAMPLERS[spec.train.sampler])(data, data.indices_cpu("train"), spec.train.batch_size)
+    default = SAMPLERS[sampler_name(spec.train, method.needs_group_labels)]
+    sampler = (stage.sampler or default)(data, data.indices_cpu("train"), spec.train.batch_size)
     return facts, optimizer, sampler
 
 
@@ -162,9 +202,13 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
     Of ``spec`` the trainer reads the method, hparams, seed, training settings, selection rule, device
     and CPU thread count (set for the run, restored after); the dataset fields are the runner's.
 
+    The budget is in optimizer steps: each stage trains ``stage.epochs × ⌈n_train / batch_size⌉`` steps (ERM's
+    epochs), drawn as one stream from its sampler (:class:`~benchmark.data.core.BatchStream`), whatever the
+    sampler's cycle, so every method takes ``train.epochs × ⌈n_train / batch_size⌉`` steps in all.
     The method's stages run in order, each with a new optimiser over the parameters that require
-    gradients. After each epoch the model is evaluated on val and test; the record (stage, epoch,
-    step, train loss, method logs, metrics, time) goes to ``on_eval``. The final stage's evaluations (the
+    gradients. After each ⌈n_train / batch_size⌉ steps (an "epoch") the model is evaluated on val and test
+    (val also records the latents' ``live_units`` per group); the record (stage, epoch, step, train loss,
+    method logs, metrics, time) goes to ``on_eval``. The final stage's evaluations (the
     model the method delivers) are returned as ``history``, and the metrics at the epoch
     :func:`~benchmark.selection.select_epoch` picks under ``spec.select``.
     Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
@@ -201,17 +245,19 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
     method = build_method(spec, data)
     batch_rng = np.random.default_rng([spec.seed, 0xBA7C])
     evals = {split: eval_batches(data, split, spec.train.eval_batch_size) for split in ("val", "test")}
+    steps_per_epoch = method.info.steps_per_epoch
     stages = method.stages()
     step, epoch, train_time, history, stage_reports = 0, 0, 0.0, [], []
     for stage_number, stage in enumerate(stages, 1):
         stage_start, stage_train_time = time.perf_counter(), 0.0
         facts, optimizer, sampler = start_stage(method, stage, data, spec)
+        stream = BatchStream(sampler, batch_rng)
         for _ in range(stage.epochs):
             epoch += 1
             epoch_start = time.perf_counter()
             method.train()
             method.on_epoch_start(epoch, data)
-            batches = sampler.epoch(batch_rng)
+            batches = stream.take(steps_per_epoch)
             loss_sum, first_bad, logs = train_steps(method, data, optimizer, batches, spec.train, step)
             step += len(batches)
             synchronize(device)
@@ -219,24 +265,27 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
             if first_bad.item() >= 0:
                 raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {epoch}, stage {stage.name})")
             with autocast(spec.train, device):
-                metrics = {split: evaluate(method, data, split_batches) for split, split_batches in evals.items()}
+                metrics = {split: evaluate(method, data, part, split == "val") for split, part in evals.items()}
             record = {
                 "stage": stage.name,
                 "epoch": epoch,
                 "step": step,
                 "train_loss": loss_sum.item() / len(batches),
                 "logs": {k: v.detach().cpu().tolist() for k, v in logs.items()},
+                "live_units": metrics["val"].pop("live_units"),
                 **metrics,
                 "time_s": time.perf_counter() - start,
             }
             on_eval(record)
             if stage_number == len(stages):
-                history.append({key: record[key] for key in ("epoch", "val", "test")})
+                history.append({key: record[key] for key in ("epoch", "val", "test", "live_units")})
         train_time += stage_train_time
         stage_reports.append(
             {
                 "name": stage.name,
                 "epochs": stage.epochs,
+                "steps": stage.epochs * steps_per_epoch,
+                "sampler": sampler.name,
                 "train_time_s": stage_train_time,
                 "wall_time_s": time.perf_counter() - stage_start,
                 **facts,
@@ -250,6 +299,8 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
         "select": spec.select,
         "val": best["val"],
         "test": best["test"],
+        "live_units": best["live_units"],
+        "group_sizes": {split: dict(zip(data.group_names, n)) for split, n in data.counts_table().items()},
         "epochs": spec.train.epochs,
         "steps": step,
         "stages": stage_reports,

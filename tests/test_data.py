@@ -26,12 +26,15 @@ def test_digits_hetero_group_and_split_counts(hetero):
     sizes = [len(s.x) for s in hetero.spaces]
     assert sizes[0] == 10000
     assert sum(sizes[1:]) == 1797  # every sklearn digit used once across the three groups
-    for got, frac in zip(sizes[1:], (0.5, 0.3, 0.2)):
-        assert abs(got - frac * 1797) <= 10  # stratified by class: within one sample per class
-    for g, total in enumerate(sizes):
-        split_counts = [counts[s][g] for s in ("train", "val", "test")]
-        for got, frac in zip(split_counts, (0.6, 0.2, 0.2)):
-            assert abs(got - frac * total) <= 10, (hetero.group_names[g], split_counts)
+    for g in (1, 2, 3):  # n_eval = 200 val and 200 test images per sklearn group, 20 per class
+        assert (counts["val"][g], counts["test"][g]) == (200, 200)
+        for split in (1, 2):
+            per_class = torch.bincount(hetero.y[(hetero.g == g) & (hetero.split == split)], minlength=10)
+            assert per_class.tolist() == [20] * 10
+    train = [counts["train"][g] for g in (1, 2, 3)]
+    assert sum(train) == 1797 - 1200
+    for got, frac in zip(train, (0.5, 0.3, 0.2)):  # the rest trains the groups 50/30/20, stratified by class
+        assert abs(got - frac * 597) <= 10, train
     assert [s.shape for s in hetero.spaces] == [(1, 40), (1, 8, 8), (1, 16, 16), (32,)]
 
 

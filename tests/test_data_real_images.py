@@ -106,7 +106,7 @@ def test_resnet_backbone_and_missing_pretrained_weights(tmp_path, monkeypatch):
     fake_waterbirds(tmp_path)
     data = build_dataset("waterbirds", options("waterbirds", encoder="resnet18"), str(tmp_path))
     model = GroupModel(data)
-    assert isinstance(model.encoders[0], ResNet)
+    assert isinstance(model.encoders[0][0], ResNet)
     batch = next(iter(with_inputs(data, eval_batches(data, "train", 4))))
     assert model(data, batch).shape == (4, 2)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))

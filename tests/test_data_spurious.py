@@ -69,6 +69,22 @@ def test_waterbirds_eval_splits_are_balanced_within_class(datasets):
         assert np.abs(class_share - proportions(WATERBIRDS.reshape(2, 2).sum(1))).max() < 0.01
 
 
+def test_minority_groups_are_the_bias_conflicting_cells(datasets):
+    water = datasets["waterbirds-style"]
+    assert water.minority_names == ["landbird,water", "waterbird,land"]
+    assert sum(c for c, m in zip(water.counts_table()["train"], water.minority_mask) if m) == 184 + 56
+    assert datasets["celeba-style"].minority_names == ["dark,female", "blond,male"]
+
+
+def test_waterbirds_eval_groups_have_200_independent_source_images():
+    # augmented renderings of one source image are not independent samples: count distinct sources per group
+    plan = DATASETS.get("waterbirds-style")().plan(options("waterbirds-style"))
+    for split in (1, 2):
+        for g in range(4):
+            members = (plan.split == split) & (2 * plan.y + plan.a == g)
+            assert len(np.unique(plan.source[members])) >= 200, (split, g)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_source_images_are_disjoint_across_splits(name):
     builder = DATASETS.get(name)()

@@ -76,14 +76,14 @@ def mixed_batch(data):
     return batch_of(data, train[[0, 1, 2, 5, 30, 31, 33, 38, 39, 40]])
 
 
-def reference_robust(z, y, mu, has_centroid, radii, tau) -> float:
+def reference_robust(z, y, mu, has_centroid, radii, tau, margin=2.0) -> float:
     """Double loop over classes and samples of L_rob = mean_c -mean_{i in c} log p_{c,i}."""
     terms = []
     for c in range(len(mu)):
         members = [i for i in range(len(y)) if y[i] == c]
         if not members or not has_centroid[c]:
             continue
-        s = [(-math.dist(mu[c], z[j]) - 2 * radii[c] * (y[j] == c)) / tau for j in range(len(y))]
+        s = [(-math.dist(mu[c], z[j]) - margin * radii[c] * (y[j] == c)) / tau for j in range(len(y))]
         lse = math.log(sum(math.exp(v) for v in s))
         terms.append(-sum(s[i] - lse for i in members) / len(members))
     return sum(terms) / len(terms)
@@ -135,6 +135,18 @@ def test_robust_loss_matches_double_loop(eps_mode):
         ce = F.cross_entropy(method.model(data, batch), batch.y).item()
         assert loss.item() == pytest.approx(lam * ce + (1 - lam) * expected, rel=1e-10)
         assert logs["eps_mean"].item() == pytest.approx(sum(radii[:3]) / 3, rel=1e-12)  # classes with training data
+
+
+def test_reference_code_variant_subtracts_the_radius_once_and_sums_the_losses():
+    data = imbalanced_dataset()
+    method = robust_method(data, eps=3.0, eps_mode="shared", tau=0.07, margin=1.0, combine="sum")
+    batch = mixed_batch(data)
+    loss, logs = method.loss(data, batch)
+    z, y, mu, has = latents(method, data, batch)
+    expected = reference_robust(z, y, mu, has, [3.0] * len(mu), 0.07, margin=1.0)
+    assert logs["l_rob"].item() == pytest.approx(expected, rel=1e-9)
+    ce = F.cross_entropy(method.model(data, batch), batch.y).item()
+    assert loss.item() == pytest.approx(ce + expected, rel=1e-9)
 
 
 def test_learned_radius_starts_at_sqrt_n_and_its_gradient_shrinks_it():
@@ -238,7 +250,16 @@ def test_stage_budget():
 
 
 @pytest.mark.parametrize(
-    "bad", [{"eps": -1.0}, {"eps": 0.0, "eps_mode": "learned"}, {"lam": 1.5}, {"tau": 0.0}, {"eps_mode": "x"}]
+    "bad",
+    [
+        {"eps": -1.0},
+        {"eps": 0.0, "eps_mode": "learned"},
+        {"lam": 1.5},
+        {"tau": 0.0},
+        {"eps_mode": "x"},
+        {"combine": "x"},
+        {"margin": -1.0},
+    ],
 )
 def test_check_hparams_rejects_bad_values(bad):
     cls = METHODS.get("dro-lt")
@@ -266,6 +287,8 @@ def test_short_training_on_toy_dataset():
         "eps_mode": "sqrt_n",
         "lam": 0.5,
         "tau": 1.0,
+        "margin": 2.0,
+        "combine": "convex",
         "warmup_epochs": 3,
         "cls_epochs": 2,
     }

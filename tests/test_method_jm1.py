@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -185,11 +186,12 @@ def test_input_mixing_encodes_mixed_inputs_and_falls_back_to_latents_across_spac
 
 @pytest.mark.usefixtures("float64")
 def test_oracle_partition_is_the_minority_groups(toy):
+    toy = dataclasses.replace(toy, minority=(1, 2))  # toy's groups are feature spaces: minority declared
     method = make_jm1(toy, oracle=True)
     (stage,) = method.stages()
     assert (stage.name, stage.epochs, stage.fresh_model) == ("mix", 4, True)
     facts = method.on_stage_start(stage, toy)
-    expected = (toy.split_cpu == 0) & (toy.g_cpu != 0)  # train counts 24, 12, 6: groups 1 and 2 are minority
+    expected = (toy.split_cpu == 0) & (toy.g_cpu != 0)
     assert method.partition.tolist() == expected.tolist()
     assert facts["error_set_precision"] == facts["error_set_recall"] == 1.0
     assert stage.sampler.keywords["partition"] is method.partition
@@ -209,7 +211,7 @@ def test_bad_hparams_are_rejected():
 
 @pytest.mark.parametrize("hparams", [{}, {"mix_at": "random"}, {"mix_at": "input", "oracle": True}])
 def test_jm1_trains_end_to_end(hparams):
-    data = toy_dataset()
+    data = dataclasses.replace(toy_dataset(), minority=(1, 2))
     records = []
     spec = RunSpec("toy", {}, "jm1", hparams, 0, TrainConfig(epochs=3, batch_size=8), device="cpu")
     result = train(spec, data, records.append)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from conftest import make_info
 
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import RepeatSampler, ShuffleSampler
-from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_groups
+from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_samples
 from benchmark.registry import METHODS
 from benchmark.trainer import seeded_model, train
 
@@ -57,7 +59,8 @@ def test_error_set_is_the_eval_mode_training_mistakes(toy):
 
 
 def test_error_set_facts_precision_and_recall(toy):
-    assert minority_groups(toy).tolist() == [False, True, True]  # train counts 24, 12, 6 (mean 14)
+    toy = dataclasses.replace(toy, minority=(1, 2))  # toy's groups are feature spaces: minority declared
+    assert minority_samples(toy).tolist() == ((toy.split_cpu == 0) & (toy.g_cpu > 0)).tolist()
     errors = np.zeros(len(toy.y), dtype=bool)
     train = toy.split_cpu == 0
     minority_train = np.flatnonzero(train & (toy.g_cpu > 0))
@@ -65,7 +68,12 @@ def test_error_set_facts_precision_and_recall(toy):
     errors[minority_train[:6]] = True
     errors[majority_train[:2]] = True
     facts = error_set_facts(errors, toy)
-    assert facts == {"error_set_size": 8, "error_set_precision": 6 / 8, "error_set_recall": 6 / 18}
+    assert facts == {
+        "minority_groups": toy.group_names[1:],
+        "error_set_size": 8,
+        "error_set_precision": 6 / 8,
+        "error_set_recall": 6 / 18,
+    }
 
 
 def test_jtt_trains_two_stages_and_upweights_the_errors(toy, monkeypatch):
@@ -88,7 +96,7 @@ def test_jtt_trains_two_stages_and_upweights_the_errors(toy, monkeypatch):
     assert set(np.unique(repeats)) <= {1, 5}
     assert result["stages"][1]["error_set_size"] == int((repeats == 5).sum())
     steps_stage2 = records[-1]["step"] - records[0]["step"]
-    assert steps_stage2 == 2 * -(-(42 + 4 * result["stages"][1]["error_set_size"]) // 8)
+    assert steps_stage2 == result["stages"][1]["steps"] == 2 * -(-42 // 8)  # ERM's epochs: no extra steps
 
 
 def test_jtt_rejects_bad_hparams_and_tiny_budgets(toy):

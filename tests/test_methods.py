@@ -90,6 +90,6 @@ def test_erm_equals_groupdro_with_one_group():
 
 
 def test_method_defaults_come_from_the_signature():
-    assert METHODS.get("groupdro").defaults() == {"step_size": 0.01, "adjustment": 0.0}
+    assert METHODS.get("groupdro").defaults() == {"step_size": 0.01, "adjustment": 0.0, "adjust_absent": False}
     assert METHODS.get("erm").defaults() == {}
     assert METHODS.get("groupdro").needs_group_labels and not METHODS.get("erm").needs_group_labels

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import ttest_rel
-from test_report import fake_result
+from test_report import fake_result, table_rows
 
 from benchmark.report import write_reports
-from benchmark.stats import bootstrap_ci, paired_ttest
+from benchmark.stats import bootstrap_ci, paired_ttest, wilson_interval
 
 
 def test_paired_ttest_uses_the_shared_seeds_only():
@@ -82,3 +82,37 @@ def test_without_an_erm_row_nothing_is_tested(tmp_path):
     assert board["wga_p_vs_erm"].isna().all() and not board["wga_win_vs_erm"].any()
     assert "†" not in (tmp_path / "toy" / "leaderboard.md").read_text()
     assert r"\dagger" not in (tmp_path / "toy" / "leaderboard.tex").read_text()
+
+
+def test_wilson_interval_bounds_solve_the_score_equation():
+    # the Wilson bounds are the two roots p of (p̂ − p)² = z² p (1 − p) / n: an independent check in float64
+    z = 1.959963984540054
+    for percent, n in ((80.0, 200), (50.0, 70), (100.0, 30), (0.0, 1000), (97.5, 2000)):
+        low, high = wilson_interval(percent, n)
+        assert 0.0 <= low <= percent <= high <= 100.0
+        for bound in (low / 100, high / 100):
+            assert (percent / 100 - bound) ** 2 == pytest.approx(z * z * bound * (1 - bound) / n, abs=1e-12)
+    low, high = wilson_interval(80.0, 200)
+    assert high - low == pytest.approx(11.04, abs=0.01)  # about ±5.5 points around 80% on 200 samples
+    assert all(math.isnan(bound) for bound in wilson_interval(50.0, 0))  # no samples: no interval
+
+
+def test_group_table_shows_test_sizes_wilson_intervals_live_units_and_stage_steps(tmp_path):
+    results = []
+    for seed in (0, 1):
+        r = fake_result("jtt", seed, [8, 5])
+        r["history"][0]["live_units"] = {"g0": 1.0, "g1": 0.25 * (seed + 1)}
+        r["group_sizes"] = {"train": {"g0": 30, "g1": 5}, "val": {"g0": 10, "g1": 10}, "test": {"g0": 10, "g1": 10}}
+        r["steps"], r["stages"] = 40, [{"name": "identify", "steps": 10}, {"name": "upweighted", "steps": 30}]
+        results.append(r)
+    write_reports(results, tmp_path, formats=("csv", "md", "tex"))
+    md = (tmp_path / "toy" / "leaderboard.md").read_text()
+    groups = table_rows(md, 1)
+    assert groups["header"] == ["Method", "g0 (n = 10)", "g1 (n = 10)", "g0 live %", "g1 live %"]
+    low, high = wilson_interval(50.0, 10)
+    assert groups["jtt"] == ["80.0 [49.0, 94.3]", f"50.0 [{low:.1f}, {high:.1f}]", "100", "38"]
+    cost = table_rows(md, 2)
+    assert cost["header"][1:3] == ["Steps", "Steps per stage"]
+    assert cost["jtt"][:2] == ["40", "identify 10 + upweighted 30"]
+    csv = pd.read_csv(tmp_path / "toy" / "groups.csv")
+    assert csv.loc[0, "live:g1"] == pytest.approx(0.375) and csv.loc[0, "g1_wilson_low"] == pytest.approx(low)

@@ -69,7 +69,7 @@ def test_training_leaves_the_global_rng_alone():
 def test_history_holds_every_final_stage_evaluation():
     records = []
     result = train(job(epochs=3), toy_dataset(), records.append)
-    assert result["history"] == [{key: r[key] for key in ("epoch", "val", "test")} for r in records]
+    assert result["history"] == [{key: r[key] for key in ("epoch", "val", "test", "live_units")} for r in records]
 
 
 def test_non_finite_loss_raises_with_the_step():

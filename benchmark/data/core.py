@@ -45,6 +45,11 @@ class GroupDataset:
     group: e.g. ``adj_acc`` with the training group proportions (Waterbirds), or ``many``/``medium``/
     ``few`` with 0/1 weights over class groups (long tail). See :func:`benchmark.metrics.group_metrics`.
 
+    ``minority`` lists the minority groups when the builder declares them (groups that are not (class,
+    attribute) cells, e.g. feature spaces); left None, they follow DATASETS.md's rule for cells: a group
+    (y, a) is a minority (bias-conflicting) group when P(a | y) < P(a) in training
+    (:func:`bias_conflicting_groups`). ``minority_mask`` holds the result, one bool per group.
+
     Construction rejects codes out of range (split, y, g, a, space, row) and NaN or infinite in-memory
     features with a :class:`BenchError`; :meth:`validate` (run on every build) also rejects an empty
     split and a group with no training samples.
@@ -63,6 +68,7 @@ class GroupDataset:
     group_names: list[str]
     description: str = ""
     summaries: dict[str, list[float]] = field(default_factory=dict)
+    minority: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.y)
@@ -86,6 +92,23 @@ class GroupDataset:
         self.y_cpu = self.y.cpu().numpy()
         self.row_cpu = self.row.cpu().numpy()
         self.split_cpu = self.split.cpu().numpy()
+        self.minority_mask = self._minority_mask()
+
+    def _minority_mask(self) -> np.ndarray:
+        """One bool per group: the declared minority groups, else the rule's (all False when groups are not cells)."""
+        if self.minority is None:
+            train = self.split_cpu == 0
+            a = self.a.cpu().numpy()[train]
+            return bias_conflicting_groups(self.y_cpu[train], a, self.g_cpu[train], self.num_groups)
+        if any(not 0 <= g < self.num_groups for g in self.minority):
+            bad = list(self.minority)
+            raise BenchError(f"dataset {self.name}: minority groups {bad} outside [0, {self.num_groups})")
+        return np.isin(np.arange(self.num_groups), self.minority)
+
+    @property
+    def minority_names(self) -> list[str]:
+        """Names of the minority groups."""
+        return [name for name, m in zip(self.group_names, self.minority_mask) if m]
 
     def _check_codes(self) -> None:
         """Reject per-sample codes out of range, naming the field and its first bad value (vectorised)."""
@@ -171,6 +194,23 @@ class GroupDataset:
         empty = [self.group_names[i] for i, c in enumerate(self.counts_table()["train"]) if c == 0]
         if empty:
             raise BenchError(f"dataset {self.name}: group(s) {', '.join(empty)} have no training samples")
+
+
+def bias_conflicting_groups(y: np.ndarray, a: np.ndarray, g: np.ndarray, num_groups: int) -> np.ndarray:
+    """One bool per group from training labels: True for a (class, attribute) cell (y, a) whose attribute is
+    rarer in its class than overall, P(a | y) < P(a) (DATASETS.md, "Minority groups"). All False when some
+    group is not a single (y, a) cell (e.g. groups that are feature spaces) or a group has no samples."""
+    minority = np.zeros(num_groups, dtype=bool)
+    if len(y) == 0:
+        return minority
+    cells = np.unique(np.stack([g, y, a], 1), axis=0)
+    if len(cells) != num_groups or len(np.unique(cells[:, 0])) != num_groups:
+        return minority
+    n = len(y)
+    for group, cls, attr in cells:  # one loop over a handful of groups, at build time
+        p_attr_in_class = np.sum((y == cls) & (a == attr)) / np.sum(y == cls)
+        minority[group] = p_attr_in_class < np.sum(a == attr) / n
+    return minority
 
 
 @dataclass
@@ -328,6 +368,27 @@ class ClassBalancedSampler(BatchSampler):
 
 
 SAMPLERS: dict[str, type[BatchSampler]] = {c.name: c for c in (StratifiedSampler, ShuffleSampler)}
+
+
+class BatchStream:
+    """Consecutive batches from successive epochs of a sampler, so that a stage takes exactly the number of
+    steps its budget gives it, however long its sampler's cycle is (an upsampled "epoch" is only a cycle)."""
+
+    def __init__(self, sampler: BatchSampler, rng: np.random.Generator):
+        self.sampler, self.rng, self.pending = sampler, rng, []
+
+    def take(self, count: int) -> list[Batch]:
+        """The next ``count`` batches, drawing new sampler epochs as needed."""
+        out: list[Batch] = []
+        while len(out) < count:
+            if not self.pending:
+                self.pending = self.sampler.epoch(self.rng)
+                if not self.pending:
+                    raise BenchError(f"sampler {self.sampler.name} produced an empty epoch")
+            part = count - len(out)
+            out += self.pending[:part]
+            self.pending = self.pending[part:]
+        return out
 
 
 class DatasetBuilder:

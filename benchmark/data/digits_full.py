@@ -236,6 +236,7 @@ class DigitsHeteroFull(DatasetBuilder):
             splits.append(np.repeat([0, 1, 2], [len(chosen[0]), len(chosen[1]), len(keep_test)]))
         space = np.concatenate([np.full(len(y), s) for s, y in enumerate(labels)])
         names = [s.name for s in spaces]
+        train_sizes = [int((split == 0).sum()) for split in splits]
         return GroupDataset(
             name=self.name,
             spaces=spaces,
@@ -249,4 +250,5 @@ class DigitsHeteroFull(DatasetBuilder):
             attr_names=names,
             group_names=names,
             description=self.description,
+            minority=(int(np.argmin(train_sizes)),),  # the group with the fewest training images (USPS in full)
         )

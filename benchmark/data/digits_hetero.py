@@ -6,11 +6,27 @@ import numpy as np
 import torch
 
 from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
-from benchmark.data.sources import mnist1d, rotate, sklearn_digits, stratified_parts
+from benchmark.data.sources import class_quota_parts, mnist1d, rotate, sklearn_digits, stratified_parts
+from benchmark.errors import BenchError
 from benchmark.registry import register_dataset
 
-SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
-SKLEARN_GROUP_FRACTIONS = (0.5, 0.3, 0.2)  # digits8, digits16, digits-proj: disjoint source images
+SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # MNIST-1D train/val/test, stratified by class
+SKLEARN_GROUP_FRACTIONS = (0.5, 0.3, 0.2)  # digits8, digits16, digits-proj shares of the training images
+NUM_CLASSES = 10
+
+
+def sklearn_assignment(y: np.ndarray, n_eval: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Group (0 digits8, 1 digits16, 2 digits-proj) and split code of every sklearn image: ``n_eval`` images per
+    group in val and in test (n_eval / 10 per class), disjoint; the rest is training, shared among the groups by
+    ``SKLEARN_GROUP_FRACTIONS`` (stratified by class). Every image belongs to one group and one split."""
+    per_class = n_eval // NUM_CLASSES
+    groups = len(SKLEARN_GROUP_FRACTIONS)
+    part = class_quota_parts(y, (per_class,) * (2 * groups), rng)  # parts 2g, 2g + 1: val, test of group g
+    group, split = part // 2, 1 + part % 2
+    train = part == 2 * groups
+    group[train] = stratified_parts(y[train], SKLEARN_GROUP_FRACTIONS, rng)
+    split[train] = 0
+    return group, split
 
 
 @register_dataset("digits-hetero")
@@ -18,8 +34,11 @@ class DigitsHetero(DatasetBuilder):
     """Groups are feature spaces: MNIST-1D sequences (majority), 8×8 digits, 16×16 rotated inverted
     digits, and randomly projected noisy digit vectors (minority); 10 classes in every group.
 
-    Options: ``n_mnist1d`` generated sequences (10000), ``rotation`` max degrees for digits16 (15),
-    ``proj_dim`` (32) and ``proj_noise`` (Gaussian noise std on the standardised projection, 0.5).
+    Options: ``n_mnist1d`` generated sequences (10000, split 60/20/20), ``n_eval`` val and test images of each
+    sklearn-derived group (200, so that one sample is 0.5 points; n_eval / 10 per class), ``rotation`` max
+    degrees for digits16 (15), ``proj_dim`` (32) and ``proj_noise`` (Gaussian noise std on the standardised
+    projection). The sklearn images left after the eval splits (597 at n_eval = 200) train the three groups
+    (50/30/20%), so the small groups are small in training only. Minority group (declared): digits-proj.
     """
 
     description = (
@@ -27,9 +46,10 @@ class DigitsHetero(DatasetBuilder):
         "the majority), half of scikit-learn's 8×8 digits (1×8×8), 30% of them upsampled to 16×16, "
         "inverted and rotated ±15° (1×16×16), and the other 20% through a fixed random projection to "
         "32 dimensions with Gaussian noise (the minority). The sklearn-derived groups use disjoint "
-        "source images; each group splits 60/20/20 train/val/test stratified by class."
+        "source images; each has n_eval (200) val and 200 test images, and the remaining 597 images train "
+        "them 50/30/20%. MNIST-1D splits 60/20/20 train/val/test stratified by class."
     )
-    options = {"n_mnist1d": 10000, "rotation": 15.0, "proj_dim": 32, "proj_noise": 0.5}
+    options = {"n_mnist1d": 10000, "n_eval": 200, "rotation": 15.0, "proj_dim": 32, "proj_noise": 0.1}
     # 15 epochs: ERM's val-wga-selected model reaches ~89% test accuracy, and erm + groupdro × 3 seeds
     # take about two minutes on a 2-core CPU (each epoch is ~1.1 s of training and evaluation)
     train_defaults = {"epochs": 15}
@@ -39,7 +59,9 @@ class DigitsHetero(DatasetBuilder):
         rng = np.random.default_rng([seed, 0xD161])
         seq_x, seq_y = mnist1d(options["n_mnist1d"], seed)
         img, img_y = sklearn_digits()
-        part = stratified_parts(img_y, SKLEARN_GROUP_FRACTIONS, rng)
+        if options["n_eval"] < NUM_CLASSES:
+            raise BenchError(f"digits-hetero: data.n_eval must be >= {NUM_CLASSES}, got {options['n_eval']}")
+        part, img_split = sklearn_assignment(img_y, options["n_eval"], rng)
 
         small = torch.from_numpy(img[part == 0]).unsqueeze(1)
 
@@ -65,7 +87,8 @@ class DigitsHetero(DatasetBuilder):
         space = np.concatenate([np.full(len(y), s) for s, y in enumerate(labels)])
         row = np.concatenate([np.arange(len(y)) for y in labels])
         y = np.concatenate(labels)
-        split = np.concatenate([stratified_parts(y_s, SPLIT_FRACTIONS, rng) for y_s in labels])
+        seq_split = stratified_parts(seq_y, SPLIT_FRACTIONS, rng)
+        split = np.concatenate([seq_split, *(img_split[part == p] for p in range(3))])
         names = [s.name for s in spaces]
         return GroupDataset(
             name=self.name,
@@ -80,4 +103,5 @@ class DigitsHetero(DatasetBuilder):
             attr_names=names,
             group_names=names,
             description=self.description,
+            minority=(names.index("digits-proj"),),  # groups are feature spaces: the minority is declared
         )

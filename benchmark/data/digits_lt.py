@@ -57,7 +57,7 @@ class DigitsLT(DatasetBuilder):
     """Long-tailed MNIST-1D: exponential class profile in train, balanced val and test; g = a = y.
 
     Options: ``imbalance`` β = n_max/n_min (100.0, ≥ 1; 1 is balanced), ``n_max`` training samples of
-    the head class (500) and ``n_eval`` samples per class in val and in test (100).
+    the head class (500) and ``n_eval`` samples per class in val and in test (200: one sample is 0.5 points).
 
     Why n_max = 500: the Many/Medium/Few thresholds are absolute (100 and 20 training samples, as in
     seed 003), so with ten classes n_max fixes which buckets exist. With 500 and β = 100 the training
@@ -80,11 +80,11 @@ class DigitsLT(DatasetBuilder):
     description = (
         "MNIST-1D sequences (1×40) with a long-tailed training split: class c has round(n_max·β^(−c/9)) "
         "training samples (n_max = 500 and β = 100 by default: 500 for digit 0 down to 5 for digit 9), "
-        "while val and test hold n_eval = 100 per class. Groups are the classes (g = a = y), so "
+        "while val and test hold n_eval = 200 per class. Groups are the classes (g = a = y), so "
         "worst-group accuracy is worst-class accuracy. Extra metrics: Many (classes with > 100 training "
         "samples), Medium (20–100) and Few (< 20) mean class accuracy, as in long-tail benchmarks."
     )
-    options = {"imbalance": 100.0, "n_max": 500, "n_eval": 100}
+    options = {"imbalance": 100.0, "n_max": 500, "n_eval": 200}
     train_defaults = {"epochs": 15}
 
     @classmethod
@@ -147,4 +147,5 @@ class DigitsLT(DatasetBuilder):
             group_names=names,
             description=self.description,
             summaries=shot_buckets(counts),
+            minority=tuple(c for c, n in enumerate(counts) if n < FEW_BELOW),  # the Few classes
         )

@@ -58,6 +58,21 @@ def stratified_parts(y: np.ndarray, fractions: tuple[float, ...], rng: np.random
     return part
 
 
+def class_quota_parts(y: np.ndarray, quotas: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Assign each sample to a part: in every class (shuffled), the first ``quotas[0]`` go to part 0, the next
+    ``quotas[1]`` to part 1, and so on; the rest of the class goes to part ``len(quotas)``. A class with fewer
+    than ``sum(quotas)`` samples is an error."""
+    part = np.full(len(y), len(quotas), dtype=np.int64)
+    cuts = np.cumsum((0, *quotas))
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        if len(members) < cuts[-1]:
+            raise BenchError(f"class {c} has {len(members)} samples, fewer than the {cuts[-1]} its quotas need")
+        for p in range(len(quotas)):
+            part[members[cuts[p] : cuts[p + 1]]] = p
+    return part
+
+
 def rotate(images: torch.Tensor, degrees: np.ndarray) -> torch.Tensor:
     """Rotate each image (n×C×H×W) about its centre by its angle, filling with zeros (bilinear)."""
     theta = torch.from_numpy(np.deg2rad(degrees)).float()

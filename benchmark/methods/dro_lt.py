@@ -13,6 +13,7 @@ from benchmark.models import GroupModel
 from benchmark.registry import register_method
 
 EPS_MODES = ("sqrt_n", "shared", "learned")
+COMBINES = ("convex", "sum")
 
 
 def stage_epochs(epochs: int, warmup: int, cls: int) -> tuple[int, int, int]:
@@ -59,12 +60,15 @@ class DROLT(Method):
             non-decreasing in ε_c, so its gradient always shrinks a learned ε (and weight decay pulls ρ to 0):
             kept as the paper's variant, not the default.
         lam: λ, the weight of CE in the robust stage.
-        tau: τ, the temperature of the centroid likelihoods.
+        tau: τ, the temperature of the centroid likelihoods (the paper's formula has none, i.e. 1; the reference
+            code dvirsamuel/DRO-LT uses 0.07).
+        margin: the factor of ε_c in s_{c,i} (2, the paper's −2ε_c; the reference code subtracts ε once: 1).
+        combine: "convex" (λ·CE + (1−λ)·L_rob, the paper) or "sum" (CE + L_rob, the reference code; λ unused).
         warmup_epochs: epochs of plain CE before the robust loss (the paper's λ = 1 phase).
         cls_epochs: epochs of classifier-only balanced fine-tuning at the end.
     """
 
-    choices = {"eps_mode": EPS_MODES}
+    choices = {"eps_mode": EPS_MODES, "combine": COMBINES}
     space = {"eps": Choice((1.0, 2.0, 5.0, 10.0)), "lam": Choice((0.3, 0.5, 0.7))}
 
     def __init__(
@@ -75,11 +79,14 @@ class DROLT(Method):
         eps_mode: str = "sqrt_n",
         lam: float = 0.5,
         tau: float = 1.0,
+        margin: float = 2.0,
+        combine: str = "convex",
         warmup_epochs: int = 3,
         cls_epochs: int = 2,
     ):
         super().__init__(model, info)
         self.eps, self.eps_mode, self.lam, self.tau = eps, eps_mode, lam, tau
+        self.margin, self.combine = margin, combine
         self.warmup_epochs, self.cls_epochs = warmup_epochs, cls_epochs
         self.stage_name = "robust"  # set by on_stage_start; "robust" lets the loss be used outside the trainer
         counts = info.train_class_counts
@@ -98,6 +105,10 @@ class DROLT(Method):
     def check_hparams(cls, hparams: dict) -> None:
         if hparams["eps_mode"] not in EPS_MODES:
             raise ValueError(f"dro-lt.eps_mode must be one of {EPS_MODES}, got {hparams['eps_mode']!r}")
+        if hparams["combine"] not in COMBINES:
+            raise ValueError(f"dro-lt.combine must be one of {COMBINES}, got {hparams['combine']!r}")
+        if hparams["margin"] < 0:
+            raise ValueError(f"dro-lt.margin must be >= 0, got {hparams['margin']}")
         if hparams["eps"] < 0 or (hparams["eps_mode"] == "learned" and hparams["eps"] <= 0):
             raise ValueError(f"dro-lt.eps must be >= 0 (> 0 when learned), got {hparams['eps']}")
         if not 0 <= hparams["lam"] <= 1:
@@ -141,7 +152,7 @@ class DROLT(Method):
         """L_rob of latents ``z`` (B×k) with labels ``y`` against the current centroids."""
         onehot = F.one_hot(y, self.info.num_classes).to(z.dtype).T  # C×B
         dist = torch.cdist(self.centroids.to(z.dtype), z, compute_mode="donot_use_mm_for_euclid_dist")
-        s = (-dist - 2 * self.class_radii()[:, None] * onehot) / self.tau
+        s = (-dist - self.margin * self.class_radii()[:, None] * onehot) / self.tau
         log_p = s - torch.logsumexp(s, dim=1, keepdim=True)
         counts = onehot.sum(1)
         per_class = -(log_p * onehot).sum(1) / counts.clamp_min(1)
@@ -160,4 +171,5 @@ class DROLT(Method):
         rob = self.robust_loss(z, batch.y)
         radii = self.class_radii().detach()
         eps_mean = (radii * self.has_train).sum() / self.has_train.sum().clamp_min(1)
-        return self.lam * ce + (1 - self.lam) * rob, {"ce": ce.detach(), "l_rob": rob.detach(), "eps_mean": eps_mean}
+        loss = ce + rob if self.combine == "sum" else self.lam * ce + (1 - self.lam) * rob
+        return loss, {"ce": ce.detach(), "l_rob": rob.detach(), "eps_mean": eps_mean}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from benchmark.data.core import Batch, BatchSampler, GroupDataset, make_batches
 from benchmark.hparams import Choice
 from benchmark.methods.base import Stage, TrainInfo
-from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_groups
+from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_samples
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
 
@@ -91,7 +91,7 @@ class JM1(JTT):
         mix_at: "latent" (mix z before the head), "input" (mix inputs of same-space pairs, then encode;
             cross-space pairs fall back to latent), "random" (latent or input per step, a coin from
             ``self.info.generator`` drawn for the whole epoch in ``on_epoch_start``, so no sync in the step).
-        oracle: P = training samples of the true minority groups (``minority_groups``); phase I is then
+        oracle: P = training samples of the dataset's minority groups (``minority_samples``); phase I is then
             skipped (the paper's optional phase I) and the mix stage gets the whole budget.
     """
 
@@ -133,7 +133,9 @@ class JM1(JTT):
         if stage.name != "mix":
             return {}
         if self.oracle:
-            self.partition = minority_groups(data)[data.g_cpu] & (data.split_cpu == 0)
+            if not data.minority_mask.any():
+                raise ValueError(f"jm1.oracle needs minority groups, and dataset {data.name} has none")
+            self.partition = minority_samples(data)
         else:
             self.partition = self.error_set(data)
         stage.sampler = partial(PartnerSampler, partition=self.partition)

@@ -19,18 +19,18 @@ def identification_epochs(epochs: int, fraction: float) -> int:
     return min(max(1, int(fraction * epochs + 0.5)), epochs - 1)
 
 
-def minority_groups(data: GroupDataset) -> np.ndarray:
-    """Groups with fewer training samples than the mean group: the "true minority" of seed 001 Table 4."""
-    counts = data.group_counts("train").cpu().numpy()
-    return counts < counts.mean()
+def minority_samples(data: GroupDataset) -> np.ndarray:
+    """Boolean mask over all samples: training samples of the dataset's minority groups (the "true minority" of
+    seed 001 Table 4; :attr:`~benchmark.data.core.GroupDataset.minority_mask`)."""
+    return data.minority_mask[data.g_cpu] & (data.split_cpu == 0)
 
 
 def error_set_facts(errors: np.ndarray, data: GroupDataset) -> dict:
-    """|E| and its precision and recall against the training samples of the minority groups."""
-    train = data.split_cpu == 0
-    minority = minority_groups(data)[data.g_cpu] & train
+    """|E| and its precision and recall against the training samples of the minority groups (named)."""
+    minority = minority_samples(data)
     hits = int((errors & minority).sum())
     return {
+        "minority_groups": data.minority_names,
         "error_set_size": int(errors.sum()),
         "error_set_precision": float(hits / errors.sum()) if errors.any() else None,
         "error_set_recall": float(hits / minority.sum()) if minority.any() else None,
@@ -42,10 +42,13 @@ class JTT(Method):
     """Stage "identify": ERM for T epochs. The error set E is the training samples that the stage-1 model
     misclassifies in an eval-mode pass over the training set (decision: the reference code uses the
     train-mode predictions made during the last epoch; we do not). Stage "upweighted": a fresh model
-    (the same initialisation seed) trained with ERM on an epoch in which every sample of E is drawn
-    ``upweight`` times and every other sample once (n + (λ_up − 1)|E| draws, shuffled). The two stages
-    share the run's epoch budget. Uses no training group labels: groups are read only to log E's size,
-    precision and recall against the minority groups (seed 001's diagnostic), in the result's stages.
+    (the same initialisation seed) trained with ERM on batches drawn from a cycle in which every sample of E
+    appears ``upweight`` times and every other sample once (n + (λ_up − 1)|E| draws, shuffled). The reference
+    code appends λ_up copies of E to the data (each error sample drawn λ_up + 1 times); here λ_up counts
+    draws. The two stages split the run's step budget (T and the rest of ``train.epochs``, in ERM epochs of
+    steps): an upsampled cycle is longer than an epoch and buys no extra steps. Uses no training group labels:
+    groups are read only to log E's size, precision and recall against the dataset's minority groups (seed
+    001's diagnostic), in the result's stages.
 
     Args:
         upweight: λ_up, how many times each error-set sample is drawn per epoch (1 gives plain ERM).

@@ -144,7 +144,7 @@ class ResNet(nn.Module):
 BACKBONES = ("resnet18", "resnet50", "resnet18-pretrained", "resnet50-pretrained")
 
 
-def make_encoder(data: GroupDataset, space_id: int, k: int, latent: str = "relu") -> nn.Module:
+def make_encoder(data: GroupDataset, space_id: int, k: int, latent: str = "layernorm") -> nn.Module:
     """The encoder for a feature space, ending in the ``latent`` layer: its named backbone (``space.encoder``)
     or its kind's default behind the training set's standardisation (disk-backed images come normalised by
     their transform)."""
@@ -173,7 +173,7 @@ class GroupModel(nn.Module):
     ``latent`` names the layer every encoder ends in (:data:`LATENTS`).
     """
 
-    def __init__(self, data: GroupDataset, k: int = 64, latent: str = "relu"):
+    def __init__(self, data: GroupDataset, k: int = 64, latent: str = "layernorm"):
         super().__init__()
         self.k, self.latent = k, latent
         self.encoders = nn.ModuleList(make_encoder(data, s, k, latent) for s in range(len(data.spaces)))

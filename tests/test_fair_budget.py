@@ -120,7 +120,7 @@ def test_live_units_on_a_hand_made_activity_table():
 
 def test_evaluate_reports_the_dead_latent_of_one_encoder():
     data = toy_dataset()
-    method = METHODS.get("erm")(GroupModel(data, k=8), build_method(spec("erm"), data).info)
+    method = METHODS.get("erm")(GroupModel(data, k=8, latent="relu"), build_method(spec("erm"), data).info)
     with torch.no_grad():  # a hopelessly negative bias: encoder 1's ReLU outputs are 0 on every input
         method.model.encoders[1][-2].out.bias.fill_(-1e6)
     metrics = evaluate(method, data, eval_batches(data, "val", 64), latents=True)
@@ -155,3 +155,18 @@ def test_groupdro_adjust_absent_moves_absent_groups_as_the_reference_code_does()
         method.group_weights(losses, present)
         assert method.log_q[2].item() == pytest.approx(float(expected_absent))
         assert method.log_q[0].item() == pytest.approx(0.1 * (1.0 + 2.0 / counts[0].sqrt().item()))
+
+
+def test_bad_latent_or_sampler_is_one_line_and_exit_2():
+    from conftest import bench_in_process
+
+    for setting, known in (("train.latent=sigmoid", "layernorm"), ("train.sampler=groups", "auto")):
+        proc = bench_in_process("run", "--methods", "erm", "--set", setting, "--out", "/nonexistent/never-written")
+        assert proc.returncode == 2 and known in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_jm1_oracle_without_minority_groups_fails_with_the_reason():
+    run = dataclasses.replace(spec("jm1"), hparams={**METHODS.get("jm1").defaults(), "oracle": True})
+    with pytest.raises(ValueError, match="jm1.oracle needs minority groups"):
+        train(run, toy_dataset())

@@ -283,7 +283,7 @@ def test_short_training_on_toy_dataset():
     robust = [r for r in records if r["stage"] == "robust"]
     assert robust and all(math.isfinite(r["logs"]["l_rob"]) and r["logs"]["eps_mean"] > 0 for r in robust)
     assert METHODS.get("dro-lt").defaults() == {
-        "eps": 1.0,
+        "eps": 50.0,
         "eps_mode": "sqrt_n",
         "lam": 0.5,
         "tau": 1.0,

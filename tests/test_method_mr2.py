@@ -153,5 +153,5 @@ def test_short_training_on_toy_dataset():
     assert all(math.isfinite(r["train_loss"]) for r in records)
     gamma = records[-1]["logs"]["gamma"]
     assert len(gamma) == 3 and sum(gamma) / 3 == pytest.approx(1.0, rel=1e-5)
-    assert METHODS.get("mr2").defaults() == {"c_bar": 1.0, "lam": 0.1, "beta": 0.9, "eps": 1e-8}
+    assert METHODS.get("mr2").defaults() == {"c_bar": 1.0, "lam": 0.01, "beta": 0.9, "eps": 1e-8}
     assert not METHODS.get("mr2").needs_group_labels

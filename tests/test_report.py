@@ -29,6 +29,8 @@ def fake_result(
         "val": metrics,
         "test": metrics,
         "history": [{"epoch": 1, "val": metrics, "test": metrics}],
+        "steps": 10,
+        "stages": [{"name": "train", "steps": 10}],
         "train_time_s": 1.0 + seed,
         "steps_per_s": 10.0,
         "peak_memory_mb": 100.0,
@@ -125,8 +127,9 @@ def test_cost_table_has_mean_and_std_over_seeds(tmp_path, results):
     assert cost.loc["erm", "train_time_s_std"] == pytest.approx(1.0)
     assert cost.loc["groupdro", "peak_memory_mb_mean"] == pytest.approx(100.0)
     md = (tmp_path / "toy" / "leaderboard.md").read_text()
-    assert "| erm | 2.0 ± 1.0 | 10.0 ± 0.0 | 100.0 ± 0.0 |" in md
-    assert r"erm & $2.0 \pm 1.0$ & $10.0 \pm 0.0$ & $100.0 \pm 0.0$ \\" in (tmp_path / "toy" / "cost.tex").read_text()
+    assert "| erm | 10 | train 10 | 2.0 ± 1.0 | 10.0 ± 0.0 | 100.0 ± 0.0 |" in md
+    tex = (tmp_path / "toy" / "cost.tex").read_text()
+    assert r"erm & 10 & train 10 & $2.0 \pm 1.0$ & $10.0 \pm 0.0$ & $100.0 \pm 0.0$ \\" in tex
 
 
 def test_a_datasets_report_has_only_its_own_metrics_and_groups(tmp_path):

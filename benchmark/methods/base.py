@@ -36,9 +36,11 @@ class TrainInfo:
 
 @dataclass
 class Stage:
-    """One training stage: its epochs, whether it starts from a freshly initialised model (the run's
-    initialisation seed), and its batch sampler: a callable ``(data, train_indices, batch_size) ->
-    BatchSampler`` such as a sampler class or a ``functools.partial`` of one (None: ``train.sampler``).
+    """One training stage: its share of the run's budget in ERM epochs (``epochs`` × ⌈n_train / batch_size⌉
+    optimizer steps, whatever its sampler's cycle; the stages' epochs add up to ``train.epochs``), whether it
+    starts from a freshly initialised model (the run's initialisation seed), and its batch sampler: a callable
+    ``(data, train_indices, batch_size) -> BatchSampler`` such as a sampler class or a ``functools.partial`` of
+    one (None: the ``train.sampler`` default, which depends on ``needs_group_labels``).
 
     The trainer builds a new optimiser over the parameters that require gradients at each stage start,
     so a stage may freeze parts of the model in :meth:`Method.on_stage_start`.
@@ -79,7 +81,7 @@ class Method(nn.Module):
         """Raise ``ValueError`` naming the first invalid value; the default checks nothing beyond types."""
 
     def stages(self) -> list[Stage]:
-        """The stages of training; their epochs add up to the run's budget. Default: one stage."""
+        """The stages of training; their epochs (of steps) add up to the run's budget. Default: one stage."""
         return [Stage("train", self.info.epochs)]
 
     def on_stage_start(self, stage: Stage, data: GroupDataset) -> dict:

@@ -367,7 +367,8 @@ def write_reports(
     for dataset, dataset_runs in runs.groupby("dataset", sort=False):
         # other datasets' groups and extra metrics (e.g. adj_acc) are not this dataset's columns
         extra = [c for c in dataset_runs if c.startswith(("test_", "val_")) and c.split("_", 1)[1] not in ORDER]
-        foreign = [c for c in [*extra, *dataset_runs.filter(like="group:")] if dataset_runs[c].isna().all()]
+        per_group = [c for c in dataset_runs if c.startswith(("group:", "live:", "n_test:"))]
+        foreign = [c for c in [*extra, *per_group] if dataset_runs[c].isna().all()]
         dataset_runs = dataset_runs.drop(columns=foreign).reset_index(drop=True)
         board, groups, cost = leaderboard(dataset_runs), group_table(dataset_runs), cost_table(dataset_runs)
         metrics = shown_metrics(board, columns)

@@ -170,3 +170,15 @@ def test_jm1_oracle_without_minority_groups_fails_with_the_reason():
     run = dataclasses.replace(spec("jm1"), hparams={**METHODS.get("jm1").defaults(), "oracle": True})
     with pytest.raises(ValueError, match="jm1.oracle needs minority groups"):
         train(run, toy_dataset())
+
+
+def test_describe_lists_the_minority_groups_and_how_they_were_found():
+    from conftest import bench_in_process
+
+    proc = bench_in_process("describe", "digits-hetero", "--set", "data.n_mnist1d=600")
+    assert proc.returncode == 0, proc.stderr
+    assert "minority groups (declared by the dataset): digits-proj" in proc.stdout
+    proc = bench_in_process("describe", "waterbirds-style", "--set", "data.scale=0.3", "--set", "data.val_size=400",
+                            "--set", "data.test_size=800")
+    assert proc.returncode == 0, proc.stderr
+    assert "P(a | y) < P(a) in training): landbird,water, waterbird,land" in proc.stdout

@@ -72,7 +72,9 @@ def test_digits_hetero_reference_has_no_group_at_chance():
 
 
 def test_waterbirds_style_jtt_error_set_is_measured_against_the_bias_conflicting_cells():
-    for r in (r for r in runs_of("waterbirds-style") if r["method"] == "jtt"):
+    jtt = [r for r in runs_of("waterbirds-style") if r["method"] == "jtt"]
+    assert len(jtt) == 3
+    for r in jtt:
         upweighted = r["stages"][-1]
         assert upweighted["minority_groups"] == ["landbird,water", "waterbird,land"]
         assert r["group_sizes"]["train"]["landbird,water"] + r["group_sizes"]["train"]["waterbird,land"] == 240

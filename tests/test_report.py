@@ -137,9 +137,10 @@ def test_a_datasets_report_has_only_its_own_metrics_and_groups(tmp_path):
     waterbirds = fake_result("erm", 0, [9, 5], dataset="wb")
     waterbirds["test"] = {**waterbirds["test"], "adj_acc": 60.0}
     waterbirds["history"][0]["test"] = waterbirds["test"]
+    waterbirds["history"][0]["live_units"] = {"g0": 1.0, "g1": 0.5}  # per-group columns only this dataset has
+    waterbirds["group_sizes"] = {"test": {"g0": 10, "g1": 10}}
     together = write_reports([waterbirds, fake_result("erm", 0, [9, 5], dataset="other")], tmp_path / "both")
     write_reports([fake_result("erm", 0, [9, 5], dataset="other")], tmp_path / "alone")
     assert "adj_acc_mean" in together["wb"] and "adj_acc_mean" not in together["other"]
-    assert (tmp_path / "both/other/leaderboard.csv").read_text() == (
-        tmp_path / "alone/other/leaderboard.csv"
-    ).read_text()
+    for name in ("leaderboard.csv", "groups.csv", "leaderboard.md"):
+        assert (tmp_path / "both/other" / name).read_text() == (tmp_path / "alone/other" / name).read_text(), name

@@ -71,6 +71,7 @@ def test_error_set_facts_precision_and_recall(toy):
     assert facts == {
         "minority_groups": toy.group_names[1:],
         "error_set_size": 8,
+        "error_set_groups": {toy.group_names[0]: 2, toy.group_names[1]: 6, toy.group_names[2]: 0},
         "error_set_precision": 6 / 8,
         "error_set_recall": 6 / 18,
     }

@@ -26,12 +26,15 @@ def minority_samples(data: GroupDataset) -> np.ndarray:
 
 
 def error_set_facts(errors: np.ndarray, data: GroupDataset) -> dict:
-    """|E| and its precision and recall against the training samples of the minority groups (named)."""
+    """|E|, its size per group, and its precision and recall against the training samples of the minority
+    groups (named)."""
     minority = minority_samples(data)
     hits = int((errors & minority).sum())
+    per_group = np.bincount(data.g_cpu[errors], minlength=data.num_groups).tolist()
     return {
         "minority_groups": data.minority_names,
         "error_set_size": int(errors.sum()),
+        "error_set_groups": dict(zip(data.group_names, per_group)),
         "error_set_precision": float(hits / errors.sum()) if errors.any() else None,
         "error_set_recall": float(hits / minority.sum()) if minority.any() else None,
     }

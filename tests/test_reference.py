@@ -42,7 +42,7 @@ def test_committed_reports_regenerate_from_committed_runs(tmp_path, dataset):
 
 
 def test_committed_combined_table_regenerates(tmp_path):
-    assert len(DATASETS) >= 2, "digits-hetero and waterbirds-style (celeba-style's budget is not converged yet)"
+    assert len(DATASETS) >= 2, "digits-hetero and waterbirds-style (celeba-style not yet rerun at its new budget)"
     proc = bench_in_process(
         "report", "--results", str(REPORTS / "runs"), "--out", str(tmp_path), "--formats", "csv,md,tex"
     )

@@ -137,7 +137,8 @@ def group_table(runs: pd.DataFrame) -> pd.DataFrame:
     table = table.rename(columns={f"group:{g}": g for g in names})
     for g in names:
         if f"n_test:{g}" in table:
-            bounds = [wilson_interval(acc, int(n)) for acc, n in zip(table[g], table[f"n_test:{g}"])]
+            sizes = table[f"n_test:{g}"].fillna(0).astype(int)  # 0 (no interval) for runs that did not record it
+            bounds = [wilson_interval(acc, n) for acc, n in zip(table[g], sizes)]
             table[f"{g}_wilson_low"], table[f"{g}_wilson_high"] = zip(*bounds) if bounds else ((), ())
     return table
 
@@ -216,7 +217,7 @@ def group_rows(board: pd.DataFrame, groups: pd.DataFrame, style: Style, precisio
                 f"{text} [{lo:.{precision}f}, {hi:.{precision}f}]" if lo == lo else text
                 for text, (lo, hi) in zip(column, bounds)
             ]
-            header.append(f"{style.escape(g)} (n = {int(groups[f'n_test:{g}'].iloc[0])})")
+            header.append(f"{style.escape(g)} (n = {int(groups[f'n_test:{g}'].max())})")
         else:
             header.append(style.escape(g))
         cells.append(column)

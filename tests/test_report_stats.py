@@ -116,3 +116,12 @@ def test_group_table_shows_test_sizes_wilson_intervals_live_units_and_stage_step
     assert cost["jtt"][:2] == ["40", "identify 10 + upweighted 30"]
     csv = pd.read_csv(tmp_path / "toy" / "groups.csv")
     assert csv.loc[0, "live:g1"] == pytest.approx(0.375) and csv.loc[0, "g1_wilson_low"] == pytest.approx(low)
+
+
+def test_runs_without_group_sizes_get_no_interval_and_do_not_break_the_table(tmp_path):
+    old, new = fake_result("erm", 0, [8, 5]), fake_result("groupdro", 0, [8, 5])
+    new["group_sizes"] = {"test": {"g0": 10, "g1": 10}}
+    write_reports([old, new], tmp_path, formats=("md",))
+    groups = table_rows((tmp_path / "toy" / "leaderboard.md").read_text(), 1)
+    assert groups["header"][1:] == ["g0 (n = 10)", "g1 (n = 10)"]
+    assert groups["erm"] == ["80.0", "50.0"] and groups["groupdro"][0] == "80.0 [49.0, 94.3]"

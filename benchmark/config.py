@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from benchmark.errors import BenchError
+from benchmark.models import LATENTS
 from benchmark.store import SCHEMA_VERSION, run_dir, run_id
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -48,7 +49,7 @@ class TrainConfig:
     choices = {
         "optimizer": ("adam", "sgd"),
         "sampler": ("auto", "stratified", "shuffle"),
-        "latent": ("relu", "linear", "layernorm", "relu-bias1"),
+        "latent": tuple(LATENTS),
         "compile": ("off", "inductor", "aot_eager"),
     }
 

@@ -175,7 +175,7 @@ class GroupModel(nn.Module):
 
     def __init__(self, data: GroupDataset, k: int = 64, latent: str = "layernorm"):
         super().__init__()
-        self.k, self.latent = k, latent
+        self.k = k
         self.encoders = nn.ModuleList(make_encoder(data, s, k, latent) for s in range(len(data.spaces)))
         self.head = nn.Linear(k, data.num_classes)
 

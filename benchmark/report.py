@@ -43,6 +43,7 @@ COST = ("train_time_s", "steps_per_s", "peak_memory_mb")
 COST_LABELS = {"train_time_s": "Train s", "steps_per_s": "Steps/s", "peak_memory_mb": "Peak MB"}
 FORMATS = ("csv", "tex", "md", "png", "html")
 DEFAULT_FORMATS = ("csv", "tex", "md")
+PER_GROUP_DERIVED = ("live:", "n_test:", "wilson_low:", "wilson_high:")  # per-group columns beside the accuracies
 BASELINE, TESTED, ALPHA = "erm", "wga", 0.05  # daggers: p < ALPHA against BASELINE on TESTED, better mean
 
 
@@ -128,9 +129,9 @@ def paired_tests(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 def group_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, method, family) over the chosen trial's runs: the mean test accuracy of every group (columns
-    named by the group), with the group's test size (``n_test:<group>``) and the Wilson 95% interval of that mean
-    accuracy on that many samples (``<group>_wilson_low``/``_high``), and the mean share of live latent units on
-    val (``live:<group>``), where the runs record them."""
+    named by the group), with the group's test size (``n_test:<group>``) and the Wilson 95% interval of that
+    mean accuracy on that many samples (``wilson_low:<group>``, ``wilson_high:<group>``), and the mean share of
+    live latent units on val (``live:<group>``), where the runs record them."""
     names = [c[len("group:") :] for c in runs.columns if c.startswith("group:")]
     columns = [c for c in runs.columns if c.startswith(("group:", "live:", "n_test:"))]
     table = runs.groupby(KEYS, sort=False)[columns].mean().reset_index()
@@ -139,7 +140,7 @@ def group_table(runs: pd.DataFrame) -> pd.DataFrame:
         if f"n_test:{g}" in table:
             sizes = table[f"n_test:{g}"].fillna(0).astype(int)  # 0 (no interval) for runs that did not record it
             bounds = [wilson_interval(acc, n) for acc, n in zip(table[g], sizes)]
-            table[f"{g}_wilson_low"], table[f"{g}_wilson_high"] = zip(*bounds) if bounds else ((), ())
+            table[f"wilson_low:{g}"], table[f"wilson_high:{g}"] = zip(*bounds) if bounds else ((), ())
     return table
 
 
@@ -200,8 +201,7 @@ def leaderboard_rows(board: pd.DataFrame, style: Style, metrics: Sequence[str], 
 
 def group_names(groups: pd.DataFrame) -> list[str]:
     """The group columns of a :func:`group_table`."""
-    derived = ("live:", "n_test:")
-    return [c for c in groups.columns if c not in KEYS and not c.startswith(derived) and "_wilson_" not in c]
+    return [c for c in groups.columns if c not in KEYS and not c.startswith(PER_GROUP_DERIVED)]
 
 
 def group_rows(board: pd.DataFrame, groups: pd.DataFrame, style: Style, precision: int):
@@ -212,7 +212,7 @@ def group_rows(board: pd.DataFrame, groups: pd.DataFrame, style: Style, precisio
     for g in names:
         column = ranked_column(style, groups[g], None, True, precision)
         if f"n_test:{g}" in groups:
-            bounds = zip(groups[f"{g}_wilson_low"], groups[f"{g}_wilson_high"])
+            bounds = zip(groups[f"wilson_low:{g}"], groups[f"wilson_high:{g}"])
             column = [
                 f"{text} [{lo:.{precision}f}, {hi:.{precision}f}]" if lo == lo else text
                 for text, (lo, hi) in zip(column, bounds)

@@ -81,7 +81,7 @@ def evaluate(method: Method, data: GroupDataset, batches: list[Batch], latents: 
     method.eval()
     correct = torch.zeros(data.num_groups, device=data.device)
     total = torch.zeros(data.num_groups, device=data.device)
-    active = torch.zeros(data.num_groups, method.model.k, device=data.device)
+    active = torch.zeros(data.num_groups, method.model.k, device=data.device) if latents else None
     for batch in with_inputs(data, batches):
         if latents:
             logits, z = logits_and_latents(method, data, batch)

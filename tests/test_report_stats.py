@@ -115,7 +115,7 @@ def test_group_table_shows_test_sizes_wilson_intervals_live_units_and_stage_step
     assert cost["header"][1:3] == ["Steps", "Steps per stage"]
     assert cost["jtt"][:2] == ["40", "identify 10 + upweighted 30"]
     csv = pd.read_csv(tmp_path / "toy" / "groups.csv")
-    assert csv.loc[0, "live:g1"] == pytest.approx(0.375) and csv.loc[0, "g1_wilson_low"] == pytest.approx(low)
+    assert csv.loc[0, "live:g1"] == pytest.approx(0.375) and csv.loc[0, "wilson_low:g1"] == pytest.approx(low)
 
 
 def test_runs_without_group_sizes_get_no_interval_and_do_not_break_the_table(tmp_path):

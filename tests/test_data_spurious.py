@@ -48,9 +48,8 @@ def test_waterbirds_train_counts_follow_waterbirds(datasets):
         assert np.abs(proportions(counts) - proportions(WATERBIRDS)).max() < 0.01, counts
 
 
-def test_celeba_counts_follow_celeba_in_every_split(datasets):
-    data = datasets["celeba-style"]
-    table = data.counts_table()
+def test_celeba_counts_follow_celeba_in_every_split():
+    table = build("celeba-style", eval_group_floor=0).counts_table()
     assert sum(table["train"]) == options("celeba-style")["train_size"]
     for split in ("train", "val", "test"):
         assert np.abs(proportions(table[split]) - proportions(CELEBA)).max() < 0.005, (split, table[split])
@@ -76,13 +75,36 @@ def test_minority_groups_are_the_bias_conflicting_cells(datasets):
     assert datasets["celeba-style"].minority_names == ["dark,female", "blond,male"]
 
 
+def distinct_sources(plan, split: int, g: int) -> int:
+    """How many different source digits group ``g`` of ``split`` is rendered from."""
+    return len(np.unique(plan.source[(plan.split == split) & (2 * plan.y + plan.a == g)]))
+
+
 def test_waterbirds_eval_groups_have_200_independent_source_images():
     # augmented renderings of one source image are not independent samples: count distinct sources per group
     plan = DATASETS.get("waterbirds-style")().plan(options("waterbirds-style"))
     for split in (1, 2):
         for g in range(4):
+            assert distinct_sources(plan, split, g) >= 200, (split, g)
+
+
+def test_celeba_eval_groups_hold_as_many_independent_sources_as_the_split_has():
+    """The floor raises blond-male from CelebA's 0.85% (17 val / 34 test) to one sample per blond source digit of
+    the split (~135), each drawn once; the other groups keep their natural counts, which are larger."""
+    builder = DATASETS.get("celeba-style")()
+    plan, natural = builder.plan(options("celeba-style")), builder.plan(options("celeba-style", eval_group_floor=0))
+    _, digits = sklearn_digits()
+    blond = builder.classify(digits)
+    for split in (1, 2):
+        in_split = np.isin(np.arange(len(digits)), plan.source[plan.split == split])
+        blond_sources = int((blond.astype(bool) & in_split).sum())
+        assert 120 <= blond_sources < 200
+        male = (plan.split == split) & (plan.y == 1) & (plan.a == 1)
+        assert male.sum() == distinct_sources(plan, split, 3) == blond_sources, "every blond source once"
+        for g in range(3):
             members = (plan.split == split) & (2 * plan.y + plan.a == g)
-            assert len(np.unique(plan.source[members])) >= 200, (split, g)
+            assert members.sum() == ((natural.split == split) & (2 * natural.y + natural.a == g)).sum()
+            assert distinct_sources(plan, split, g) >= min(200, blond_sources)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -156,7 +178,8 @@ def test_adj_acc_weights_are_training_proportions(datasets):
     [
         ("waterbirds-style", {"scale": 0.0}),
         ("waterbirds-style", {"test_size": 100}),  # 12 waterbirds per background in test
-        ("celeba-style", {"test_size": 3000}),  # 26 blond males in test
+        ("celeba-style", {"test_size": 3000, "eval_group_floor": 0}),  # 26 blond males in test
+        ("celeba-style", {"eval_group_floor": -1}),
         ("celeba-style", {"train_size": 20}),  # no blond male left to train on
     ],
 )

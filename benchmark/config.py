@@ -7,11 +7,12 @@ by the type of the default they replace.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmark.errors import BenchError
 from benchmark.models import LATENTS
+from benchmark.settings import Range, check_settings, parse_setting
 from benchmark.store import SCHEMA_VERSION, run_dir, run_id
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -52,41 +53,17 @@ class TrainConfig:
         "latent": tuple(LATENTS),
         "compile": ("off", "inductor", "aot_eager"),
     }
-
-    def check(self) -> None:
-        """Reject values no run could use."""
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise BenchError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("lr", "weight_decay", "momentum"):
-            if getattr(self, name) < 0:
-                raise BenchError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+    bounds = {
+        "epochs": Range(1, 100_000),
+        "batch_size": Range(1, 1_000_000),
+        "eval_batch_size": Range(1, 1_000_000),
+        "lr": Range(0, 10, low_open=True),
+        "weight_decay": Range(0, 10),
+        "momentum": Range(0, 1, high_open=True),
+    }
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def parse_value(key: str, raw: str, default, choices: tuple | None = None):
-    """Parse ``raw`` as the type of ``default`` (bool, int, float, str), checking ``choices``."""
-    try:
-        if isinstance(default, bool):
-            lowered = raw.strip().lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            value = lowered in ("true", "1", "yes")
-        elif isinstance(default, int):
-            value = int(raw)
-        elif isinstance(default, float):
-            value = float(raw)
-        else:
-            value = raw
-    except ValueError:
-        raise BenchError(f"bad value for {key}: '{raw}' is not a {type(default).__name__}") from None
-    if isinstance(value, float) and value != value:
-        raise BenchError(f"bad value for {key}: NaN")
-    if choices is not None and value not in choices:
-        raise BenchError(f"bad value for {key}: '{raw}'; choose from {', '.join(map(str, choices))}")
-    return value
 
 
 def split_sets(items: list[str]) -> dict[str, str]:
@@ -100,8 +77,9 @@ def split_sets(items: list[str]) -> dict[str, str]:
     return out
 
 
-def apply_sets(section: str, defaults: dict, sets: dict[str, str], choices: dict | None = None) -> dict:
-    """Resolve the ``section.*`` keys of ``sets`` against ``defaults``; unknown keys list the known ones."""
+def apply_sets(section: str, defaults: dict, sets: dict[str, str]) -> dict:
+    """``defaults`` with the ``section.*`` keys of ``sets`` parsed over them (by the default's type); unknown keys
+    list the known ones. The values still have to pass :func:`~benchmark.settings.check_settings`."""
     values = dict(defaults)
     for key, raw in sets.items():
         prefix, _, name = key.partition(".")
@@ -110,19 +88,22 @@ def apply_sets(section: str, defaults: dict, sets: dict[str, str], choices: dict
         if name not in defaults:
             known = ", ".join(f"{section}.{k}" for k in defaults) or "none"
             raise BenchError(f"unknown setting '{key}'; known: {known}")
-        values[name] = parse_value(key, raw, defaults[name], (choices or {}).get(name))
+        values[name] = parse_setting(key, raw, defaults[name])
     return values
 
 
 def train_config(sets: dict[str, str], dataset_defaults: dict, epochs: int | None = None) -> TrainConfig:
-    """The TrainConfig from defaults, the dataset's recommended budget, ``--set train.*`` and ``--epochs``."""
-    base = {**TrainConfig().to_dict(), **dataset_defaults}
-    values = apply_sets("train", base, sets, TrainConfig.choices)
+    """The TrainConfig from defaults, the dataset's recommended budget, ``--set train.*`` and ``--epochs``, checked
+    against :attr:`TrainConfig.choices` and :attr:`TrainConfig.bounds`."""
+    values = apply_sets("train", {**TrainConfig().to_dict(), **dataset_defaults}, sets)
     if epochs is not None:
         values["epochs"] = epochs
-    config = TrainConfig(**{f.name: values[f.name] for f in fields(TrainConfig)})
-    config.check()
-    return config
+    return TrainConfig(**check_train(values))
+
+
+def check_train(values: dict) -> dict:
+    """Training settings checked by the one settings scheme (:mod:`benchmark.settings`)."""
+    return check_settings("train", values, TrainConfig().to_dict(), TrainConfig.choices, TrainConfig.bounds)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import dataclasses
 import traceback
 from pathlib import Path
 
-from benchmark.config import RunSpec, apply_sets, split_sets, train_config
+from benchmark.config import RunSpec, TrainConfig, apply_sets, check_train, split_sets, train_config
 from benchmark.data import build_dataset
 from benchmark.errors import BenchError
 from benchmark.hparams import trial_values
@@ -115,7 +115,7 @@ def dataset_options(dataset: str, sets: dict[str, str], data_root: str | None) -
     builder = DATASETS.get(dataset)
     if builder.needs_data_root and data_root is None:
         raise BenchError(f"dataset {dataset} reads files: give --data-root PATH")
-    return apply_sets("data", builder.option_defaults(), sets, builder.choices)
+    return builder.check_options(apply_sets("data", builder.option_defaults(), sets))
 
 
 def plan_sweep(
@@ -157,16 +157,13 @@ def plan_sweep(
         cls = METHODS.get(name)
         fixed = {key.partition(".")[2] for key in parsed if key.startswith(f"{name}.")}
         fixed |= {key for key in parsed if key.startswith("train.")}
-        base = apply_sets(name, cls.defaults(), parsed, cls.choices)
+        base = apply_sets(name, cls.defaults(), parsed)
         family = ""
         for trial in range(trials):
             drawn = trial_values(name, cls.space, trial, fixed)
-            hparams = {**base, **{k: v for k, v in drawn.items() if not k.startswith("train.")}}
-            train = dataclasses.replace(config, **{k[6:]: v for k, v in drawn.items() if k.startswith("train.")})
-            try:
-                cls.check_hparams(hparams)
-            except ValueError as exc:
-                raise BenchError(f"bad value: {exc}") from None
+            hparams = cls.check_hparams({**base, **{k: v for k, v in drawn.items() if not k.startswith("train.")}})
+            drawn_train = {k[6:]: v for k, v in drawn.items() if k.startswith("train.")}
+            train = TrainConfig(**check_train({**config.to_dict(), **drawn_train}))
             runs = [
                 RunSpec(dataset, data_options, name, hparams, seed, train, select, device, data_root, plugins, trial)
                 for seed in seeds

@@ -110,9 +110,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def seeded_model(
-    data: GroupDataset, seed: int, compile_backend: str = "off", latent: str = "layernorm"
-) -> GroupModel:
+def seeded_model(data: GroupDataset, seed: int, compile_backend: str = "off", latent: str = "layernorm") -> GroupModel:
     """The shared model (encoders ending in the ``latent`` layer) initialised from ``seed`` without touching the
     global RNG; with a ``compile_backend`` other than ``off``, each encoder goes through ``torch.compile``
     (dynamic batch sizes, so that the changing per-space sizes of batches do not recompile)."""

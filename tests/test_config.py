@@ -4,30 +4,53 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import TrainConfig, apply_sets, parse_value, split_sets, train_config
+from benchmark.config import TrainConfig, apply_sets, split_sets, train_config
 from benchmark.errors import BenchError
+from benchmark.settings import Range, check_setting, parse_setting
 
 
-def test_parse_value_by_default_type():
-    assert parse_value("k", "3", 1) == 3
-    assert parse_value("k", "1e-3", 0.5) == 1e-3
-    assert parse_value("k", "true", False) is True and parse_value("k", "0", True) is False
-    assert parse_value("k", "sgd", "adam", ("adam", "sgd")) == "sgd"
+def test_parse_setting_by_default_type():
+    assert parse_setting("k", "3", 1) == 3
+    assert parse_setting("k", "1e-3", 0.5) == 1e-3
+    assert parse_setting("k", "true", False) is True and parse_setting("k", "0", True) is False
+    assert parse_setting("k", "sgd", "adam") == "sgd"
 
 
 @pytest.mark.parametrize(
-    "raw, default, choices, message",
+    "raw, default, message",
+    [("abc", 1.0, "not a float"), ("1.5", 1, "not a int"), ("maybe", True, "not a bool")],
+)
+def test_parse_setting_rejects(raw, default, message):
+    with pytest.raises(BenchError, match=message):
+        parse_setting("train.x", raw, default)
+
+
+@pytest.mark.parametrize(
+    "value, default, choices, bound, message",
     [
-        ("abc", 1.0, None, "not a float"),
-        ("1.5", 1, None, "not a int"),
-        ("maybe", True, None, "not a bool"),
-        ("nan", 1.0, None, "NaN"),
-        ("rmsprop", "adam", ("adam", "sgd"), "choose from adam, sgd"),
+        (float("nan"), 1.0, None, None, "must be a finite number"),
+        (float("inf"), 1.0, None, None, "must be a finite number"),
+        (-float("inf"), 1.0, None, Range(0), "must be a finite number"),
+        ("rmsprop", "adam", ("adam", "sgd"), None, "choose from adam, sgd"),
+        (1.5, 1, None, None, "not a int"),
+        (True, 1, None, None, "not a int"),
+        ("1", 1.0, None, None, "not a float"),
+        (50.0, 0.9, None, Range(0, 1, high_open=True), r"must be in \[0, 1\)"),
+        (1.0, 0.5, None, Range(0, 1, high_open=True), r"must be in \[0, 1\)"),
+        (0.0, 0.5, None, Range(0, 1, low_open=True, high_open=True), r"must be in \(0, 1\)"),
+        (0, 1, None, Range(1), "must be >= 1"),
+        (0.0, 1.0, None, Range(0, low_open=True), "must be > 0"),
     ],
 )
-def test_parse_value_rejects(raw, default, choices, message):
-    with pytest.raises(BenchError, match=message):
-        parse_value("train.x", raw, default, choices)
+def test_check_setting_rejects(value, default, choices, bound, message):
+    with pytest.raises(BenchError, match=f"bad value for sec.key: .*{message}"):
+        check_setting("sec.key", value, default, choices, bound)
+
+
+def test_check_setting_accepts_the_ends_of_closed_ranges_and_ints_for_floats():
+    assert check_setting("k", 0.0, 0.5, None, Range(0, 1)) == 0.0
+    assert check_setting("k", 1, 0.5, None, Range(0, 1)) == 1.0 and isinstance(check_setting("k", 1, 0.5), float)
+    assert check_setting("k", 0.999, 0.5, None, Range(0, 1, high_open=True)) == 0.999
 
 
 @pytest.mark.parametrize("item", ["lr=1", "train.lr", "train.=3", "train.lr="])
@@ -49,5 +72,48 @@ def test_train_config_layers_defaults_dataset_sets_and_epochs():
     config = train_config({"train.epochs": "4", "train.lr": "0.01"}, {"epochs": 7})
     assert (config.epochs, config.lr) == (4, 0.01)
     assert train_config({"train.epochs": "4"}, {}, epochs=2).epochs == 2
-    with pytest.raises(BenchError, match="train.batch_size must be >= 1"):
+    with pytest.raises(BenchError, match="bad value for train.batch_size: 0 .must be in"):
         train_config({"train.batch_size": "0"}, {})
+
+
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["train.lr=inf"], "train.lr: inf .must be a finite number"),
+        (["train.momentum=50"], r"train.momentum: 50.0 .must be in \[0, 1\)"),
+        (["train.epochs=0"], "train.epochs: 0"),
+        (["groupdro.step_size=inf"], "groupdro.step_size: inf"),
+        (["groupdro.step_size=-1"], "groupdro.step_size: -1.0 .must be >= 0"),
+        (["data.seed=-1"], "data.seed: -1"),
+        (["data.n_eval=0"], "data.n_eval: 0"),
+        (["data.rotation=inf"], "data.rotation: inf"),
+        (["data.proj_noise=nan"], "data.proj_noise: nan"),
+    ],
+)
+def test_every_section_is_checked_by_one_scheme_before_training(sets, message):
+    from benchmark.runner import plan_sweep
+
+    with pytest.raises(BenchError, match=f"bad value for {message}"):
+        plan_sweep(["erm", "groupdro"], "digits-hetero", [0], sets=sets)
+
+
+def test_defaults_and_every_drawn_trial_pass_the_declared_settings():
+    from benchmark.registry import DATASETS, METHODS, load_builtins
+    from benchmark.runner import plan_sweep
+
+    load_builtins()
+    for name in DATASETS.names():
+        cls = DATASETS.get(name)
+        assert cls.check_options(cls.option_defaults()) == cls.option_defaults(), name
+    specs = plan_sweep(["all"], "digits-hetero", [0], trials=12)  # raises if a draw left its declared range
+    assert {s.method for s in specs} == set(METHODS.names())
+    assert len({s.run_id for s in specs}) > len(METHODS.names())
+
+
+def test_the_dataset_builder_path_checks_options_too():
+    from benchmark.data import build_dataset
+    from benchmark.registry import DATASETS
+
+    options = {**DATASETS.get("digits-lt").option_defaults(), "imbalance": 0.5}
+    with pytest.raises(BenchError, match=r"data.imbalance: 0.5 .must be in \[1, 1e\+06\]"):
+        build_dataset("digits-lt", options)

@@ -71,9 +71,9 @@ def write_all(root: Path) -> Path:
 
 
 def build(root: Path, **options):
-    """Build directly (no cache), so that files changed within a test are read again."""
+    """Check the options and build directly (no cache), so that files changed within a test are read again."""
     cls = DATASETS.get("digits-hetero-full")
-    return cls().build({**cls.option_defaults(), **options}, str(root))
+    return cls().build(cls.check_options({**cls.option_defaults(), **options}), str(root))
 
 
 @pytest.fixture

@@ -150,9 +150,9 @@ def test_empty_bucket_is_reported_missing(beta10_lt):
         {"n_max": 4, "imbalance": 100.0},  # tail rounds to 0 training samples
     ],
 )
-def test_bad_options_raise_bench_error_from_build(bad):
-    with pytest.raises(BenchError, match="digits-lt"):
-        DATASETS.get("digits-lt")().build(options(**bad), None)
+def test_bad_options_are_one_bench_error(bad):
+    with pytest.raises(BenchError, match=r"data\.(imbalance|n_max|n_eval)|digits-lt"):
+        build_dataset("digits-lt", options(**bad))
 
 
 def test_imbalance_one_is_balanced_and_allowed():

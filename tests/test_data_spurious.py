@@ -26,8 +26,9 @@ def options(name: str, **overrides) -> dict:
 
 
 def build(name: str, **overrides):
-    """Build without the process cache, so that every call really constructs the dataset."""
-    return DATASETS.get(name)().build(options(name, **overrides), None)
+    """Check the options and build without the process cache, so that every call really constructs the dataset."""
+    cls = DATASETS.get(name)
+    return cls().build(cls.check_options(options(name, **overrides)), None)
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +185,7 @@ def test_adj_acc_weights_are_training_proportions(datasets):
     ],
 )
 def test_options_that_starve_a_group_are_rejected(name, bad):
-    with pytest.raises(BenchError, match=name):
+    with pytest.raises(BenchError, match=f"dataset {name}: options give group counts|bad value for data"):
         build(name, **bad)
 
 

@@ -14,6 +14,7 @@ from conftest import make_info, toy_dataset
 import benchmark.methods.anchor_w2  # noqa: F401  (registers the method)
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import StratifiedSampler, eval_batches
+from benchmark.errors import BenchError
 from benchmark.methods.anchor_w2 import AnchorW2, cell_w2
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
@@ -220,9 +221,9 @@ def test_declarations_and_checks():
         "robust": True,
     }
     assert set(cls.space) <= set(cls.defaults())
-    with pytest.raises(ValueError, match="samples_per_class"):
+    with pytest.raises(BenchError, match="samples_per_class"):
         cls.check_hparams({**cls.defaults(), "samples_per_class": 0})
-    with pytest.raises(ValueError, match="lambda_fit"):
+    with pytest.raises(BenchError, match="lambda_fit"):
         cls.check_hparams({**cls.defaults(), "lambda_fit": -1.0})
 
 

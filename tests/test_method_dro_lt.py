@@ -13,6 +13,7 @@ from conftest import make_info, toy_dataset
 import benchmark.methods.dro_lt  # noqa: F401  (registers "dro-lt")
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import ClassBalancedSampler, FeatureSpace, GroupDataset, make_batches
+from benchmark.errors import BenchError
 from benchmark.methods.base import Stage
 from benchmark.methods.dro_lt import stage_epochs
 from benchmark.models import GroupModel
@@ -264,7 +265,7 @@ def test_stage_budget():
 def test_check_hparams_rejects_bad_values(bad):
     cls = METHODS.get("dro-lt")
     cls.check_hparams(cls.defaults())
-    with pytest.raises(ValueError):
+    with pytest.raises(BenchError, match="bad value for dro-lt"):
         cls.check_hparams({**cls.defaults(), **bad})
 
 

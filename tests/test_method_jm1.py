@@ -14,6 +14,7 @@ from scipy import stats
 import benchmark.methods.jm1  # noqa: F401  (registers "jm1")
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import FeatureSpace, GroupDataset, ShuffleSampler
+from benchmark.errors import BenchError
 from benchmark.methods.jm1 import PartnerSampler
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
@@ -200,11 +201,11 @@ def test_oracle_partition_is_the_minority_groups(toy):
 def test_bad_hparams_are_rejected():
     cls = METHODS.get("jm1")
     assert cls.defaults() == {"id_fraction": 0.25, "alpha": "uniform-beta", "mix_at": "latent", "oracle": False}
-    with pytest.raises(ValueError, match="alpha must be one of"):
+    with pytest.raises(BenchError, match="jm1.alpha: .beta.; choose from"):
         cls.check_hparams({**cls.defaults(), "alpha": "beta"})
-    with pytest.raises(ValueError, match="mix_at must be one of"):
+    with pytest.raises(BenchError, match="jm1.mix_at: .output.; choose from"):
         cls.check_hparams({**cls.defaults(), "mix_at": "output"})
-    with pytest.raises(ValueError, match="id_fraction"):
+    with pytest.raises(BenchError, match="id_fraction"):
         cls.check_hparams({**cls.defaults(), "id_fraction": 0.0})
     cls.check_hparams(cls.defaults())
 

@@ -11,6 +11,7 @@ from conftest import make_info
 
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import RepeatSampler, ShuffleSampler
+from benchmark.errors import BenchError
 from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_samples
 from benchmark.registry import METHODS
 from benchmark.trainer import seeded_model, train
@@ -101,9 +102,9 @@ def test_jtt_trains_two_stages_and_upweights_the_errors(toy, monkeypatch):
 
 
 def test_jtt_rejects_bad_hparams_and_tiny_budgets(toy):
-    with pytest.raises(ValueError, match="upweight must be >= 1"):
+    with pytest.raises(BenchError, match="jtt.upweight: 0"):
         METHODS.get("jtt").check_hparams({"upweight": 0, "id_fraction": 0.25})
-    with pytest.raises(ValueError, match="id_fraction must be in"):
+    with pytest.raises(BenchError, match="id_fraction: 1.0 .must be in"):
         METHODS.get("jtt").check_hparams({"upweight": 5, "id_fraction": 1.0})
     with pytest.raises(ValueError, match="cannot split 1 epochs"):
         train(RunSpec("toy", {}, "jtt", {}, 0, TrainConfig(epochs=1, batch_size=8), device="cpu"), toy)

@@ -12,6 +12,7 @@ from conftest import make_info, toy_dataset
 import benchmark.methods.nc_frozen  # noqa: F401  (registers the method)
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.core import Batch, FeatureSpace, GroupDataset, eval_batches
+from benchmark.errors import BenchError
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 from benchmark.trainer import train
@@ -182,7 +183,7 @@ def test_align_is_zero_when_cell_means_coincide():
 
 
 def test_negative_lambda_is_rejected():
-    with pytest.raises(ValueError, match="lambda_align"):
+    with pytest.raises(BenchError, match="lambda_align"):
         METHODS.get("nc-frozen").check_hparams({"lambda_align": -1.0})
     assert METHODS.get("nc-frozen").defaults() == {"lambda_align": 1.0}
     assert METHODS.get("nc-frozen").needs_group_labels

@@ -20,7 +20,9 @@ __all__ = ["Batch", "DatasetBuilder", "FeatureSpace", "GroupDataset", "build_dat
 
 
 def build_dataset(name: str, options: dict, data_root: str | None = None) -> GroupDataset:
-    """Build (or reuse, within this process) the CPU dataset ``name`` with fully resolved options."""
+    """Build (or reuse, within this process) the CPU dataset ``name`` with fully resolved options, after checking
+    them (:meth:`DatasetBuilder.check_options`)."""
+    options = DATASETS.get(name).check_options(options)
     return _build_cached(name, json.dumps(options, sort_keys=True), data_root)
 
 

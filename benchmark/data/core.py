@@ -16,6 +16,7 @@ import torch
 
 from benchmark.data.images import ImageFiles
 from benchmark.errors import BenchError
+from benchmark.settings import SEED, Range, check_settings
 
 SPLITS = ("train", "val", "test")
 SPACE_KINDS = ("image", "sequence", "vector")
@@ -394,7 +395,8 @@ class BatchStream:
 class DatasetBuilder:
     """Base class of registered datasets: declares options and builds a :class:`GroupDataset`.
 
-    ``options`` are the dataset's settings with defaults (set with ``--set data.KEY=VALUE``);
+    ``options`` are the dataset's settings with defaults (set with ``--set data.KEY=VALUE``), ``choices`` the
+    allowed values of string options and ``bounds`` the :class:`~benchmark.settings.Range` of numeric ones;
     ``seed`` is always available and fixes the split. ``train_defaults`` is the budget this dataset
     recommends (overridden by ``--set train.*`` / ``--epochs``).
     """
@@ -403,6 +405,7 @@ class DatasetBuilder:
     description: ClassVar[str] = ""
     options: ClassVar[dict] = {}
     choices: ClassVar[dict[str, tuple]] = {}
+    bounds: ClassVar[dict[str, Range]] = {}
     train_defaults: ClassVar[dict] = {}
     needs_data_root: ClassVar[bool] = False
 
@@ -414,3 +417,10 @@ class DatasetBuilder:
     def option_defaults(cls) -> dict:
         """All options with their defaults, the data seed first."""
         return {"seed": 0, **cls.options}
+
+    @classmethod
+    def check_options(cls, options: dict) -> dict:
+        """``options`` checked against the defaults' types, ``choices`` and ``bounds`` (the data seed is in
+        :data:`~benchmark.settings.SEED`); returns them typed. A dataset whose options constrain each other
+        extends this; :func:`benchmark.data.build_dataset` and the sweep planner both call it."""
+        return check_settings("data", options, cls.option_defaults(), cls.choices, {"seed": SEED, **cls.bounds})

@@ -21,6 +21,7 @@ from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
 from benchmark.data.sources import data_file, stratified_parts
 from benchmark.errors import BenchError
 from benchmark.registry import register_dataset
+from benchmark.settings import Range
 
 MNIST_FILES = {
     "train": ("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-labels-idx1-ubyte"),
@@ -206,6 +207,7 @@ class DigitsHeteroFull(DatasetBuilder):
         "official test files are the test split. data.max_per_group caps every group's train, val and test."
     )
     options = {"max_per_group": 0}
+    bounds = {"max_per_group": Range(0, 10**7)}  # 0 keeps everything
     train_defaults = {"epochs": 10}
     needs_data_root = True
 
@@ -213,8 +215,6 @@ class DigitsHeteroFull(DatasetBuilder):
         if data_root is None:
             raise BenchError(f"dataset {self.name} reads files: give --data-root PATH")
         cap = options["max_per_group"]
-        if cap < 0:
-            raise BenchError(f"data.max_per_group must be >= 0 (0 keeps everything), got {cap}")
         spaces, labels, splits = [], [], []
         for s, (name, reader) in enumerate(READERS.items()):
             rng = np.random.default_rng([options["seed"], 0xD1F, s])

@@ -23,6 +23,7 @@ from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
 from benchmark.data.sources import mnist1d
 from benchmark.errors import BenchError
 from benchmark.registry import register_dataset
+from benchmark.settings import Range
 
 NUM_CLASSES = 10
 MANY_ABOVE = 100  # "Many": more than 100 training samples
@@ -86,31 +87,22 @@ class DigitsLT(DatasetBuilder):
     )
     options = {"imbalance": 100.0, "n_max": 500, "n_eval": 200}
     train_defaults = {"epochs": 15}
+    bounds = {"imbalance": Range(1, 1e6), "n_max": Range(1, 100_000), "n_eval": Range(1, 10_000)}
 
     @classmethod
-    def check_options(cls, options: dict) -> None:
-        """Raise :class:`BenchError` for option values no dataset can be built from.
-
-        Called by :meth:`build`, the one place every path (CLI, runner, Python API) goes through; the
-        option types are already checked by ``--set`` parsing against the defaults.
-        """
-        imbalance, n_max, n_eval = options["imbalance"], options["n_max"], options["n_eval"]
-        if isinstance(imbalance, bool) or not isinstance(imbalance, (int, float)) or not math.isfinite(imbalance):
-            raise BenchError(f"digits-lt: data.imbalance must be a finite number >= 1, got {imbalance!r}")
-        if imbalance < 1:
-            raise BenchError(f"digits-lt: data.imbalance must be >= 1 (n_max / n_min), got {imbalance}")
-        for key, value in (("n_max", n_max), ("n_eval", n_eval)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise BenchError(f"digits-lt: data.{key} must be an integer >= 1, got {value!r}")
+    def check_options(cls, options: dict) -> dict:
+        """The declared checks, and that the tail class keeps a training sample."""
+        options = super().check_options(options)
+        n_max, imbalance = options["n_max"], options["imbalance"]
         tail = class_counts(n_max, imbalance)[-1]
         if tail < 1:
             raise BenchError(
                 f"digits-lt: the tail class would get no training samples (n_max / imbalance = "
                 f"{n_max / imbalance:.3g} rounds to 0); raise data.n_max or lower data.imbalance"
             )
+        return options
 
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
-        self.check_options(options)
         seed, n_max, n_eval = options["seed"], int(options["n_max"]), int(options["n_eval"])
         counts = class_counts(n_max, float(options["imbalance"]))
         per_class = n_max + 2 * n_eval

@@ -19,9 +19,11 @@ from benchmark.data.sources import data_file
 from benchmark.errors import BenchError
 from benchmark.models import BACKBONES
 from benchmark.registry import register_dataset
+from benchmark.settings import Range
 
 IMAGE_OPTIONS = {"image_size": 224, "encoder": "resnet50", "workers": 2}
 IMAGE_CHOICES = {"encoder": ("cnn", *BACKBONES)}
+IMAGE_BOUNDS = {"image_size": Range(8, 4096), "workers": Range(0, 256)}
 IMAGE_TRAIN = {"epochs": 10, "batch_size": 64, "eval_batch_size": 128}
 
 
@@ -84,13 +86,6 @@ def image_dataset(
     )
 
 
-def check_image_options(options: dict) -> None:
-    if options["image_size"] < 8:
-        raise BenchError(f"image_size must be >= 8, got {options['image_size']}")
-    if options["workers"] < 0:
-        raise BenchError(f"workers must be >= 0, got {options['workers']}")
-
-
 @register_dataset("waterbirds")
 class Waterbirds(DatasetBuilder):
     """Waterbirds (Sagawa et al. 2020) from ``metadata.csv`` (img_id, img_filename, y, split, place) and the
@@ -100,11 +95,11 @@ class Waterbirds(DatasetBuilder):
     description = "Waterbirds: birds (landbird/waterbird) pasted on land or water backgrounds; g = 2y + place."
     options = IMAGE_OPTIONS
     choices = IMAGE_CHOICES
+    bounds = IMAGE_BOUNDS
     train_defaults = IMAGE_TRAIN
     needs_data_root = True
 
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
-        check_image_options(options)
         root = Path(data_root)
         path = data_file(root, "metadata.csv")
         table = read_table(path, ["img_id", "img_filename", "y", "split", "place"])
@@ -159,11 +154,11 @@ class CelebA(DatasetBuilder):
     description = "CelebA: face attributes; y = target attribute (Blond_Hair), a = spurious attribute (Male)."
     options = {"target": "Blond_Hair", "attribute": "Male", **IMAGE_OPTIONS}
     choices = IMAGE_CHOICES
+    bounds = IMAGE_BOUNDS
     train_defaults = IMAGE_TRAIN
     needs_data_root = True
 
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
-        check_image_options(options)
         root = Path(data_root)
         target, attribute = options["target"], options["attribute"]
         attrs, attr_path = read_celeba_table(root, "list_attr_celeba", "image_id", [target, attribute])

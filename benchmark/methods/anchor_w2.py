@@ -10,6 +10,7 @@ from benchmark.hparams import Choice, LogUniform
 from benchmark.methods.base import Method, TrainInfo, per_group_mean
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
+from benchmark.settings import AT_LEAST_0, Range
 
 
 def cell_w2(
@@ -77,6 +78,12 @@ class AnchorW2(Method):
         "samples_per_class": Choice((8, 16, 32)),
         "step_size": LogUniform(-3, -1),
     }
+    bounds = {
+        "lambda_fit": AT_LEAST_0,
+        "lambda_sep": AT_LEAST_0,
+        "step_size": AT_LEAST_0,
+        "samples_per_class": Range(1, 4096),
+    }
 
     def __init__(
         self,
@@ -96,14 +103,6 @@ class AnchorW2(Method):
         freq = info.train_group_counts.to(torch.get_default_dtype())
         self.register_buffer("log_lam", (freq / freq.sum()).log())
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    @classmethod
-    def check_hparams(cls, hparams: dict) -> None:
-        for key in ("lambda_fit", "lambda_sep", "step_size"):
-            if hparams[key] < 0:
-                raise ValueError(f"anchor-w2.{key} must be >= 0, got {hparams[key]}")
-        if hparams["samples_per_class"] < 1:
-            raise ValueError(f"anchor-w2.samples_per_class must be >= 1, got {hparams['samples_per_class']}")
 
     @property
     def lam(self) -> torch.Tensor:

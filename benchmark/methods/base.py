@@ -19,6 +19,7 @@ from torch import nn
 from benchmark.data.core import Batch, BatchSampler, GroupDataset, eval_batches
 from benchmark.data.images import with_inputs
 from benchmark.models import GroupModel
+from benchmark.settings import Range, check_settings
 
 
 @dataclass
@@ -56,13 +57,15 @@ class Method(nn.Module):
     """Base class of registered methods; subclasses implement :meth:`loss`.
 
     Class attributes: ``space`` maps hparam names to random-search distributions
-    (:mod:`benchmark.hparams`); ``choices`` lists the allowed values of string hparams;
+    (:mod:`benchmark.hparams`); ``choices`` lists the allowed values of string hparams and ``bounds`` the
+    allowed :class:`~benchmark.settings.Range` of numeric ones (checked with every setting, before training);
     ``needs_group_labels`` says whether the method reads *training* group labels.
     """
 
     name: ClassVar[str]
     space: ClassVar[dict] = {}
     choices: ClassVar[dict[str, tuple]] = {}
+    bounds: ClassVar[dict[str, Range]] = {}
     needs_group_labels: ClassVar[bool] = False
 
     def __init__(self, model: GroupModel, info: TrainInfo):
@@ -77,8 +80,11 @@ class Method(nn.Module):
         return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
     @classmethod
-    def check_hparams(cls, hparams: dict) -> None:
-        """Raise ``ValueError`` naming the first invalid value; the default checks nothing beyond types."""
+    def check_hparams(cls, hparams: dict) -> dict:
+        """``hparams`` checked against the defaults' types, ``choices`` and ``bounds`` (a
+        :class:`~benchmark.errors.BenchError` naming the first bad value); returns them typed. A method whose
+        hparams constrain each other extends this."""
+        return check_settings(cls.name, hparams, cls.defaults(), cls.choices, cls.bounds)
 
     def stages(self) -> list[Stage]:
         """The stages of training; their epochs (of steps) add up to the run's budget. Default: one stage."""

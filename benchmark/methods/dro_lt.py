@@ -7,10 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.data.core import ClassBalancedSampler, GroupDataset
+from benchmark.errors import BenchError
 from benchmark.hparams import Choice
 from benchmark.methods.base import Method, Stage, TrainInfo, per_group_mean
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
+from benchmark.settings import AT_LEAST_0, POSITIVE, Range
 
 EPS_MODES = ("sqrt_n", "shared", "learned")
 COMBINES = ("convex", "sum")
@@ -76,6 +78,14 @@ class DROLT(Method):
 
     choices = {"eps_mode": EPS_MODES, "combine": COMBINES}
     space = {"eps": Choice((1.0, 5.0, 20.0, 50.0, 100.0)), "lam": Choice((0.3, 0.5, 0.7))}
+    bounds = {
+        "eps": AT_LEAST_0,
+        "lam": Range(0, 1),
+        "tau": POSITIVE,
+        "margin": AT_LEAST_0,
+        "warmup_epochs": AT_LEAST_0,
+        "cls_epochs": AT_LEAST_0,
+    }
 
     def __init__(
         self,
@@ -108,22 +118,11 @@ class DROLT(Method):
         self.register_buffer("has_centroid", torch.zeros(info.num_classes, dtype=torch.bool, device=counts.device))
 
     @classmethod
-    def check_hparams(cls, hparams: dict) -> None:
-        if hparams["eps_mode"] not in EPS_MODES:
-            raise ValueError(f"dro-lt.eps_mode must be one of {EPS_MODES}, got {hparams['eps_mode']!r}")
-        if hparams["combine"] not in COMBINES:
-            raise ValueError(f"dro-lt.combine must be one of {COMBINES}, got {hparams['combine']!r}")
-        if hparams["margin"] < 0:
-            raise ValueError(f"dro-lt.margin must be >= 0, got {hparams['margin']}")
-        if hparams["eps"] < 0 or (hparams["eps_mode"] == "learned" and hparams["eps"] <= 0):
-            raise ValueError(f"dro-lt.eps must be >= 0 (> 0 when learned), got {hparams['eps']}")
-        if not 0 <= hparams["lam"] <= 1:
-            raise ValueError(f"dro-lt.lam must be in [0, 1], got {hparams['lam']}")
-        if hparams["tau"] <= 0:
-            raise ValueError(f"dro-lt.tau must be > 0, got {hparams['tau']}")
-        for key in ("warmup_epochs", "cls_epochs"):
-            if hparams[key] < 0:
-                raise ValueError(f"dro-lt.{key} must be >= 0, got {hparams[key]}")
+    def check_hparams(cls, hparams: dict) -> dict:
+        hparams = super().check_hparams(hparams)
+        if hparams["eps_mode"] == "learned" and hparams["eps"] == 0:
+            raise BenchError("bad value for dro-lt.eps: 0 (must be > 0 when eps_mode is learned)")
+        return hparams
 
     def stages(self) -> list[Stage]:
         warmup, robust, cls = stage_epochs(self.info.epochs, self.warmup_epochs, self.cls_epochs)

@@ -9,6 +9,7 @@ from benchmark.hparams import Choice, LogUniform
 from benchmark.methods.base import Method, TrainInfo, per_group_mean
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
+from benchmark.settings import AT_LEAST_0
 
 
 @register_method("groupdro")
@@ -34,6 +35,7 @@ class GroupDRO(Method):
         "adjustment": Choice((0.0, 1.0, 2.0, 3.0, 4.0)),
         "train.weight_decay": LogUniform(-4, 0),
     }
+    bounds = {"step_size": AT_LEAST_0, "adjustment": AT_LEAST_0}
 
     def __init__(
         self,
@@ -50,12 +52,6 @@ class GroupDRO(Method):
         counts = info.train_group_counts.to(torch.get_default_dtype())
         self.register_buffer("adjust", adjustment / counts.clamp_min(1).sqrt())
         self.register_buffer("log_q", torch.zeros(info.num_groups, device=counts.device))
-
-    @classmethod
-    def check_hparams(cls, hparams: dict) -> None:
-        for key in ("step_size", "adjustment"):
-            if hparams[key] < 0:
-                raise ValueError(f"groupdro.{key} must be >= 0, got {hparams[key]}")
 
     def group_weights(self, group_losses: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Advance log q by one exponentiated-gradient step on present groups (the adjustment on every group when

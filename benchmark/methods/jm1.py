@@ -14,6 +14,7 @@ from benchmark.methods.base import Stage, TrainInfo
 from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_samples
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
+from benchmark.settings import FRACTION
 
 ALPHAS = ("uniform-beta", "uniform", "uniform-beta25")
 MIX_LEVELS = ("latent", "input", "random")
@@ -101,6 +102,7 @@ class JM1(JTT):
         "mix_at": Choice(MIX_LEVELS),
     }
     choices = {"alpha": ALPHAS, "mix_at": MIX_LEVELS}
+    bounds = {"id_fraction": FRACTION}
 
     def __init__(
         self,
@@ -116,14 +118,6 @@ class JM1(JTT):
         self.first = 0 if oracle else identification_epochs(info.epochs, id_fraction)
         self.mixing, self.use_beta, self.coins, self.step = False, False, [False], 0
         self.partition: np.ndarray | None = None
-
-    @classmethod
-    def check_hparams(cls, hparams: dict) -> None:
-        if not 0 < hparams["id_fraction"] < 1:
-            raise ValueError(f"{cls.name}.id_fraction must be in (0, 1), got {hparams['id_fraction']}")
-        for name, allowed in cls.choices.items():
-            if hparams[name] not in allowed:
-                raise ValueError(f"{cls.name}.{name} must be one of {', '.join(allowed)}, got {hparams[name]!r}")
 
     def stages(self) -> list[Stage]:
         mix = Stage("mix", self.info.epochs - self.first, fresh_model=True)

@@ -12,6 +12,7 @@ from benchmark.hparams import Choice
 from benchmark.methods.base import Method, Stage, TrainInfo
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
+from benchmark.settings import FRACTION, Range
 
 
 def identification_epochs(epochs: int, fraction: float) -> int:
@@ -59,18 +60,12 @@ class JTT(Method):
     """
 
     space = {"upweight": Choice((5, 10, 20, 50, 100)), "id_fraction": Choice((0.1, 0.25, 0.4, 0.5))}
+    bounds = {"upweight": Range(1, 10_000), "id_fraction": FRACTION}
 
     def __init__(self, model: GroupModel, info: TrainInfo, upweight: int = 20, id_fraction: float = 0.25):
         super().__init__(model, info)
         self.upweight = upweight
         self.id_fraction = id_fraction
-
-    @classmethod
-    def check_hparams(cls, hparams: dict) -> None:
-        if hparams["upweight"] < 1:
-            raise ValueError(f"{cls.name}.upweight must be >= 1, got {hparams['upweight']}")
-        if not 0 < hparams["id_fraction"] < 1:
-            raise ValueError(f"{cls.name}.id_fraction must be in (0, 1), got {hparams['id_fraction']}")
 
     def stages(self) -> list[Stage]:
         first = identification_epochs(self.info.epochs, self.id_fraction)

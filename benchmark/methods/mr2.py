@@ -9,6 +9,7 @@ from benchmark.hparams import LogUniform, Uniform
 from benchmark.methods.base import Method, TrainInfo
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
+from benchmark.settings import AT_LEAST_0, POSITIVE, Range
 
 
 @register_method("mr2")
@@ -40,6 +41,7 @@ class MR2(Method):
     """
 
     space = {"c_bar": LogUniform(-0.5, 0.5), "lam": LogUniform(-3, 0), "beta": Uniform(0.8, 0.99)}
+    bounds = {"c_bar": POSITIVE, "lam": AT_LEAST_0, "beta": Range(0, 1, high_open=True), "eps": POSITIVE}
 
     def __init__(
         self,
@@ -56,17 +58,6 @@ class MR2(Method):
         self.register_buffer("mean_sq", torch.zeros(info.num_classes, device=device, dtype=dtype))
         self.register_buffer("spread", torch.zeros(info.num_classes, device=device, dtype=dtype))
         self.register_buffer("seen", torch.zeros(info.num_classes, device=device, dtype=torch.bool))
-
-    @classmethod
-    def check_hparams(cls, hparams: dict) -> None:
-        if hparams["c_bar"] <= 0:
-            raise ValueError(f"mr2.c_bar must be > 0, got {hparams['c_bar']}")
-        if hparams["lam"] < 0:
-            raise ValueError(f"mr2.lam must be >= 0, got {hparams['lam']}")
-        if not 0 <= hparams["beta"] < 1:
-            raise ValueError(f"mr2.beta must be in [0, 1), got {hparams['beta']}")
-        if hparams["eps"] <= 0:
-            raise ValueError(f"mr2.eps must be > 0, got {hparams['eps']}")
 
     @torch.no_grad()
     def update_statistics(self, z: torch.Tensor, y: torch.Tensor) -> None:

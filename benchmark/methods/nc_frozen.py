@@ -10,6 +10,7 @@ from benchmark.hparams import LogUniform
 from benchmark.methods.base import Method, Stage, TrainInfo, per_group_mean
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
+from benchmark.settings import AT_LEAST_0
 
 
 @register_method("nc-frozen")
@@ -49,6 +50,7 @@ class NCFrozen(Method):
 
     needs_group_labels = True
     space = {"lambda_align": LogUniform(-2, 1)}
+    bounds = {"lambda_align": AT_LEAST_0}
 
     def __init__(self, model: GroupModel, info: TrainInfo, lambda_align: float = 1.0):
         super().__init__(model, info)
@@ -57,11 +59,6 @@ class NCFrozen(Method):
             p.requires_grad_(False)
         self.num_attrs = 0  # set from the training set in on_stage_start
         self.register_buffer("majority", torch.zeros(info.num_classes, dtype=torch.long))
-
-    @classmethod
-    def check_hparams(cls, hparams: dict) -> None:
-        if hparams["lambda_align"] < 0:
-            raise ValueError(f"nc-frozen.lambda_align must be >= 0, got {hparams['lambda_align']}")
 
     def on_stage_start(self, stage: Stage, data: GroupDataset) -> dict:
         """Find each class's majority attribute from the training counts."""

@@ -1,0 +1,88 @@
+"""One scheme for every setting: training settings, method hyperparameters and dataset options.
+
+Each has a default (whose type is the setting's type), optionally ``choices`` and a :class:`Range`. Values,
+whether typed on the command line, drawn by a random-search trial or given from Python, pass through
+:func:`check_settings` before anything trains, so a bad one is one :class:`~benchmark.errors.BenchError` line.
+Floats must be finite everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from benchmark.errors import BenchError
+
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed interval of a numeric setting; each end is included unless its ``*_open`` flag is set."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low == -math.inf:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+POSITIVE = Range(0, low_open=True)
+FRACTION = Range(0, 1, low_open=True, high_open=True)  # strictly between 0 and 1
+SEED = Range(0, 2**32 - 1)  # what numpy's and torch's generators accept
+
+
+def typed(key: str, value, default):
+    """``value`` as the type of ``default`` (an int is accepted where a float is expected), or a BenchError."""
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not kind:
+        raise BenchError(f"bad value for {key}: {value!r} is not a {kind.__name__}")
+    return value
+
+
+def check_setting(key: str, value, default, choices: tuple | None = None, bound: Range | None = None):
+    """``value`` checked against the type of ``default``, finiteness, ``choices`` and ``bound``; returns it typed."""
+    value = typed(key, value, default)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BenchError(f"bad value for {key}: {value} (must be a finite number)")
+    if choices is not None and value not in choices:
+        raise BenchError(f"bad value for {key}: '{value}'; choose from {', '.join(map(str, choices))}")
+    if bound is not None and value not in bound:
+        raise BenchError(f"bad value for {key}: {value} (must be {bound})")
+    return value
+
+
+def check_settings(section: str, values: dict, defaults: dict, choices: dict, bounds: dict) -> dict:
+    """Every entry of ``values`` checked by :func:`check_setting` under the name ``section.key``."""
+    return {
+        key: check_setting(f"{section}.{key}", value, defaults[key], choices.get(key), bounds.get(key))
+        for key, value in values.items()
+    }
+
+
+def parse_setting(key: str, raw: str, default):
+    """The text ``raw`` (from ``--set``) parsed as the type of ``default``: bool, int, float or str."""
+    try:
+        if isinstance(default, bool):
+            lowered = raw.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        if isinstance(default, (int, float)):
+            return type(default)(raw)
+        return raw
+    except ValueError:
+        raise BenchError(f"bad value for {key}: '{raw}' is not a {type(default).__name__}") from None

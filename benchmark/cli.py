@@ -20,10 +20,13 @@ from benchmark.errors import BenchError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 console = Console()
 QUICK_EPOCHS = 3
+MAX_TRIALS = 1000
+MAX_SEEDS = 1000
 
 
 def cli_errors(command):
-    """Turn BenchError into one line on stderr and exit code 2."""
+    """Turn BenchError into one line on stderr and exit code 2, and Ctrl-C outside a sweep into one line and
+    exit code 130."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -32,6 +35,9 @@ def cli_errors(command):
         except BenchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted: nothing was trained or written", file=sys.stderr)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -44,16 +50,23 @@ def parse_list(text: str, what: str) -> list[str]:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``0,1,2`` or ``0-4`` (inclusive) or a mix."""
+    """``0,1,2`` or ``0-4`` (inclusive) or a mix: at most :data:`MAX_SEEDS` seeds, each a valid generator seed."""
+    from benchmark.settings import SEED
+
     seeds: list[int] = []
     for item in parse_list(text, "--seeds"):
         low, dash, high = item.partition("-")
         try:
-            seeds += list(range(int(low), int(high) + 1)) if dash and low else [int(item)]
+            start, end = (int(low), int(high)) if dash and low else (int(item), int(item))
         except ValueError:
             raise BenchError(f"bad --seeds '{text}': expected integers like 0,1,2 or 0-4") from None
-    if any(s < 0 for s in seeds):
-        raise BenchError(f"bad --seeds '{text}': seeds must be >= 0")
+        if start not in SEED or end not in SEED:
+            raise BenchError(f"bad --seeds '{text}': seeds must be {SEED}")
+        if end < start:
+            raise BenchError(f"bad --seeds '{text}': the range {item} ends before it starts")
+        if len(seeds) + end - start + 1 > MAX_SEEDS:
+            raise BenchError(f"bad --seeds '{text}': more than {MAX_SEEDS} seeds")
+        seeds += range(start, end + 1)
     return list(dict.fromkeys(seeds))
 
 
@@ -157,18 +170,12 @@ def run(
 ) -> None:
     """Train methods × trials × seeds on one dataset, skipping finished runs, then print and write the leaderboard."""
     from benchmark.config import DEVICES
-    from benchmark.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher, default_workers, launch
+    from benchmark.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher, default_workers
     from benchmark.progress import RichProgress
     from benchmark.report import write_reports
-    from benchmark.runner import (
-        build_before_running,
-        collect_results,
-        plan_sweep,
-        runs_to_do,
-        stored_result,
-        unique_runs,
-    )
+    from benchmark.runner import plan_sweep, runs_to_do, unique_runs
     from benchmark.selection import SELECT_RULES
+    from benchmark.sweep import Interrupted, run_sweep
 
     check_choice("--select", select, SELECT_RULES)
     check_choice("--device", device, DEVICES)
@@ -176,9 +183,14 @@ def run(
     check_choice("--slurm-cluster", slurm_cluster, SLURM_CLUSTERS)
     if epochs is not None and quick:
         raise BenchError("give either --epochs or --quick, not both")
-    for option, value in (("--epochs", epochs), ("--trials", trials), ("--workers", workers), ("--threads", threads)):
-        if value is not None and value < 1:
-            raise BenchError(f"bad {option} {value}: must be >= 1")
+    for option, value, high in (
+        ("--epochs", epochs, 100_000),
+        ("--trials", trials, MAX_TRIALS),
+        ("--workers", workers, 1024),
+        ("--threads", threads, 1024),
+    ):
+        if value is not None and not 1 <= value <= high:
+            raise BenchError(f"bad {option} {value}: must be between 1 and {high}")
     specs = plan_sweep(
         methods=parse_list(methods, "--methods"),
         dataset=dataset,
@@ -196,28 +208,52 @@ def run(
     options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
     check_launcher(launcher, options)
     pending = runs_to_do(specs, out, force, retry_failed)
-    build_before_running(pending, out)
-    unique = unique_runs(specs)
     parallel = workers or (default_workers(pending) if launcher == "local" else 1)
-    with RichProgress(console, len(unique), parallel=parallel) as progress:
-        todo = {spec.run_id for spec in pending}
-        for spec in unique:
-            if spec.run_id not in todo:
-                progress.finished(spec, stored_result(spec, out), skipped=True)
-        launch(launcher, pending, out, progress, options)
-    results = collect_results(unique, out)
+    try:
+        with RichProgress(console, len(unique_runs(specs)), parallel=parallel) as progress:
+            outcome = run_sweep(specs, out, launcher, options, progress, force, retry_failed)
+    except Interrupted as stop:
+        print(
+            f"interrupted: {stop.finished} of {stop.total} runs finished, {stop.total - stop.finished} not; "
+            "re-run the same command to resume",
+            file=sys.stderr,
+        )
+        raise typer.Exit(128 + stop.signum) from None
+    if outcome.by_others:
+        console.print(f"{outcome.by_others} run(s) were trained by another sweep on {out}")
     if report:
-        boards = write_reports(results, out, select=select)
+        try:
+            boards = write_reports(outcome.results, out, select=select)
+        except OSError as exc:
+            print(f"error: could not write the leaderboard to {out}: {exc.strerror or exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
         for name, board in boards.items():
             print_leaderboard(name, board)
             console.print(f"leaderboard written to {out / name}/leaderboard.{{csv,tex,md}}")
-    failed = [(s, r) for s, r in zip(unique, results) if r.get("status") != "ok"]
-    for spec, result in failed:
-        console.print(f"[red]failed[/red] {RichProgress.run_name(spec)} ({spec.run_id}): {result.get('error')}")
-    if failed:
-        if any(spec.run_id not in todo for spec, _ in failed):
-            console.print("runs that failed before were not retried: add --retry-failed to re-run them")
+    list_failures(outcome, out, retried={spec.run_id for spec in pending})
+    if outcome.failed:
         raise typer.Exit(1)
+
+
+def list_failures(outcome, out: Path, retried: set[str], shown: int = 10) -> None:
+    """One line per failed run (at most ``shown``, then a count), and one line for all runs that could not be
+    written (a full disk)."""
+    from benchmark.progress import RichProgress
+
+    unstored = [(s, r) for s, r in outcome.failed if r.get("unstored")]
+    others = [(s, r) for s, r in outcome.failed if not r.get("unstored")]
+    for spec, result in others[:shown]:
+        console.print(f"[red]failed[/red] {RichProgress.run_name(spec)} ({spec.run_id}): {result.get('error')}")
+    if len(others) > shown:
+        console.print(f"... and {len(others) - shown} more failed runs (their result.json files say why)")
+    if any(spec.run_id not in retried for spec, _ in others):
+        console.print("runs that failed before were not retried: add --retry-failed to re-run them")
+    if unstored:
+        print(
+            f"error: {len(unstored)} run(s) could not be written to {out} ({unstored[0][1]['error']}); every "
+            "finished run is kept: free space and re-run the same command",
+            file=sys.stderr,
+        )
 
 
 @app.command("report")
@@ -304,7 +340,7 @@ def profile(
     from benchmark.config import DEVICES
     from benchmark.profile import CSV_COLUMNS, ProfileSettings
     from benchmark.profile import profile as run_profile
-    from benchmark.runner import build_before_running, plan_sweep
+    from benchmark.runner import plan_sweep, preflight
 
     check_choice("--device", device, DEVICES)
     for option, value in (("--steps", steps), ("--repeats", repeats), ("--threads", threads)):
@@ -317,7 +353,7 @@ def profile(
     specs = plan_sweep(
         names, dataset, [0], device=device, plugins=tuple(plugin), sets=sets, data_root=data_root, threads=threads
     )
-    build_before_running(specs)
+    preflight(specs)
     rows = run_profile(specs, ProfileSettings(steps, warmup, repeats))
     table = pd.DataFrame(rows)[CSV_COLUMNS]
     headers = {"method": "method", "steps_per_s": "steps/s", "samples_per_s": "samples/s", "ratio_to_bare": "×bare"}

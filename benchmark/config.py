@@ -116,6 +116,8 @@ class RunSpec:
     ``threads`` is the number of torch CPU threads: a run's numbers are bitwise identical for the same thread
     count, whatever the launcher or number of parallel runs (different counts sum in different orders).
     ``deterministic`` asks for PyTorch's deterministic algorithms (what CUDA needs for bitwise repeatability).
+    ``data_fingerprint`` identifies the files a ``--data-root`` dataset read
+    (:meth:`~benchmark.data.core.DatasetBuilder.fingerprint`), so that other data never reuses a result.
     """
 
     dataset: str
@@ -132,9 +134,12 @@ class RunSpec:
     family_id: str = ""
     threads: int = 1
     deterministic: bool = False
+    data_fingerprint: str | None = None
 
     def identity(self) -> dict:
-        return {
+        """What determines the run's numbers; ``data_fingerprint`` (of a ``--data-root`` dataset's files) only
+        when there is one, so that offline datasets keep their ids."""
+        identity = {
             "dataset": self.dataset,
             "data_options": self.data_options,
             "method": self.method,
@@ -142,6 +147,7 @@ class RunSpec:
             "seed": self.seed,
             "train": self.train.to_dict(),
         }
+        return identity if self.data_fingerprint is None else {**identity, "data_fingerprint": self.data_fingerprint}
 
     @property
     def run_id(self) -> str:

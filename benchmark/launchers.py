@@ -12,7 +12,6 @@ import multiprocessing
 import os
 import queue
 import shutil
-import signal
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -126,8 +125,9 @@ def cuda_devices(pending: list[RunSpec]) -> int:
 
 def run_pool(pending: list[RunSpec], out: Path, progress: Progress, workers: int) -> None:
     """``workers`` spawned processes (each its own GPU when there are several); each builds the dataset once.
-    A worker that dies has its run recorded as failed and is replaced; stopping the sweep (Ctrl-C, SIGTERM)
-    stops the workers, leaving their runs to be redone."""
+    A worker that dies has its run recorded as failed and is replaced; stopping the sweep (Ctrl-C, or SIGTERM,
+    which :func:`benchmark.sweep.run_sweep` turns into the same interrupt) stops the workers, leaving their runs
+    to be redone."""
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     gpus = cuda_devices(pending)
@@ -152,7 +152,6 @@ def run_pool(pending: list[RunSpec], out: Path, progress: Progress, workers: int
         else:
             procs[worker][1].put(None)
 
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         for worker in range(workers):
             start_worker(worker)
@@ -178,16 +177,11 @@ def run_pool(pending: list[RunSpec], out: Path, progress: Progress, workers: int
                     start_worker(worker)
                     assign(worker)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         for process, _ in procs.values():
             if process.is_alive():
                 process.terminate()
         for process, _ in procs.values():
             process.join(timeout=10)
-
-
-def _raise_keyboard_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run_ray(pending: list[RunSpec], out: Path, progress: Progress, options: LaunchOptions) -> None:

@@ -88,6 +88,9 @@ class RichProgress(Progress):
         extra = "" if skipped else f" in {result['wall_time_s']:.1f}s"
         self.console.print(f"{state} {what}: test wga {test['wga']:.1f}, acc {test['acc']:.1f}{extra}")
 
+    def note(self, text: str) -> None:
+        self.console.print(text)
+
     @staticmethod
     def run_name(spec: RunSpec) -> str:
         trial = f" trial {spec.trial}" if spec.trial else ""

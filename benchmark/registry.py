@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
@@ -19,6 +20,7 @@ from typing import Callable, Generic, TypeVar
 from benchmark.errors import BenchError
 
 T = TypeVar("T")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # names become folders of the results tree
 
 
 class Registry(Generic[T]):
@@ -31,6 +33,12 @@ class Registry(Generic[T]):
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator registering a class under ``name``; a second class with the same name is an error."""
+
+        if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+            raise BenchError(
+                f"{self.kind} name {name!r} is not a safe folder name: use letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit"
+            )
 
         def decorator(cls: T) -> T:
             existing = self._items.get(name)
@@ -90,6 +98,10 @@ def load_plugin(spec: str) -> None:
     """Import a plugin given as a ``.py`` file path or a dotted module name (once per process); a plugin that
     registers no method and no dataset is an error."""
     registered = len(METHODS.names()) + len(DATASETS.names())
+    if not spec.strip():
+        raise BenchError("empty --plugin: give a .py file or a dotted module name")
+    if not spec.endswith(".py") and not all(part.isidentifier() for part in spec.split(".")):
+        raise BenchError(f"bad --plugin '{spec}': not a .py file or a dotted module name (like package.module)")
     if spec.endswith(".py"):
         path = Path(spec)
         if not path.is_file():

@@ -15,8 +15,8 @@ from benchmark.data import build_dataset
 from benchmark.errors import BenchError
 from benchmark.hparams import trial_values
 from benchmark.registry import DATASETS, METHODS, load_builtins, load_plugin
-from benchmark.store import RunLog, check_writable, read_result, write_json_atomic
-from benchmark.trainer import resolve_device, train
+from benchmark.store import RunLog, check_run_paths, check_writable, read_result, write_json_atomic
+from benchmark.trainer import build_method, resolve_device, run_settings, train
 
 
 class Progress:
@@ -28,18 +28,48 @@ class Progress:
 
     def finished(self, spec: RunSpec, result: dict, skipped: bool) -> None: ...
 
+    def note(self, text: str) -> None:
+        """A message about the sweep as a whole (e.g. waiting for another sweep's runs)."""
+
+
+def error_line(exc: BaseException) -> str:
+    """One line for a failure record: ``Type: first line of the message``; an exception re-raised from a
+    DataLoader worker (whose message carries the worker's whole traceback) becomes its last line and the worker."""
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if "Original Traceback" in text and len(lines) > 2:
+        return f"{lines[-1]} (in {lines[0].split(' in ', 1)[-1].rstrip('.')})"
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def failure(exc: BaseException) -> dict:
+    """A failed run's record: the one-line error and the traceback of where it was raised."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return {"status": "failed", "error": error_line(exc), "traceback": frames + error_line(exc)}
+
+
+def unstored(result: dict, path: Path, exc: OSError) -> dict:
+    """``result`` as a failed run that could not be written to ``path`` (a full disk, say)."""
+    error = f"could not write {path}: {exc.strerror or exc}"
+    return {**result, "status": "failed", "error": error, "unstored": True}
+
 
 def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> dict:
-    """Train one run and write config.json, log.jsonl and (last, atomically) result.json.
+    """Train one run and write config.json, log.jsonl and (last, atomically) result.json; return the result.
 
-    Any exception inside the run is recorded as ``status: failed`` with its message; an interrupt
-    (KeyboardInterrupt, a kill) leaves no result.json, so the run is redone next time.
+    Any exception inside the run, and a ``SystemExit`` from a plugin, is recorded as ``status: failed`` with a
+    one-line error, so that the sweep goes on; a file that cannot be written (a full disk) fails the run without
+    raising (``unstored``: the result is returned, not on disk). An interrupt (KeyboardInterrupt, a kill) leaves
+    no result.json, so the run is redone next time.
     """
     progress = progress or Progress()
     directory = spec.directory(out)
     header = spec.header()
-    write_json_atomic(directory / "config.json", {**header, "device": spec.device, "data_root": spec.data_root})
-    log = RunLog(directory / "log.jsonl")
+    try:
+        write_json_atomic(directory / "config.json", {**header, "device": spec.device, "data_root": spec.data_root})
+        log = RunLog(directory / "log.jsonl")
+    except OSError as exc:
+        return unstored({**header, "status": "failed"}, directory, exc)
 
     def on_eval(record: dict) -> None:
         log(record)
@@ -49,21 +79,30 @@ def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> d
         load_plugins(spec.plugins)
         data = build_dataset(spec.dataset, spec.data_options, spec.data_root)
         result = {"status": "ok", **train(spec, data, on_eval)}
+    except SystemExit as exc:  # a plugin calling sys.exit must not end the sweep
+        result = {**failure(exc), "error": f"the run called sys.exit({exc.code!r})"}
     except Exception as exc:  # recorded, so that the sweep goes on
-        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        result = failure(exc)
     finally:
         log.close()
-    result = {**header, **result}
-    write_json_atomic(directory / "result.json", result)
+    result = {**header, **result, **({"log_error": log.error} if log.error else {})}
+    try:
+        write_json_atomic(directory / "result.json", result)
+    except OSError as exc:
+        return unstored(result, directory / "result.json", exc)
     return result
 
 
 def record_crash(spec: RunSpec, out: Path, reason: str) -> dict:
-    """The run's result after its process died: the result.json it managed to write, or a failed one (written)."""
+    """The run's result after its process died: the result.json it managed to write, or a failed one (written
+    if the disk allows)."""
     result = read_result(spec.directory(out))
     if result is None:
         result = {**spec.header(), "status": "failed", "error": reason}
-        write_json_atomic(spec.directory(out) / "result.json", result)
+        try:
+            write_json_atomic(spec.directory(out) / "result.json", result)
+        except OSError as exc:
+            result = unstored(result, spec.directory(out) / "result.json", exc)
     return result
 
 
@@ -91,13 +130,26 @@ def collect_results(specs: list[RunSpec], out: Path) -> list[dict]:
     return [read_result(spec.directory(out)) or {**spec.header(), **missing} for spec in specs]
 
 
-def build_before_running(pending: list[RunSpec], out: Path | None = None) -> None:
-    """If any run will train: build the sweep's dataset (cached for in-process runs) and check that ``out`` can be
-    written, so that a bad data file or a read-only or full disk is an input error before anything trains."""
-    if pending:
-        build_dataset(pending[0].dataset, pending[0].data_options, pending[0].data_root)
-        if out is not None:
-            check_writable(out)
+def preflight(pending: list[RunSpec], out: Path | None = None) -> None:
+    """Before anything trains, if anything will: build the sweep's dataset (cached for in-process runs), check
+    that ``out`` and every run's folder can be written, and set up each distinct configuration once on CPU
+    (model and method: a constructor that cannot be called, stages that do not fit the budget, missing
+    pretrained weights), so that each of these is one BenchError rather than failed runs."""
+    if not pending:
+        return
+    data = build_dataset(pending[0].dataset, pending[0].data_options, pending[0].data_root)
+    if out is not None:
+        check_writable(out)
+        for spec in pending:
+            check_run_paths(spec.directory(out))
+    for spec in {spec.config_id: spec for spec in pending}.values():
+        try:
+            with run_settings(spec):
+                build_method(spec, data)
+        except BenchError:
+            raise
+        except Exception as exc:
+            raise BenchError(f"method {spec.method} cannot be set up with these settings: {error_line(exc)}") from None
 
 
 def load_plugins(plugins: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -151,6 +203,7 @@ def plan_sweep(
         if section not in ("train", "data", *names):
             raise BenchError(f"unknown setting '{key}'; sections: train, data, {', '.join(names)}")
     config = train_config(parsed, DATASETS.get(dataset).train_defaults, epochs)
+    fingerprint = DATASETS.get(dataset).fingerprint(data_root)
     resolve_device(device)
     specs = []
     for name in names:
@@ -169,6 +222,6 @@ def plan_sweep(
                 for seed in seeds
             ]
             family = family or runs[0].config_id
-            how = dict(family_id=family, threads=threads, deterministic=deterministic)
+            how = dict(family_id=family, threads=threads, deterministic=deterministic, data_fingerprint=fingerprint)
             specs += [dataclasses.replace(spec, **how) for spec in runs]
     return specs

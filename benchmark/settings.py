@@ -29,11 +29,17 @@ class Range:
         return above and below
 
     def __str__(self) -> str:
+        low, high = _number(self.low), _number(self.high)
         if self.high == math.inf:
-            return f"{'>' if self.low_open else '>='} {self.low:g}"
+            return f"{'>' if self.low_open else '>='} {low}"
         if self.low == -math.inf:
-            return f"{'<' if self.high_open else '<='} {self.high:g}"
-        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+            return f"{'<' if self.high_open else '<='} {high}"
+        return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+def _number(value: float) -> str:
+    """``value`` as written in a range: whole numbers without a decimal point or exponent."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 AT_LEAST_0 = Range(0)

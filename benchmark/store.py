@@ -1,20 +1,48 @@
 """Results on disk: ``<out>/<dataset>/<method>/<run-id>/`` with config.json, log.jsonl and result.json.
 
-``result.json`` is written last and atomically (temp file + rename): it is the done marker. Any number
-of workers may write into one results folder because every run owns its own directory.
+``result.json`` is written last and atomically (temp file + rename): it is the done marker. Any number of
+workers, sweeps or machines may write into one results folder: a run is claimed (:func:`claim_run`) before it
+trains, so each trains once. Every file is readable by whoever may read the folder (the umask applies).
+:func:`read_result` and :func:`iter_results` are the one reader: a result of the wrong shape is a corrupt run,
+and a copied run folder counts once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 from benchmark.errors import BenchError
 
 SCHEMA_VERSION = 2  # 2: the selection rule left the identity; result.json has the history
+RUN_FILES = ("config.json", "log.jsonl", "result.json", "claim")
+HEADER_TYPES = {
+    "schema": int,
+    "run_id": str,
+    "config_id": str,
+    "family_id": str,
+    "trial": int,
+    "dataset": str,
+    "method": str,
+    "seed": int,
+    "hparams": dict,
+}
+COST_KEYS = ("train_time_s", "steps_per_s", "peak_memory_mb")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file: temp files are made 0600, so they are widened
 
 
 def run_id(identity: dict) -> str:
@@ -28,10 +56,11 @@ def run_dir(out: Path, dataset: str, method: str, rid: str) -> Path:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to a temp file in the same folder, fsync, then rename over ``path``."""
+    """Write JSON to a temp file in the same folder, fsync, then rename over ``path`` (mode as for a new file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=2)
             handle.flush()
@@ -44,51 +73,202 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 def check_writable(folder: Path) -> None:
     """Create ``folder`` and write, sync and remove a small probe file there, so that a read-only or full disk
-    is one clear error before any training (``OSError`` otherwise)."""
+    (or a file where the folder should be) is one clear error before any training."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise BenchError(f"results folder {folder} is a file, not a folder")
     try:
-        write_json_atomic(Path(folder) / ".write-probe", {"probe": "x" * 1024})
-        (Path(folder) / ".write-probe").unlink()
+        write_json_atomic(folder / ".write-probe", {"probe": "x" * 1024})
+        (folder / ".write-probe").unlink()
     except OSError as exc:
         raise BenchError(f"results folder {folder} is not writable: {exc.strerror or exc}") from None
 
 
+def check_run_paths(directory: Path) -> None:
+    """A BenchError if something other than a folder or a plain file stands where the run's files go."""
+    if directory.exists() and not directory.is_dir():
+        raise BenchError(f"{directory} should be a run folder but is a file: move it away")
+    for name in RUN_FILES:
+        path = directory / name
+        if path.exists() and not path.is_file():
+            raise BenchError(f"{path} should be a file but is a folder: move it away")
+
+
+def _is_number(value) -> bool:
+    return value is None or (isinstance(value, numbers.Real) and not isinstance(value, bool))
+
+
+def _metrics_problem(metrics, where: str) -> str | None:
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("groups"), dict):
+        return f"{where} is not a metrics object with groups"
+    values = [*metrics["groups"].values(), *(v for k, v in metrics.items() if k != "groups")]
+    if not all(_is_number(v) for v in values):
+        return f"{where} has a metric that is not a number"
+    return None
+
+
+def result_problem(result) -> str | None:
+    """What is wrong with the shape of a parsed result.json (None if nothing): the header's keys and types, the
+    status, and for a finished run its history of evaluations (numeric metrics) and cost."""
+    if not isinstance(result, dict):
+        return f"not a JSON object but {type(result).__name__}"
+    schema = result.get("schema", 1)  # version 1 wrote no schema
+    if schema != SCHEMA_VERSION and isinstance(schema, int) and isinstance(result.get("status"), str):
+        return None  # an older version's result: :func:`iter_results` skips it by its schema
+    for key, kind in HEADER_TYPES.items():
+        if not isinstance(result.get(key), kind) or isinstance(result.get(key), bool):
+            return f"'{key}' is missing or not a {kind.__name__}"
+    if result.get("status") not in ("ok", "failed"):
+        return "'status' is neither ok nor failed"
+    if result["status"] == "failed":
+        return None
+    history = result.get("history")
+    if not isinstance(history, list) or not history:
+        return "'history' is missing or empty"
+    for record in history:
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+            return "an evaluation in 'history' has no epoch"
+        problem = _metrics_problem(record.get("val"), "val") or _metrics_problem(record.get("test"), "test")
+        if problem:
+            return f"an evaluation in 'history': {problem}"
+    if not all(_is_number(result.get(key)) for key in COST_KEYS):
+        return "a cost field is not a number"
+    return None
+
+
 def read_result(directory: Path) -> dict | None:
-    """The run's result.json, or None if the run has not finished. A file that is not valid JSON (written by
-    something else, or a damaged disk) reads as a failed run, so that it is reported and re-run on demand."""
+    """The run's result.json, or None if the run has not finished. A file that is not valid JSON or has the
+    wrong shape (written by something else, a damaged disk) reads as a failed run marked ``corrupt``, so that
+    it is listed, never a crash, and re-run on demand."""
     path = Path(directory) / "result.json"
     if not path.is_file():
         return None
     try:
         with open(path) as handle:
-            return json.load(handle)
+            result = json.load(handle)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return {"status": "failed", "error": f"unreadable {path}: {exc}", "unreadable": True}
+        return {"status": "failed", "error": f"corrupt {path}: {exc}", "corrupt": True}
+    problem = result_problem(result)
+    if problem:
+        return {"status": "failed", "error": f"corrupt {path}: {problem}", "corrupt": True}
+    return result
 
 
 def iter_results(results: Path, dataset: str | None = None, warn=lambda message: None):
-    """Every finished run's result.json under ``results`` (optionally one dataset), in path order. Unreadable
-    files and results of an older schema are skipped, each with a call to ``warn``."""
+    """Every finished run's result.json under ``results`` (optionally one dataset), in path order, each run id
+    once. Corrupt files, results of an older schema and copies (a run folder whose name is not its run id,
+    e.g. ``cp -r <id> <id>.bak``, or a second folder holding the same run) are skipped, each with a ``warn``."""
     pattern = f"{dataset}/*/*/result.json" if dataset else "*/*/*/result.json"
-    for path in sorted(Path(results).glob(pattern)):
+    paths = sorted(Path(results).glob(pattern), key=lambda p: (p.parent.parent, p.parent.name))
+    seen: dict[str, Path] = {}
+    for path in paths:
         result = read_result(path.parent)
-        if result.get("unreadable"):
+        if result is None:
+            continue
+        if result.get("corrupt"):
             warn(f"skipped {result['error']}")
         elif result.get("schema") != SCHEMA_VERSION:
             warn(f"skipped {path}: written by an older version (schema {result.get('schema', 1)})")
+        elif path.parent.name != result["run_id"]:
+            warn(f"skipped {path.parent}: a copy of run {result['run_id']} (its folder has another name)")
+        elif result["run_id"] in seen:
+            warn(f"skipped {path.parent}: run {result['run_id']} is already read from {seen[result['run_id']]}")
         else:
+            seen[result["run_id"]] = path.parent
             yield result
 
 
 class RunLog:
-    """Appends one JSON line per evaluation to a run's log.jsonl, flushed at once."""
+    """Appends one JSON line per evaluation to a run's log.jsonl, flushed at once. A write that fails (a full
+    disk) stops the log but not the run: the error is kept in ``error`` for the result."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(path, "w")
+        self.error: str | None = None
 
     def __call__(self, record: dict) -> None:
-        self.handle.write(json.dumps(record) + "\n")
-        self.handle.flush()
+        if self.error is not None:
+            return
+        try:
+            self.handle.write(json.dumps(record) + "\n")
+            self.handle.flush()
+        except OSError as exc:
+            self.error = f"log.jsonl stopped at epoch {record.get('epoch')}: {exc.strerror or exc}"
 
     def close(self) -> None:
-        self.handle.close()
+        try:
+            self.handle.close()
+        except OSError as exc:
+            self.error = self.error or f"log.jsonl: {exc.strerror or exc}"
+
+
+def owner() -> dict:
+    """This process as the owner of a claim: host, pid, and when."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+
+
+def owner_alive(claim: dict) -> bool:
+    """Whether a claim's owner may still be running: always True for another host (it cannot be checked from
+    here), else whether its pid exists."""
+    if claim.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(claim["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, TypeError, ValueError):
+        return True
+    return True
+
+
+def read_claim(path: Path) -> dict | None:
+    """The claim file's owner, or None if there is none; an unreadable claim has no owner (it is stale)."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+def claim_run(directory: Path) -> dict | None:
+    """Claim the run in ``directory`` for this process: None when claimed, else the live owner's claim.
+
+    The claim file is created complete and exclusively (a hard link of a written temp file, which fails if the
+    claim exists); a claim whose owner is gone (same host, pid not running, or unreadable) is moved aside by an
+    atomic rename, which only one contender wins, and the claim is tried again."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "claim"
+    for _ in range(3):
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".claim.", suffix=".tmp")
+        try:
+            os.fchmod(fd, FILE_MODE)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(owner(), handle)
+            os.link(tmp, path)
+            return None
+        except FileExistsError:
+            pass
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        current = read_claim(path)
+        if current is None:
+            continue
+        if current and owner_alive(current):
+            return current
+        stale = directory / f".claim.stale.{os.getpid()}"
+        try:
+            os.rename(path, stale)
+            stale.unlink()
+        except FileNotFoundError:
+            pass  # another contender moved it first
+    return read_claim(path) or {"host": "?", "pid": "?"}
+
+
+def release_claim(directory: Path) -> None:
+    """Remove this process's claim on the run (a claim taken over by someone else is left alone)."""
+    path = directory / "claim"
+    current = read_claim(path)
+    if current and current.get("pid") == os.getpid() and current.get("host") == socket.gethostname():
+        path.unlink(missing_ok=True)

@@ -153,6 +153,7 @@ class Adult(DatasetBuilder):
     # seed 002's Adult budget: Adam, lr 1e-3, batch 256, 50 epochs
     train_defaults = {"epochs": 50, "batch_size": 256, "lr": 1e-3}
     needs_data_root = True
+    data_files = ("adult.data", "adult.test")
 
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
         if data_root is None:

@@ -8,7 +8,9 @@ without a host sync.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -17,6 +19,8 @@ import torch
 from benchmark.data.images import ImageFiles
 from benchmark.errors import BenchError
 from benchmark.settings import SEED, Range, check_settings
+
+CONTENT_LIMIT = 16 * 2**20  # data files up to this size are fingerprinted by content, larger ones by size and time
 
 SPLITS = ("train", "val", "test")
 SPACE_KINDS = ("image", "sequence", "vector")
@@ -408,6 +412,7 @@ class DatasetBuilder:
     bounds: ClassVar[dict[str, Range]] = {}
     train_defaults: ClassVar[dict] = {}
     needs_data_root: ClassVar[bool] = False
+    data_files: ClassVar[tuple[str, ...]] = ()  # glob patterns under --data-root that the fingerprint covers
 
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
         """Construct the dataset deterministically from ``options`` (which include ``seed``)."""
@@ -417,6 +422,23 @@ class DatasetBuilder:
     def option_defaults(cls) -> dict:
         """All options with their defaults, the data seed first."""
         return {"seed": 0, **cls.options}
+
+    @classmethod
+    def fingerprint(cls, data_root: str | None) -> str | None:
+        """A hash of the files a ``--data-root`` dataset reads (None for datasets built offline): the content of
+        each file of ``data_files`` up to :data:`CONTENT_LIMIT` bytes (so a copy of the folder keeps its runs), size
+        and modification time of larger ones; every file under the root when the builder declares none. Images a
+        metadata file lists are covered through that file."""
+        if not cls.needs_data_root or data_root is None:
+            return None
+        root = Path(data_root)
+        found = {p for pattern in cls.data_files for p in root.glob(pattern)} if cls.data_files else root.rglob("*")
+        digest = hashlib.sha256()
+        for path in sorted(p for p in found if p.is_file()):
+            info = path.stat()
+            digest.update(f"{path.relative_to(root)}\0{info.st_size}\0".encode())
+            digest.update(path.read_bytes() if info.st_size <= CONTENT_LIMIT else str(info.st_mtime_ns).encode())
+        return digest.hexdigest()[:16]
 
     @classmethod
     def check_options(cls, options: dict) -> dict:

@@ -210,6 +210,7 @@ class DigitsHeteroFull(DatasetBuilder):
     bounds = {"max_per_group": Range(0, 10**7)}  # 0 keeps everything
     train_defaults = {"epochs": 10}
     needs_data_root = True
+    data_files = (*(f for pair in MNIST_FILES.values() for f in pair), *USPS_FILES.values(), *SVHN_FILES.values())
 
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
         if data_root is None:

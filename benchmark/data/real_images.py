@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
+from benchmark.data.core import SPLITS, DatasetBuilder, FeatureSpace, GroupDataset
 from benchmark.data.images import ImageFiles, field_transform
 from benchmark.data.sources import data_file
 from benchmark.errors import BenchError
@@ -48,6 +48,19 @@ def binary_column(table: pd.DataFrame, column: str, path: Path, values: tuple) -
     return (raw == values[1]).astype(np.int64)
 
 
+def check_disjoint_splits(files: list[str], split) -> None:
+    """A BenchError naming the first file listed in more than one split."""
+    splits = pd.DataFrame({"file": files, "split": np.asarray(split)}).drop_duplicates()
+    shared = splits[splits.duplicated("file", keep=False)]
+    if not shared.empty:
+        file = shared["file"].iloc[0]
+        names = sorted(SPLITS[s] for s in shared.loc[shared["file"] == file, "split"])
+        raise BenchError(
+            f"{file} is listed in the {' and '.join(names)} splits ({shared['file'].nunique()} such files): "
+            "a split leak; fix the split or partition file"
+        )
+
+
 def image_dataset(
     name: str,
     description: str,
@@ -60,7 +73,9 @@ def image_dataset(
     transform,
     names: tuple[list, list],
 ) -> GroupDataset:
-    """A one-space image dataset on disk with g = 2y + a, checking that every image file exists."""
+    """A one-space image dataset on disk with g = 2y + a, checking that every image file exists and that no
+    image is listed in two splits (a train/test leak)."""
+    check_disjoint_splits(files, split)
     paths = [root / f for f in files]
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -98,6 +113,7 @@ class Waterbirds(DatasetBuilder):
     bounds = IMAGE_BOUNDS
     train_defaults = IMAGE_TRAIN
     needs_data_root = True
+    data_files = ("metadata.csv",)
 
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
         root = Path(data_root)
@@ -157,6 +173,7 @@ class CelebA(DatasetBuilder):
     bounds = IMAGE_BOUNDS
     train_defaults = IMAGE_TRAIN
     needs_data_root = True
+    data_files = ("list_attr_celeba.*", "list_eval_partition.*")
 
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
         root = Path(data_root)

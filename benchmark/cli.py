@@ -221,17 +221,18 @@ def run(
         raise typer.Exit(128 + stop.signum) from None
     if outcome.by_others:
         console.print(f"{outcome.by_others} run(s) were trained by another sweep on {out}")
+    boards, reported = {}, True
     if report:
         try:
             boards = write_reports(outcome.results, out, select=select)
         except OSError as exc:
             print(f"error: could not write the leaderboard to {out}: {exc.strerror or exc}", file=sys.stderr)
-            raise typer.Exit(1) from None
-        for name, board in boards.items():
-            print_leaderboard(name, board)
-            console.print(f"leaderboard written to {out / name}/leaderboard.{{csv,tex,md}}")
+            reported = False
+    for name, board in boards.items():
+        print_leaderboard(name, board)
+        console.print(f"leaderboard written to {out / name}/leaderboard.{{csv,tex,md}}")
     list_failures(outcome, out, retried={spec.run_id for spec in pending})
-    if outcome.failed:
+    if outcome.failed or not reported:
         raise typer.Exit(1)
 
 
@@ -287,6 +288,8 @@ def report_cmd(
         raise BenchError(f"bad --precision {precision}: must be between 0 and 6")
     if not results.is_dir():
         raise BenchError(f"results folder not found: {results}")
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file, not a folder")
     warn = functools.partial(console.print, "[yellow]warning:[/yellow]")
     found = list(iter_results(results, dataset, warn))
     boards = write_reports(found, out, chosen, select, shown, precision, standalone)

@@ -113,7 +113,8 @@ def result_problem(result) -> str | None:
     if not isinstance(result, dict):
         return f"not a JSON object but {type(result).__name__}"
     schema = result.get("schema", 1)  # version 1 wrote no schema
-    if schema != SCHEMA_VERSION and isinstance(schema, int) and isinstance(result.get("status"), str):
+    older = isinstance(schema, int) and all(isinstance(result.get(k), str) for k in ("run_id", "status"))
+    if schema != SCHEMA_VERSION and older:
         return None  # an older version's result: :func:`iter_results` skips it by its schema
     for key, kind in HEADER_TYPES.items():
         if not isinstance(result.get(key), kind) or isinstance(result.get(key), bool):

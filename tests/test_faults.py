@@ -1,5 +1,5 @@
-"""Faults: a full disk, SIGTERM mid-sweep, a worker process dying, two sweeps writing one folder at once, and the
-switch for deterministic algorithms."""
+"""Faults: a full disk before training, SIGTERM mid-sweep, a worker process dying, and the
+switch for deterministic algorithms (concurrent sweeps: test_integrity.py)."""
 
 from __future__ import annotations
 
@@ -116,30 +116,6 @@ def test_a_dying_worker_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
     assert [r["status"] for r in by_method["dies"]] == ["failed"]
     assert "worker process died (exit code -9)" in by_method["dies"][0]["error"]
     assert "failed dies seed 0" in proc.stdout
-
-
-def test_two_sweeps_on_one_folder_leave_one_valid_result_per_run(tmp_path):
-    command = [
-        *COMMAND,
-        "run",
-        "--methods",
-        "erm",
-        "--seeds",
-        "0,1",
-        *SMALL_HETERO,
-        "--workers",
-        "1",
-        "--out",
-        str(tmp_path),
-    ]
-    procs = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
-    assert [p.wait(timeout=600) for p in procs] == [0, 0]
-    run_dirs = list(tmp_path.glob("digits-hetero/*/*"))
-    assert len(run_dirs) == 2
-    for directory in run_dirs:
-        assert [p.name for p in directory.glob("result*")] == ["result.json"]
-        assert json.loads((directory / "result.json").read_text())["status"] == "ok"
-    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_deterministic_switch_is_on_during_the_run_and_restored_after():

@@ -79,7 +79,7 @@ def test_result_files_respect_the_umask(tmp_path, umask):
 def test_unreadable_and_old_results_are_skipped_with_a_warning(tmp_path):
     good = spec()
     store(tmp_path, good, ok_result(good))
-    store(tmp_path, spec(seed=1), {"status": "ok", "schema": 1})
+    store(tmp_path, spec(seed=1), {"status": "ok", "schema": 1, "run_id": spec(seed=1).run_id})
     broken = spec(seed=2).directory(tmp_path)
     broken.mkdir(parents=True)
     (broken / "result.json").write_text('{"status": "ok", "te')

@@ -25,11 +25,10 @@ POLL_S = 1.0  # how often a sweep looks whether runs another sweep holds have fi
 
 @dataclass
 class SweepOutcome:
-    """Every run of the sweep with its result (stored, or just trained), in plan order; ``trained`` counts the
-    runs this sweep trained, ``by_others`` those another sweep on the same folder was training and finished."""
+    """Every run of the sweep with its result (stored, or just trained), in plan order; ``by_others`` counts the
+    runs another sweep on the same folder was training and finished."""
 
     runs: list[tuple[RunSpec, dict]]
-    trained: int = 0
     by_others: int = 0
 
     @property
@@ -90,9 +89,10 @@ def _claim(pending: list[RunSpec], out: Path, force: bool, retry_failed: bool, c
     return elsewhere
 
 
-def _wait_for_others(waiting: list[RunSpec], out: Path, launcher: str, options: LaunchOptions, collecting, mine):
+def _wait_for_others(waiting: list[RunSpec], out: Path, launcher: str, options: LaunchOptions, collecting, mine) -> int:
     """Wait for the runs other sweeps hold: each is reported once its owner has released it with a result, and
-    trained here (into ``mine``) if the owner is gone without one."""
+    trained here (into ``mine``) if the owner is gone without one. Returns how many the other sweeps finished."""
+    finished_elsewhere = 0
     while waiting:
         time.sleep(POLL_S)
         for spec in list(waiting):
@@ -104,9 +104,11 @@ def _wait_for_others(waiting: list[RunSpec], out: Path, launcher: str, options: 
             if result is not None:
                 release_claim(directory)
                 collecting.finished(spec, result, skipped=True)
+                finished_elsewhere += 1
             else:
                 mine.append(spec)
                 launch(launcher, [spec], out, collecting, options)
+    return finished_elsewhere
 
 
 def run_sweep(
@@ -126,15 +128,13 @@ def run_sweep(
     unique = unique_runs(specs)
     collecting = _Collecting(progress or Progress(), out)
     mine: list[RunSpec] = []
-    elsewhere: list[RunSpec] = []
-    claimed_first = 0
+    by_others = 0
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         pending = runs_to_do(unique, out, force, retry_failed)
         preflight(pending, out)
         elsewhere = _claim(pending, out, force, retry_failed, collecting, mine)
-        claimed_first = len(mine)
         busy = {spec.run_id for spec in [*mine, *elsewhere]}
         for spec in unique:
             if spec.run_id not in busy and spec.run_id not in collecting.results:
@@ -142,7 +142,7 @@ def run_sweep(
         launch(launcher, list(mine), out, collecting, options)
         if elsewhere:
             collecting.inner.note(f"waiting for {len(elsewhere)} run(s) that another sweep on {out} is training")
-            _wait_for_others(list(elsewhere), out, launcher, options, collecting, mine)
+            by_others = _wait_for_others(list(elsewhere), out, launcher, options, collecting, mine)
     except KeyboardInterrupt as exc:
         signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
         raise Interrupted(signum, len(collecting.results), len(unique)) from None
@@ -153,4 +153,4 @@ def run_sweep(
             release_claim(spec.directory(out))
     missing = {"status": "failed", "error": "the run left no result"}
     runs = [(spec, collecting.results.get(spec.run_id) or missing) for spec in unique]
-    return SweepOutcome(runs, trained=len(mine), by_others=len(elsewhere) - (len(mine) - claimed_first))
+    return SweepOutcome(runs, by_others)

@@ -1,4 +1,5 @@
-"""benchmarks/default_suite.py: times a sweep and writes per-run rows and a total row with the tree's peak RSS."""
+"""Scripts under benchmarks/: default_suite.py (a timed sweep: per-run rows and a total row with the tree's peak
+RSS) and attainable.py (each group's best val accuracy over a run's curve)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,23 @@ def test_suite_script_writes_runs_and_total(tmp_path):
     assert total["wall_s"] >= erm["wall_s"] > 0
     assert total["peak_rss_mb"] > 100, "the sampled tree includes the sweep's Python process"
     assert "peak RSS of the process tree" in proc.stdout
+
+
+def test_attainable_takes_each_groups_best_val_accuracy_over_the_curve(tmp_path):
+    """benchmarks/attainable.py: per group the maximum over evaluations (at different epochs), min / mean over
+    seeds, from log.jsonl."""
+    import json
+
+    curves = {"a1": [(50.0, 90.0), (80.0, 70.0)], "b2": [(60.0, 95.0), (40.0, None)]}
+    for run, evals in curves.items():
+        log = tmp_path / "toy" / "groupdro" / run / "log.jsonl"
+        log.parent.mkdir(parents=True)
+        lines = [{"epoch": e, "val": {"groups": {"g0": g0, "g1": g1}}} for e, (g0, g1) in enumerate(evals, 1)]
+        log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    script = SCRIPT.with_name("attainable.py")
+    command = [sys.executable, str(script), "--results", str(tmp_path), "--methods", "groupdro"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == (
+        "toy groupdro (best val accuracy, min / mean over seeds): g0 60.0 / 70.0; g1 90.0 / 92.5"
+    )

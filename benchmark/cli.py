@@ -16,12 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmark.errors import BenchError
+from benchmark.settings import MAX_SEEDS, QUICK_EPOCHS, check_choice
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
 console = Console()
-QUICK_EPOCHS = 3
-MAX_TRIALS = 1000
-MAX_SEEDS = 1000
 
 
 def cli_errors(command):
@@ -70,16 +68,12 @@ def parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise BenchError(f"bad {option} '{value}'; choose from {', '.join(choices)}")
-
-
 @app.command("list")
 @cli_errors
 def list_cmd(what: str = typer.Argument("all", help="methods, datasets or all")) -> None:
     """List the registered methods and datasets (built-ins and installed plugins)."""
-    from benchmark.registry import DATASETS, METHODS, load_builtins
+    from benchmark.plugins import load_builtins
+    from benchmark.registry import DATASETS, METHODS
 
     check_choice("argument", what, ("all", "methods", "datasets"))
     load_builtins()
@@ -110,7 +104,8 @@ def describe(
     from benchmark.config import split_sets
     from benchmark.data import build_dataset
     from benchmark.data.core import SPLITS
-    from benchmark.runner import dataset_options, load_plugins
+    from benchmark.plugins import load_plugins
+    from benchmark.runner import dataset_options
 
     load_plugins(plugin)
     sets = split_sets(set_)
@@ -169,49 +164,40 @@ def run(
     report: bool = typer.Option(True, "--report/--no-report", help="write the leaderboard for these runs"),
 ) -> None:
     """Train methods × trials × seeds on one dataset, skipping finished runs, then print and write the leaderboard."""
-    from benchmark.config import DEVICES
-    from benchmark.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher, default_workers
+    from benchmark.api import sweep
     from benchmark.progress import RichProgress
     from benchmark.report import write_reports
-    from benchmark.runner import plan_sweep, runs_to_do, unique_runs
-    from benchmark.selection import SELECT_RULES
-    from benchmark.sweep import Interrupted, run_sweep
+    from benchmark.sweep import Interrupted
 
-    check_choice("--select", select, SELECT_RULES)
-    check_choice("--device", device, DEVICES)
-    check_choice("--launcher", launcher, LAUNCHERS)
-    check_choice("--slurm-cluster", slurm_cluster, SLURM_CLUSTERS)
-    if epochs is not None and quick:
-        raise BenchError("give either --epochs or --quick, not both")
-    for option, value, high in (
-        ("--epochs", epochs, 100_000),
-        ("--trials", trials, MAX_TRIALS),
-        ("--workers", workers, 1024),
-        ("--threads", threads, 1024),
-    ):
-        if value is not None and not 1 <= value <= high:
-            raise BenchError(f"bad {option} {value}: must be between 1 and {high}")
-    specs = plan_sweep(
-        methods=parse_list(methods, "--methods"),
-        dataset=dataset,
-        seeds=parse_seeds(seeds),
-        epochs=QUICK_EPOCHS if quick else epochs,
-        select=select,
-        device=device,
-        plugins=tuple(plugin),
-        sets=set_,
-        data_root=data_root,
-        trials=trials,
-        threads=threads,
-        deterministic=deterministic,
-    )
-    options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
-    check_launcher(launcher, options)
-    pending = runs_to_do(specs, out, force, retry_failed)
-    parallel = workers or (default_workers(pending) if launcher == "local" else 1)
     try:
-        with RichProgress(console, len(unique_runs(specs)), parallel=parallel) as progress:
-            outcome = run_sweep(specs, out, launcher, options, progress, force, retry_failed)
+        with RichProgress(console) as progress:
+            outcome = sweep(
+                methods=parse_list(methods, "--methods"),
+                dataset=dataset,
+                seeds=parse_seeds(seeds),
+                epochs=epochs,
+                quick=quick,
+                trials=trials,
+                select=select,
+                device=device,
+                launcher=launcher,
+                workers=workers,
+                threads=threads,
+                deterministic=deterministic,
+                out=out,
+                plugins=plugin,
+                sets=set_,
+                data_root=data_root,
+                force=force,
+                retry_failed=retry_failed,
+                ray_address=ray_address,
+                slurm_partition=slurm_partition,
+                slurm_time=slurm_time,
+                slurm_gpus=slurm_gpus,
+                slurm_cpus=slurm_cpus,
+                slurm_cluster=slurm_cluster,
+                progress=progress,
+            )
     except Interrupted as stop:
         print(
             f"interrupted: {stop.finished} of {stop.total} runs finished, {stop.total - stop.finished} not; "
@@ -231,12 +217,12 @@ def run(
     for name, board in boards.items():
         print_leaderboard(name, board)
         console.print(f"leaderboard written to {out / name}/leaderboard.{{csv,tex,md}}")
-    list_failures(outcome, out, retried={spec.run_id for spec in pending})
+    list_failures(outcome, out)
     if outcome.failed or not reported:
         raise typer.Exit(1)
 
 
-def list_failures(outcome, out: Path, retried: set[str], shown: int = 10) -> None:
+def list_failures(outcome, out: Path, shown: int = 10) -> None:
     """One line per failed run (at most ``shown``, then a count), and one line for all runs that could not be
     written (a full disk)."""
     from benchmark.progress import RichProgress
@@ -247,7 +233,7 @@ def list_failures(outcome, out: Path, retried: set[str], shown: int = 10) -> Non
         console.print(f"[red]failed[/red] {RichProgress.run_name(spec)} ({spec.run_id}): {result.get('error')}")
     if len(others) > shown:
         console.print(f"... and {len(others) - shown} more failed runs (their result.json files say why)")
-    if any(spec.run_id not in retried for spec, _ in others):
+    if any(spec.run_id not in outcome.attempted for spec, _ in others):
         console.print("runs that failed before were not retried: add --retry-failed to re-run them")
     if unstored:
         print(

@@ -177,7 +177,8 @@ def run_pool(pending: list[RunSpec], out: Path, progress: Progress, workers: int
                     start_worker(worker)
                     assign(worker)
     finally:
-        for process, _ in procs.values():
+        for process, tasks in procs.values():
+            tasks.cancel_join_thread()  # exiting must not wait on a queue feeder an interrupt may have left blocked
             if process.is_alive():
                 process.terminate()
         for process, _ in procs.values():

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from benchmark.data.images import BACKBONES
 from benchmark.errors import BenchError
 
-if TYPE_CHECKING:  # annotations only: importing benchmark.data here would be circular (its loaders use BACKBONES)
+if TYPE_CHECKING:  # annotations only
     from benchmark.data.core import Batch, GroupDataset
 
 
@@ -141,9 +142,6 @@ class ResNet(nn.Module):
         return self.out(self.net(x))
 
 
-BACKBONES = ("resnet18", "resnet50", "resnet18-pretrained", "resnet50-pretrained")
-
-
 def make_encoder(data: GroupDataset, space_id: int, k: int, latent: str = "layernorm") -> nn.Module:
     """The encoder for a feature space, ending in the ``latent`` layer: its named backbone (``space.encoder``)
     or its kind's default behind the training set's standardisation (disk-backed images come normalised by
@@ -157,7 +155,7 @@ def make_encoder(data: GroupDataset, space_id: int, k: int, latent: str = "layer
     elif not isinstance(space.x, torch.Tensor):
         layers = [Standardize(0.0, 1.0), ENCODERS[space.kind](space.shape, k)]
     else:
-        train_rows = data.row[(data.space == space_id) & (data.split == 0)]
+        train_rows = data.row[(data.space == space_id) & (data.split_code == 0)]
         x = space.x[train_rows] if len(train_rows) else space.x
         layers = [Standardize(x.mean().item(), x.std().item()), ENCODERS[space.kind](space.shape, k)]
     if latent == "relu-bias1":
@@ -179,13 +177,20 @@ class GroupModel(nn.Module):
         self.encoders = nn.ModuleList(make_encoder(data, s, k, latent) for s in range(len(data.spaces)))
         self.head = nn.Linear(k, data.num_classes)
 
+    @staticmethod
+    def inputs(data: GroupDataset, batch: Batch) -> list[torch.Tensor]:
+        """The batch's encoder inputs, one tensor per feature space (in batch order within the space; empty
+        spaces give an empty slice): rows of in-memory spaces, or the images that
+        :func:`benchmark.data.images.with_inputs` loaded for disk-backed ones."""
+        rows = torch.split(data.row[batch.idx], batch.space_sizes)
+        loaded = batch.extra.get("inputs", {})
+        return [loaded[s] if s in loaded else space.x[r] for s, (space, r) in enumerate(zip(data.spaces, rows))]
+
     def encode(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
         """Latents z (len(batch) × k) in batch order."""
-        rows = torch.split(data.row[batch.idx], batch.space_sizes)
-        loaded = batch.extra.get("inputs", {})  # disk-backed spaces, see benchmark.data.images
         parts = [
-            encoder(loaded[s] if s in loaded else space.x[r])
-            for s, (encoder, space, r, size) in enumerate(zip(self.encoders, data.spaces, rows, batch.space_sizes))
+            encoder(x)
+            for encoder, x, size in zip(self.encoders, self.inputs(data, batch), batch.space_sizes)
             if size > 0
         ]
         return parts[0] if len(parts) == 1 else torch.cat(parts)

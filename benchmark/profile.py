@@ -24,7 +24,7 @@ from benchmark.config import RunSpec
 from benchmark.data import build_dataset
 from benchmark.data.core import SAMPLERS, BatchStream
 from benchmark.data.images import with_inputs
-from benchmark.runner import load_plugins
+from benchmark.plugins import load_plugins
 from benchmark.trainer import (
     build_method,
     make_optimizer,

@@ -26,7 +26,7 @@ class RichProgress(Progress):
     left, divided by ``parallel``.
     """
 
-    def __init__(self, console: Console, total_runs: int, parallel: int = 1):
+    def __init__(self, console: Console, total_runs: int = 0, parallel: int = 1):
         self.console = console
         self.parallel = max(1, parallel)
         self.bars = RichBars(
@@ -42,6 +42,10 @@ class RichProgress(Progress):
         self.running: dict[str, tuple[int, float]] = {}  # run id -> (bar, start time)
         self.done = self.failed = 0
         self.trained_seconds: list[float] = []
+
+    def begin(self, total: int, parallel: int) -> None:
+        self.total, self.parallel = total, max(1, parallel)
+        self.bars.update(self.sweep, total=total, description=self.summary())
 
     def __enter__(self) -> "RichProgress":
         self.bars.__enter__()

@@ -1,20 +1,12 @@
-"""Name -> class registries for methods and datasets, and plugin loading.
+"""Name -> class registries for methods and datasets.
 
-Registering is one line next to the definition (``@register_method("erm")``). Plugins are modules or
-files that register more names when imported: ``bench run --plugin path/to/file.py`` or
-``--plugin package.module``, and installed distributions exposing the entry-point groups
-``benchmark.methods`` / ``benchmark.datasets``.
+Registering is one line next to the definition (``@register_method("erm")``); :mod:`benchmark.plugins` loads
+the built-ins and plugins, which register more names when imported.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.metadata
-import importlib.util
 import re
-import sys
-from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
 from benchmark.errors import BenchError
@@ -75,60 +67,3 @@ def register_method(name: str):
 def register_dataset(name: str):
     """Register a :class:`benchmark.data.core.DatasetBuilder` subclass under ``name``."""
     return DATASETS.register(name)
-
-
-def load_builtins() -> None:
-    """Import the built-in methods and datasets and every installed entry-point plugin."""
-    importlib.import_module("benchmark.methods")
-    importlib.import_module("benchmark.data")
-    load_entry_points()
-
-
-def load_entry_points() -> None:
-    """Import the modules named by installed distributions under both entry-point groups."""
-    for registry in (METHODS, DATASETS):
-        for entry in importlib.metadata.entry_points(group=registry.entry_point_group):
-            try:
-                entry.load()
-            except Exception as exc:  # a broken third-party plugin must name itself
-                raise BenchError(f"plugin entry point '{entry.name}' ({entry.value}) failed to load: {exc}") from exc
-
-
-def load_plugin(spec: str) -> None:
-    """Import a plugin given as a ``.py`` file path or a dotted module name (once per process); a plugin that
-    registers no method and no dataset is an error."""
-    registered = len(METHODS.names()) + len(DATASETS.names())
-    if not spec.strip():
-        raise BenchError("empty --plugin: give a .py file or a dotted module name")
-    if not spec.endswith(".py") and not all(part.isidentifier() for part in spec.split(".")):
-        raise BenchError(f"bad --plugin '{spec}': not a .py file or a dotted module name (like package.module)")
-    if spec.endswith(".py"):
-        path = Path(spec)
-        if not path.is_file():
-            raise BenchError(f"plugin file not found: {spec}")
-        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-        module_name = f"benchmark_plugin_{path.stem}_{digest}"
-        if module_name in sys.modules:
-            return
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        try:
-            module_spec.loader.exec_module(module)
-        except BenchError:
-            raise
-        except Exception as exc:
-            del sys.modules[module_name]
-            raise BenchError(f"plugin {spec} failed to import: {type(exc).__name__}: {exc}") from exc
-    else:
-        if spec in sys.modules:
-            return
-        try:
-            importlib.import_module(spec)
-        except ModuleNotFoundError as exc:
-            raise BenchError(f"plugin module not found: {spec} ({exc})") from exc
-    if len(METHODS.names()) + len(DATASETS.names()) == registered:
-        raise BenchError(
-            f"plugin {spec} registers no method or dataset (decorate a class with @register_method or"
-            " @register_dataset)"
-        )

@@ -341,6 +341,32 @@ def write_combined(boards: dict[str, pd.DataFrame], out: Path, formats, precisio
         )
 
 
+def dataset_boards(
+    results: list[dict], select: str = "val-wga", columns: Sequence[str] | None = None
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per dataset of ``results``: its runs of the trial each method's family selects under ``select`` (one row
+    per run, without other datasets' columns) and its leaderboard. ``columns``, if given, must be metrics of the
+    runs."""
+    runs = runs_frame(results, select)
+    if runs.empty:
+        return {}
+    known = [c[len("test_") :] for c in runs.columns if c.startswith("test_")]
+    for column in columns or ():
+        if column not in known:
+            raise BenchError(
+                f"bad --columns entry '{column}': not a metric of these runs; choose from {', '.join(known)}"
+            )
+    tables = {}
+    for dataset, dataset_runs in select_trials(runs, select).groupby("dataset", sort=False):
+        # other datasets' groups and extra metrics (e.g. adj_acc) are not this dataset's columns
+        extra = [c for c in dataset_runs if c.startswith(("test_", "val_")) and c.split("_", 1)[1] not in ORDER]
+        per_group = [c for c in dataset_runs if c.startswith(("group:", "live:", "n_test:"))]
+        foreign = [c for c in [*extra, *per_group] if dataset_runs[c].isna().all()]
+        dataset_runs = dataset_runs.drop(columns=foreign).reset_index(drop=True)
+        tables[str(dataset)] = (dataset_runs, leaderboard(dataset_runs))
+    return tables
+
+
 def write_reports(
     results: list[dict],
     out: Path,
@@ -354,24 +380,9 @@ def write_reports(
     (and ``out/combined.*`` over several datasets); return the leaderboards by dataset. ``columns`` picks the
     metrics of the Markdown, LaTeX and HTML leaderboards, ``precision`` their decimals, ``standalone`` makes
     each .tex file a complete document."""
-    runs = runs_frame(results, select)
     boards: dict[str, pd.DataFrame] = {}
-    if runs.empty:
-        return boards
-    known = [c[len("test_") :] for c in runs.columns if c.startswith("test_")]
-    for column in columns or ():
-        if column not in known:
-            raise BenchError(
-                f"bad --columns entry '{column}': not a metric of these runs; choose from {', '.join(known)}"
-            )
-    runs = select_trials(runs, select)
-    for dataset, dataset_runs in runs.groupby("dataset", sort=False):
-        # other datasets' groups and extra metrics (e.g. adj_acc) are not this dataset's columns
-        extra = [c for c in dataset_runs if c.startswith(("test_", "val_")) and c.split("_", 1)[1] not in ORDER]
-        per_group = [c for c in dataset_runs if c.startswith(("group:", "live:", "n_test:"))]
-        foreign = [c for c in [*extra, *per_group] if dataset_runs[c].isna().all()]
-        dataset_runs = dataset_runs.drop(columns=foreign).reset_index(drop=True)
-        board, groups, cost = leaderboard(dataset_runs), group_table(dataset_runs), cost_table(dataset_runs)
+    for dataset, (dataset_runs, board) in dataset_boards(results, select, columns).items():
+        groups, cost = group_table(dataset_runs), cost_table(dataset_runs)
         metrics = shown_metrics(board, columns)
         folder = Path(out) / str(dataset)
         folder.mkdir(parents=True, exist_ok=True)

@@ -14,13 +14,17 @@ from benchmark.config import RunSpec, TrainConfig, apply_sets, check_train, spli
 from benchmark.data import build_dataset
 from benchmark.errors import BenchError
 from benchmark.hparams import trial_values
-from benchmark.registry import DATASETS, METHODS, load_builtins, load_plugin
+from benchmark.plugins import load_plugins
+from benchmark.registry import DATASETS, METHODS
 from benchmark.store import RunLog, check_run_paths, check_writable, read_result, write_json_atomic
 from benchmark.trainer import build_method, resolve_device, run_settings, train
 
 
 class Progress:
     """Callbacks a sweep reports to; the base class is silent."""
+
+    def begin(self, total: int, parallel: int) -> None:
+        """The sweep has ``total`` runs (finished ones included) and trains up to ``parallel`` at a time."""
 
     def start(self, spec: RunSpec) -> None: ...
 
@@ -150,16 +154,6 @@ def preflight(pending: list[RunSpec], out: Path | None = None) -> None:
             raise
         except Exception as exc:
             raise BenchError(f"method {spec.method} cannot be set up with these settings: {error_line(exc)}") from None
-
-
-def load_plugins(plugins: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Import the built-ins, installed entry points and ``plugins``; return the plugins with file paths
-    made absolute, so that worker processes can load them too (loading twice is harmless)."""
-    load_builtins()
-    plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins)
-    for plugin in plugins:
-        load_plugin(plugin)
-    return plugins
 
 
 def dataset_options(dataset: str, sets: dict[str, str], data_root: str | None) -> dict:

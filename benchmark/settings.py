@@ -9,7 +9,9 @@ Floats must be finite everywhere.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 from benchmark.errors import BenchError
 
@@ -47,6 +49,9 @@ AT_LEAST_1 = Range(1)
 POSITIVE = Range(0, low_open=True)
 FRACTION = Range(0, 1, low_open=True, high_open=True)  # strictly between 0 and 1
 SEED = Range(0, 2**32 - 1)  # what numpy's and torch's generators accept
+QUICK_EPOCHS = 3  # the smoke-test budget of --quick
+MAX_SEEDS = 1000  # seeds in one sweep
+MAX_TRIALS = 1000  # random-search trials per method
 
 
 def typed(key: str, value, default):
@@ -92,3 +97,22 @@ def parse_setting(key: str, raw: str, default):
         return raw
     except ValueError:
         raise BenchError(f"bad value for {key}: '{raw}' is not a {type(default).__name__}") from None
+
+
+def check_choice(option: str, value: str, choices: Sequence[str]) -> None:
+    """A BenchError naming the choices when ``value`` is not one of them."""
+    if value not in choices:
+        raise BenchError(f"bad {option} '{value}'; choose from {', '.join(choices)}")
+
+
+def check_seeds(seeds: Iterable[int]) -> list[int]:
+    """The seeds, each once and in order: at most :data:`MAX_SEEDS`, each a valid generator seed."""
+    seeds = list(seeds)
+    if not seeds:
+        raise BenchError("--seeds is empty")
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s not in SEED for s in seeds):
+        raise BenchError(f"bad --seeds {seeds[:5]}: seeds must be integers {SEED}")
+    unique = list(dict.fromkeys(int(s) for s in seeds))
+    if len(unique) > MAX_SEEDS:
+        raise BenchError(f"bad --seeds: more than {MAX_SEEDS} seeds")
+    return unique

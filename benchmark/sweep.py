@@ -12,11 +12,11 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.config import RunSpec
-from benchmark.launchers import LaunchOptions, launch
+from benchmark.launchers import LaunchOptions, default_workers, launch
 from benchmark.runner import Progress, preflight, runs_to_do, stored_result, unique_runs
 from benchmark.store import claim_run, read_result, release_claim
 
@@ -25,10 +25,12 @@ POLL_S = 1.0  # how often a sweep looks whether runs another sweep holds have fi
 
 @dataclass
 class SweepOutcome:
-    """Every run of the sweep with its result (stored, or just trained), in plan order; ``by_others`` counts the
-    runs another sweep on the same folder was training and finished."""
+    """Every run of the sweep with its result (stored, or just trained), in plan order; ``attempted`` holds the
+    ids of the runs this sweep trained, ``by_others`` counts the runs another sweep on the same folder was
+    training and finished."""
 
     runs: list[tuple[RunSpec, dict]]
+    attempted: set[str] = field(default_factory=set)
     by_others: int = 0
 
     @property
@@ -55,6 +57,9 @@ class _Collecting(Progress):
 
     def __init__(self, inner: Progress, out: Path):
         self.inner, self.out, self.results = inner, out, {}
+
+    def begin(self, total: int, parallel: int) -> None:
+        self.inner.begin(total, parallel)
 
     def start(self, spec: RunSpec) -> None:
         self.inner.start(spec)
@@ -134,6 +139,8 @@ def run_sweep(
     try:
         pending = runs_to_do(unique, out, force, retry_failed)
         preflight(pending, out)
+        parallel = options.workers or (default_workers(pending) if launcher == "local" else 1)
+        collecting.inner.begin(len(unique), parallel)
         elsewhere = _claim(pending, out, force, retry_failed, collecting, mine)
         busy = {spec.run_id for spec in [*mine, *elsewhere]}
         for spec in unique:
@@ -153,4 +160,4 @@ def run_sweep(
             release_claim(spec.directory(out))
     missing = {"status": "failed", "error": "the run left no result"}
     runs = [(spec, collecting.results.get(spec.run_id) or missing) for spec in unique]
-    return SweepOutcome(runs, by_others)
+    return SweepOutcome(runs, {spec.run_id for spec in mine}, by_others)

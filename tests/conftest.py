@@ -14,7 +14,8 @@ from benchmark.config import TrainConfig
 from benchmark.data import build_dataset
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.methods.base import TrainInfo
-from benchmark.registry import DATASETS, load_builtins
+from benchmark.plugins import load_builtins
+from benchmark.registry import DATASETS
 from benchmark.trainer import train_info
 
 load_builtins()
@@ -53,7 +54,7 @@ def toy_dataset(n_per_group=(40, 20, 10), num_classes: int = 3, seed: int = 0, d
         y=torch.tensor(y),
         a=space_t.clone(),
         g=space_t.clone(),
-        split=torch.tensor(split),
+        split_code=torch.tensor(split),
         class_names=[str(c) for c in range(num_classes)],
         attr_names=[s.name for s in spaces],
         group_names=[s.name for s in spaces],

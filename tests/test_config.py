@@ -98,7 +98,8 @@ def test_every_section_is_checked_by_one_scheme_before_training(sets, message):
 
 
 def test_defaults_and_every_drawn_trial_pass_the_declared_settings():
-    from benchmark.registry import DATASETS, METHODS, load_builtins
+    from benchmark.plugins import load_builtins
+    from benchmark.registry import DATASETS, METHODS
     from benchmark.runner import plan_sweep
 
     load_builtins()

@@ -29,7 +29,7 @@ def test_digits_hetero_group_and_split_counts(hetero):
     for g in (1, 2, 3):  # n_eval = 200 val and 200 test images per sklearn group, 20 per class
         assert (counts["val"][g], counts["test"][g]) == (200, 200)
         for split in (1, 2):
-            per_class = torch.bincount(hetero.y[(hetero.g == g) & (hetero.split == split)], minlength=10)
+            per_class = torch.bincount(hetero.y[(hetero.g == g) & (hetero.split_code == split)], minlength=10)
             assert per_class.tolist() == [20] * 10
     train = [counts["train"][g] for g in (1, 2, 3)]
     assert sum(train) == 1797 - 1200
@@ -43,7 +43,7 @@ def test_digits_hetero_labels_and_groups_are_consistent(hetero):
     assert hetero.num_classes == 10
     for g in range(4):
         for split in range(3):
-            classes = hetero.y[(hetero.g == g) & (hetero.split == split)].unique()
+            classes = hetero.y[(hetero.g == g) & (hetero.split_code == split)].unique()
             assert len(classes) == 10, "every group has every class in every split"
     # rows index each space exactly once
     for s, space in enumerate(hetero.spaces):
@@ -66,8 +66,8 @@ def test_construction_is_deterministic_and_seeded():
     a = build_dataset("digits-hetero", small_hetero_options(seed=3))
     b = build_dataset("digits-hetero", small_hetero_options(seed=3, rotation=15.000001))  # bypasses the cache
     c = build_dataset("digits-hetero", small_hetero_options(seed=4))
-    assert torch.equal(a.split, b.split) and torch.equal(a.spaces[3].x, b.spaces[3].x)
-    assert not torch.equal(a.split, c.split)
+    assert torch.equal(a.split_code, b.split_code) and torch.equal(a.spaces[3].x, b.spaces[3].x)
+    assert not torch.equal(a.split_code, c.split_code)
 
 
 def test_building_leaves_global_random_state_alone():

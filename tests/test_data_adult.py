@@ -83,14 +83,14 @@ def test_labels_groups_and_rows_follow_the_files(root):
     assert data.a.tolist() == a
     assert torch.equal(data.g, 2 * data.y + data.a)
     assert torch.equal(data.row, torch.arange(len(y))) and torch.all(data.space == 0)
-    assert torch.all(data.split[4 * N_TRAIN :] == 2) and torch.all(data.split[: 4 * N_TRAIN] < 2)
+    assert torch.all(data.split_code[4 * N_TRAIN :] == 2) and torch.all(data.split_code[: 4 * N_TRAIN] < 2)
 
 
 def test_features_are_standardised_and_one_hot(root):
     data = build(root)
     x = data.spaces[0].x
     assert x.dtype == torch.float32 and torch.isfinite(x).all()
-    train = data.split == 0
+    train = data.split_code == 0
     numeric = x[train, : len(adult.NUMERIC)].double()
     varying = numeric.std(0) > 0  # capital-loss is constant here: centred, not scaled
     assert torch.allclose(numeric.mean(0), torch.zeros(6, dtype=torch.float64), atol=1e-5)
@@ -133,8 +133,8 @@ def test_missing_values_get_their_own_category_and_the_training_mean(tmp_path):
 
 def test_construction_is_deterministic_and_seeded(root):
     a, b, c = build(root, seed=1), build(root, seed=1), build(root, seed=2)
-    assert torch.equal(a.split, b.split) and torch.equal(a.spaces[0].x, b.spaces[0].x)
-    assert not torch.equal(a.split, c.split)
+    assert torch.equal(a.split_code, b.split_code) and torch.equal(a.spaces[0].x, b.spaces[0].x)
+    assert not torch.equal(a.split_code, c.split_code)
     assert c.counts_table() == a.counts_table()
 
 

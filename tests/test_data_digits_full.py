@@ -103,7 +103,7 @@ def test_counts_shapes_and_groups(root):
     assert torch.equal(data.g, data.space) and torch.equal(data.a, data.space)
     for g in range(3):
         for split in range(3):
-            classes = data.y[(data.g == g) & (data.split == split)]
+            classes = data.y[(data.g == g) & (data.split_code == split)]
             assert torch.equal(torch.bincount(classes, minlength=10), torch.full((10,), len(classes) // 10))
 
 
@@ -116,7 +116,7 @@ def test_pixels_labels_and_rows_follow_the_files(root):
         assert torch.equal(rows, torch.arange(len(space.x)))  # rows index each space once, in order
         index = source_index(data, s)[rows]
         assert torch.equal(data.y[members], index % 10)  # SVHN 10 -> 0, USPS label - 1
-        split = data.split[members]
+        split = data.split_code[members]
         train_file = index[split < 2].sort().values
         assert torch.equal(train_file, torch.arange(10 * PER_CLASS[space.name][0]))  # train + val = the file
         assert torch.equal(index[split == 2], torch.arange(10 * PER_CLASS[space.name][1]))  # test in file order
@@ -131,7 +131,7 @@ def test_pixels_labels_and_rows_follow_the_files(root):
 
 def test_construction_is_deterministic_and_seeded(root):
     a, b, c = build(root, seed=1), build(root, seed=1), build(root, seed=2)
-    assert torch.equal(a.split, b.split) and all(torch.equal(p.x, q.x) for p, q in zip(a.spaces, b.spaces))
+    assert torch.equal(a.split_code, b.split_code) and all(torch.equal(p.x, q.x) for p, q in zip(a.spaces, b.spaces))
     assert not torch.equal(source_index(a, 0), source_index(c, 0))  # another train/val cut
     assert a.counts_table() == c.counts_table()
 
@@ -141,12 +141,12 @@ def test_max_per_group_caps_every_split_stratified(root):
     assert capped.counts_table() == {"train": [10, 10, 10], "val": [10, 10, 10], "test": [10, 10, 10]}
     for g in range(3):
         for split in range(3):
-            classes = capped.y[(capped.g == g) & (capped.split == split)]
+            classes = capped.y[(capped.g == g) & (capped.split_code == split)]
             assert torch.bincount(classes, minlength=10).tolist() == [1] * 10
         # the cap picks from the same train/val cut
         for split in (0, 1):
-            kept = set(source_index(capped, g)[capped.row[(capped.g == g) & (capped.split == split)]].tolist())
-            cut = set(source_index(full, g)[full.row[(full.g == g) & (full.split == split)]].tolist())
+            kept = set(source_index(capped, g)[capped.row[(capped.g == g) & (capped.split_code == split)]].tolist())
+            cut = set(source_index(full, g)[full.row[(full.g == g) & (full.split_code == split)]].tolist())
             assert kept <= cut
     again = build(root, max_per_group=10)
     assert all(torch.equal(p.x, q.x) for p, q in zip(capped.spaces, again.spaces))

@@ -85,7 +85,7 @@ def test_splits_are_disjoint_no_duplicate_sequence(default_lt, beta10_lt):
         x = data.spaces[0].x.flatten(1)[data.row].numpy()
         seen = {}
         for s, name in enumerate(("train", "val", "test")):
-            rows = {r.tobytes() for r in x[data.split.numpy() == s]}
+            rows = {r.tobytes() for r in x[data.split_code.numpy() == s]}
             seen[name] = rows
         assert not (seen["train"] & seen["val"]) and not (seen["train"] & seen["test"])
         assert not (seen["val"] & seen["test"])
@@ -166,7 +166,7 @@ def test_construction_is_deterministic_by_seed():
     a = builder.build(options(seed=3, **SMALL), None)
     b = builder.build(options(seed=3, **SMALL), None)
     c = builder.build(options(seed=4, **SMALL), None)
-    for field in ("y", "split", "row", "g", "a"):
+    for field in ("y", "split_code", "row", "g", "a"):
         assert torch.equal(getattr(a, field), getattr(b, field))
     assert torch.equal(a.spaces[0].x, b.spaces[0].x)
     assert class_counts(a, "train") == class_counts(c, "train")  # same profile, different sequences
@@ -177,7 +177,7 @@ def test_eval_splits_do_not_depend_on_beta_and_train_sets_nest(default_lt, beta1
     x100, x10 = default_lt.spaces[0].x.flatten(1).numpy(), beta10_lt.spaces[0].x.flatten(1).numpy()
 
     def rows(data, x, s):
-        return {r.tobytes() for r in x[data.row[data.split == s].numpy()]}
+        return {r.tobytes() for r in x[data.row[data.split_code == s].numpy()]}
 
     for s in (1, 2):
         assert rows(default_lt, x100, s) == rows(beta10_lt, x10, s)

@@ -83,7 +83,7 @@ def test_celeba_csv_and_txt_formats(tmp_path, txt):
     blond, male, partition = fake_celeba(tmp_path, txt=txt)
     data = build_dataset("celeba", options("celeba"), str(tmp_path))
     assert data.y.tolist() == blond.astype(int).tolist() and data.a.tolist() == male.astype(int).tolist()
-    assert data.split.tolist() == partition.tolist()
+    assert data.split_code.tolist() == partition.tolist()
     assert data.group_names[3] == "Blond_Hair,Male"
     other = build_dataset("celeba", options("celeba", target="Attractive", attribute="Young"), str(tmp_path))
     assert other.group_names[0] == "not Attractive,not Young"

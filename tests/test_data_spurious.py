@@ -118,8 +118,8 @@ def test_source_images_are_disjoint_across_splits(name):
     assert sum(len(s) for s in sources) > 0.95 * len(digits), "nearly every source image is used somewhere"
     assert np.array_equal(plan.y, builder.classify(digits[plan.source])), "each sample's class is its digit's"
     data = build(name)
-    for field in ("y", "a", "split"):
-        assert np.array_equal(getattr(data, field).numpy(), getattr(plan, field))
+    for field, planned in (("y", "y"), ("a", "a"), ("split_code", "split")):
+        assert np.array_equal(getattr(data, field).numpy(), getattr(plan, planned))
     # a source image reused within a split is rendered differently each time
     train = np.flatnonzero(plan.split == 0)
     first, second = train[np.flatnonzero(plan.source[train] == plan.source[train[0]])[:2]]
@@ -145,7 +145,7 @@ def test_attribute_is_visible_in_the_mean_colour(datasets, name):
     """The spurious attribute is a colour shift: a nearest-mean rule on per-image mean RGB recovers it."""
     data = datasets[name]
     colour = data.spaces[0].x.mean((2, 3))
-    train, test = data.split == 0, data.split == 2
+    train, test = data.split_code == 0, data.split_code == 2
     centres = torch.stack([colour[train & (data.a == a)].mean(0) for a in (0, 1)])
     predicted = torch.cdist(colour[test], centres).argmin(1)
     assert (predicted == data.a[test]).float().mean() > 0.97
@@ -157,7 +157,9 @@ def test_attribute_is_visible_in_the_mean_colour(datasets, name):
 def test_construction_is_deterministic_by_seed(name):
     np_state, py_state, torch_state = np.random.get_state()[1].copy(), random.getstate(), torch.get_rng_state()
     a, b, c = build(name, seed=3), build(name, seed=3), build(name, seed=4)
-    assert torch.equal(a.spaces[0].x, b.spaces[0].x) and torch.equal(a.split, b.split) and torch.equal(a.y, b.y)
+    assert (
+        torch.equal(a.spaces[0].x, b.spaces[0].x) and torch.equal(a.split_code, b.split_code) and torch.equal(a.y, b.y)
+    )
     assert not torch.equal(a.spaces[0].x, c.spaces[0].x)
     assert not np.array_equal(
         DATASETS.get(name)().plan(options(name, seed=3)).source, DATASETS.get(name)().plan(options(name, seed=4)).source

@@ -25,7 +25,7 @@ def with_value(data, field: str, index: int, value: int) -> dict:
 @pytest.mark.parametrize(
     "field, value, message",
     [
-        ("split", 3, "dataset toy: 'split' has value 3 outside [0, 3) (0 = train, 1 = val, 2 = test)"),
+        ("split_code", 3, "dataset toy: 'split_code' has value 3 outside [0, 3) (0 = train, 1 = val, 2 = test)"),
         ("y", 3, "dataset toy: 'y' has value 3 outside [0, 3) (3 classes)"),
         ("y", -1, "dataset toy: 'y' has value -1 outside [0, 3) (3 classes)"),
         ("g", 5, "dataset toy: 'g' has value 5 outside [0, 3) (3 groups)"),
@@ -75,8 +75,8 @@ def test_integer_features_and_finite_features_with_an_overflowing_sum_build():
 
 def test_group_without_training_samples_is_rejected():
     data = toy_dataset()
-    split = torch.where((data.g == 1) & (data.split == 0), 1, data.split)  # img1's training samples -> val
-    data = dataclasses.replace(data, split=split)
+    split = torch.where((data.g == 1) & (data.split_code == 0), 1, data.split_code)  # img1's training samples -> val
+    data = dataclasses.replace(data, split_code=split)
     with pytest.raises(BenchError) as error:
         data.validate()
     assert str(error.value) == "dataset toy: group(s) img1 have no training samples"
@@ -84,8 +84,8 @@ def test_group_without_training_samples_is_rejected():
 
 def test_group_without_test_samples_builds_and_is_reported_missing():
     data = toy_dataset()
-    split = torch.where((data.g == 2) & (data.split == 2), 1, data.split)  # seq2's test samples -> val
-    data = dataclasses.replace(data, split=split)
+    split = torch.where((data.g == 2) & (data.split_code == 2), 1, data.split_code)  # seq2's test samples -> val
+    data = dataclasses.replace(data, split_code=split)
     data.validate()
     assert data.counts_table()["test"][2] == 0 and data.counts_table()["val"][2] > 0
     torch.manual_seed(0)
@@ -120,7 +120,7 @@ class NanFeatures(DatasetBuilder):
             y=codes,
             a=codes,
             g=codes,
-            split=torch.arange(30) // 2 % 3,
+            split_code=torch.arange(30) // 2 % 3,
             class_names=["c0", "c1"],
             attr_names=["a0", "a1"],
             group_names=["g0", "g1"],

@@ -61,7 +61,7 @@ def test_methods_with_group_labels_get_group_stratified_batches():
 
 def test_every_method_takes_the_same_steps_and_stages_split_them():
     data = toy_dataset()
-    steps_per_epoch = -(-int((data.split == 0).sum()) // 8)
+    steps_per_epoch = -(-int((data.split_code == 0).sum()) // 8)
     for name in BUILTINS:
         records = []
         result = train(spec(name, epochs=6), data, records.append)

@@ -45,7 +45,7 @@ def imbalanced_dataset(train_counts=TRAIN_COUNTS, held_out: int = 4, dim: int = 
         y=y_t,
         a=attr,
         g=attr.clone(),
-        split=torch.tensor(split),
+        split_code=torch.tensor(split),
         class_names=[str(c) for c in range(len(train_counts))],
         attr_names=["a0", "a1"],
         group_names=["a0", "a1"],

@@ -38,7 +38,7 @@ def two_space_dataset(n: tuple[int, int] = (36, 24), num_classes: int = 3) -> Gr
         y=y,
         a=space.clone(),
         g=space.clone(),
-        split=torch.zeros(len(y), dtype=torch.int64),
+        split_code=torch.zeros(len(y), dtype=torch.int64),
         class_names=[str(c) for c in range(num_classes)],
         attr_names=["vec", "img"],
         group_names=["vec", "img"],
@@ -226,3 +226,21 @@ def test_jm1_trains_end_to_end(hparams):
     mix_records = [r for r in records if r["stage"] == "mix"]
     assert all(math.isfinite(r["train_loss"]) for r in records)
     assert all(0 <= r["logs"]["alpha_mean"] <= 1 and 0 < r["logs"]["mixed_fraction"] <= 1 for r in mix_records)
+
+
+@pytest.mark.parametrize("mix_at", ["input", "random"])
+def test_input_mixing_works_on_images_on_disk(tmp_path, mix_at):
+    """Issue 14's bug: mixing inputs indexed ``space.x`` directly, which disk-backed image spaces do not have."""
+    from test_data_real_images import fake_waterbirds
+
+    from benchmark.data import build_dataset
+    from benchmark.registry import DATASETS
+
+    fake_waterbirds(tmp_path, per_cell=4)
+    options = {**DATASETS.get("waterbirds").option_defaults(), "image_size": 16, "workers": 0, "encoder": "cnn"}
+    data = build_dataset("waterbirds", options, str(tmp_path))
+    hparams = {**METHODS.get("jm1").defaults(), "mix_at": mix_at}
+    spec = RunSpec("waterbirds", options, "jm1", hparams, 0, TrainConfig(epochs=2, batch_size=8), device="cpu")
+    result = train(spec, data)
+    assert [stage["name"] for stage in result["stages"]] == ["identify", "mix"]
+    assert result["steps"] == 2 * -(-len(data.indices_cpu("train")) // 8)

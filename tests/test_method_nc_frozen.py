@@ -48,7 +48,7 @@ def cell_dataset(shared_rows: bool = False, seed: int = 0) -> GroupDataset:
         y=y_t,
         a=a_t,
         g=y_t * 3 + a_t,
-        split=torch.tensor(split),
+        split_code=torch.tensor(split),
         class_names=["c0", "c1", "c2"],
         attr_names=["a0", "a1", "a2"],
         group_names=[f"c{c}a{t}" for c in range(3) for t in range(3)],

@@ -42,7 +42,7 @@ def test_encoder_kinds_and_latent_size(small_hetero):
 def test_input_standardisation_uses_training_rows(small_hetero):
     model = GroupModel(small_hetero)
     s = 1
-    rows = small_hetero.row[(small_hetero.space == s) & (small_hetero.split == 0)]
+    rows = small_hetero.row[(small_hetero.space == s) & (small_hetero.split_code == 0)]
     x = small_hetero.spaces[s].x[rows]
     standardize = model.encoders[s][0]
     assert torch.isclose(standardize.mean, x.mean()) and torch.isclose(standardize.std, x.std())

@@ -194,7 +194,7 @@ def group_datasets(draw):
         y=t(rng.integers(0, num_classes, size=len(g))),
         a=t(space),
         g=t(g),
-        split=t(split),
+        split_code=t(split),
         class_names=[str(c) for c in range(num_classes)],
         attr_names=[s.name for s in spaces],
         group_names=[f"group{i}" for i in range(n_groups)],

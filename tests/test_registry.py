@@ -8,7 +8,8 @@ import textwrap
 import pytest
 
 from benchmark.errors import BenchError
-from benchmark.registry import METHODS, Registry, load_entry_points, load_plugin
+from benchmark.plugins import load_entry_points, load_plugin
+from benchmark.registry import METHODS, Registry
 
 PLUGIN = """
 from benchmark.methods.base import Method

@@ -185,7 +185,7 @@ class Adult(DatasetBuilder):
             y=torch.from_numpy(y),
             a=torch.from_numpy(a),
             g=torch.from_numpy(2 * y + a),
-            split=torch.from_numpy(split.astype(np.int64)),
+            split_code=torch.from_numpy(split.astype(np.int64)),
             class_names=list(LABELS),
             attr_names=attrs,
             group_names=[f"{label},{attr}" for label in LABELS for attr in attrs],

@@ -67,7 +67,7 @@ class GroupDataset:
     y: torch.Tensor
     a: torch.Tensor
     g: torch.Tensor
-    split: torch.Tensor
+    split_code: torch.Tensor
     class_names: list[str]
     attr_names: list[str]
     group_names: list[str]
@@ -77,7 +77,7 @@ class GroupDataset:
 
     def __post_init__(self) -> None:
         n = len(self.y)
-        for f in ("space", "row", "a", "g", "split"):
+        for f in ("space", "row", "a", "g", "split_code"):
             if len(getattr(self, f)) != n:
                 raise BenchError(f"dataset {self.name}: '{f}' has {len(getattr(self, f))} entries, expected {n}")
         for s in self.spaces:
@@ -96,7 +96,7 @@ class GroupDataset:
         self.g_cpu = self.g.cpu().numpy()
         self.y_cpu = self.y.cpu().numpy()
         self.row_cpu = self.row.cpu().numpy()
-        self.split_cpu = self.split.cpu().numpy()
+        self.split_cpu = self.split_code.cpu().numpy()
         self.minority_mask = self._minority_mask()
 
     def _minority_mask(self) -> np.ndarray:
@@ -118,7 +118,7 @@ class GroupDataset:
     def _check_codes(self) -> None:
         """Reject per-sample codes out of range, naming the field and its first bad value (vectorised)."""
         ranges = {
-            "split": (len(SPLITS), ", ".join(f"{i} = {name}" for i, name in enumerate(SPLITS))),
+            "split_code": (len(SPLITS), ", ".join(f"{i} = {name}" for i, name in enumerate(SPLITS))),
             "y": (self.num_classes, f"{self.num_classes} classes"),
             "g": (self.num_groups, f"{self.num_groups} groups"),
             "a": (len(self.attr_names), f"{len(self.attr_names)} attributes"),
@@ -175,9 +175,18 @@ class GroupDataset:
         spaces = [replace(s, x=s.x.to(device)) for s in self.spaces]
         return replace(self, spaces=spaces, **moved)
 
+    def split(self, name: str) -> "torch.utils.data.Dataset":
+        """The samples of split ``name`` (train, val or test) as a torch ``Dataset``
+        (:class:`~benchmark.data.views.SplitView`)."""
+        from benchmark.data.views import SplitView
+
+        if name not in SPLITS:
+            raise BenchError(f"unknown split '{name}'; choose from {', '.join(SPLITS)}")
+        return SplitView(self, name)
+
     def indices(self, split: str) -> torch.Tensor:
         """Sample indices of a split, in ascending order."""
-        return torch.nonzero(self.split == SPLITS.index(split)).flatten()
+        return torch.nonzero(self.split_code == SPLITS.index(split)).flatten()
 
     def indices_cpu(self, split: str) -> np.ndarray:
         """:meth:`indices` from the host copy (no device sync)."""

@@ -246,7 +246,7 @@ class DigitsHeteroFull(DatasetBuilder):
             y=torch.from_numpy(np.concatenate(labels)),
             a=torch.from_numpy(space),
             g=torch.from_numpy(space),
-            split=torch.from_numpy(np.concatenate(splits)),
+            split_code=torch.from_numpy(np.concatenate(splits)),
             class_names=[str(c) for c in range(10)],
             attr_names=names,
             group_names=names,

@@ -104,7 +104,7 @@ class DigitsHetero(DatasetBuilder):
             y=torch.from_numpy(y),
             a=torch.from_numpy(space),
             g=torch.from_numpy(space),
-            split=torch.from_numpy(split),
+            split_code=torch.from_numpy(split),
             class_names=[str(c) for c in range(10)],
             attr_names=names,
             group_names=names,

@@ -133,7 +133,7 @@ class DigitsLT(DatasetBuilder):
             y=y,
             a=y.clone(),
             g=y.clone(),
-            split=torch.from_numpy(split.astype(np.int64)),
+            split_code=torch.from_numpy(split.astype(np.int64)),
             class_names=names,
             attr_names=names,
             group_names=names,

@@ -14,10 +14,9 @@ import pandas as pd
 import torch
 
 from benchmark.data.core import SPLITS, DatasetBuilder, FeatureSpace, GroupDataset
-from benchmark.data.images import ImageFiles, field_transform
+from benchmark.data.images import BACKBONES, ImageFiles, field_transform
 from benchmark.data.sources import data_file
 from benchmark.errors import BenchError
-from benchmark.models import BACKBONES
 from benchmark.registry import register_dataset
 from benchmark.settings import Range
 
@@ -94,7 +93,7 @@ def image_dataset(
         y=y,
         a=a,
         g=2 * y + a,
-        split=split,
+        split_code=split,
         class_names=class_names,
         attr_names=attr_names,
         group_names=[f"{c},{t}" for c in class_names for t in attr_names],

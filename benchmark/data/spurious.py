@@ -199,7 +199,7 @@ class SpuriousBuilder(DatasetBuilder):
             y=torch.from_numpy(plan.y),
             a=torch.from_numpy(plan.a),
             g=torch.from_numpy(g),
-            split=torch.from_numpy(plan.split),
+            split_code=torch.from_numpy(plan.split),
             class_names=list(self.class_names),
             attr_names=list(self.attr_names),
             group_names=group_names,

@@ -164,16 +164,27 @@ class JM1(JTT):
 
     def encode_mixed_inputs(self, data: GroupDataset, batch: Batch, w: torch.Tensor) -> torch.Tensor:
         """Latents of w·x + (1 − w)·x_partner for same-space pairs (others: of their own input), one
-        encoder call per feature space."""
-        ex, rows = batch.extra, data.row[batch.idx]
-        partner_rows = torch.where(ex["same_space"], data.row[ex["partner"].idx[ex["partner_pos"]]], rows)
+        encoder call per feature space. Inputs come from the model (:meth:`GroupModel.inputs`), so images on
+        disk mix as in-memory features do."""
+        ex, partner = batch.extra, batch.extra["partner"]
+        starts = torch.tensor([0, *partner.space_sizes], device=w.device).cumsum(0)[:-1]
+        theirs = self.model.inputs(data, partner)
         parts = []
-        for encoder, space, r, rp, ws in zip(
-            self.model.encoders, data.spaces, *(t.split(batch.space_sizes) for t in (rows, partner_rows, w))
+        for s, (encoder, x, pos, same, ws) in enumerate(
+            zip(
+                self.model.encoders,
+                self.model.inputs(data, batch),
+                *(t.split(batch.space_sizes) for t in (ex["partner_pos"], ex["same_space"], w)),
+            )
         ):
-            if len(r):
-                ws = ws.view(-1, *[1] * (space.x.dim() - 1))
-                parts.append(encoder(ws * space.x[r] + (1 - ws) * space.x[rp]))
+            if len(x):
+                # a same-space partner sits in the partner batch's segment of space s
+                at = (pos - starts[s]).clamp(0, max(len(theirs[s]) - 1, 0))
+                other = theirs[s][at] if len(theirs[s]) else x
+                shape = (-1, *[1] * (x.dim() - 1))
+                other = torch.where(same.view(shape), other, x)
+                ws = ws.view(shape)
+                parts.append(encoder(ws * x + (1 - ws) * other))
         return torch.cat(parts)
 
     def loss(self, data, batch):

@@ -1,0 +1,177 @@
+"""The Python API, for notebooks and scripts; the ``bench`` command is a shell over the same functions.
+
+    import benchmark as bm
+
+    ds = bm.load_dataset("digits-hetero", seed=0)      # a GroupDataset; ds.split("train") is a torch Dataset
+    runs = bm.run(methods=["erm", "groupdro"], dataset="digits-hetero", seeds=[0, 1], epochs=3, out="results")
+    board = bm.leaderboard("results", dataset="digits-hetero")
+    bm.evaluate(ds, "test", predictions)               # any model's predicted classes -> wga, acc, per group
+
+Every function validates its inputs the way the CLI does and raises :class:`~benchmark.errors.BenchError` with
+the same one-line messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmark.config import DEVICES
+from benchmark.data import build_dataset
+from benchmark.data.core import SPLITS, GroupDataset
+from benchmark.errors import BenchError
+from benchmark.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher
+from benchmark.metrics import group_metrics
+from benchmark.plugins import load_plugins
+from benchmark.registry import DATASETS
+from benchmark.report import dataset_boards, runs_frame
+from benchmark.runner import Progress, plan_sweep
+from benchmark.selection import SELECT_RULES
+from benchmark.settings import MAX_TRIALS, QUICK_EPOCHS, check_choice, check_seeds
+from benchmark.store import iter_results
+from benchmark.sweep import SweepOutcome, run_sweep
+
+
+def as_sets(sets: Mapping[str, object] | Sequence[str] | None) -> list[str]:
+    """``{"train.lr": 1e-3}`` or ``["train.lr=1e-3"]`` as ``KEY=VALUE`` strings, parsed like ``--set``."""
+    if sets is None:
+        return []
+    if isinstance(sets, Mapping):
+        return [f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in sets.items()]
+    return list(sets)
+
+
+def load_dataset(name: str, data_root: str | None = None, plugins: Sequence[str] = (), **options) -> GroupDataset:
+    """The dataset ``name`` built with ``options`` over its defaults (``seed`` included), checked like
+    ``--set data.*``; ``data_root`` for datasets read from files."""
+    load_plugins(plugins)
+    builder = DATASETS.get(name)
+    unknown = sorted(set(options) - set(builder.option_defaults()))
+    if unknown:
+        known = ", ".join(builder.option_defaults())
+        raise BenchError(f"unknown option '{unknown[0]}' of dataset {name}; known: {known}")
+    if builder.needs_data_root and data_root is None:
+        raise BenchError(f"dataset {name} reads files: give data_root (--data-root PATH)")
+    return build_dataset(name, {**builder.option_defaults(), **options}, data_root)
+
+
+def sweep(
+    methods: Sequence[str] | str = "all",
+    dataset: str = "digits-hetero",
+    seeds: Iterable[int] = (0, 1, 2),
+    epochs: int | None = None,
+    quick: bool = False,
+    trials: int = 1,
+    select: str = "val-wga",
+    device: str = "auto",
+    launcher: str = "local",
+    workers: int | None = None,
+    threads: int = 1,
+    deterministic: bool = False,
+    out: str | Path = "results",
+    plugins: Sequence[str] = (),
+    sets: Mapping[str, object] | Sequence[str] | None = None,
+    data_root: str | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+    ray_address: str | None = None,
+    slurm_partition: str | None = None,
+    slurm_time: int = 60,
+    slurm_gpus: int = 0,
+    slurm_cpus: int = 2,
+    slurm_cluster: str = "slurm",
+    progress: Progress | None = None,
+) -> SweepOutcome:
+    """Validate everything, then train methods × trials × seeds on one dataset, skipping finished runs; return
+    every run's outcome (:class:`~benchmark.sweep.SweepOutcome`). What ``bench run`` does before its report."""
+    check_choice("--select", select, SELECT_RULES)
+    check_choice("--device", device, DEVICES)
+    check_choice("--launcher", launcher, LAUNCHERS)
+    check_choice("--slurm-cluster", slurm_cluster, SLURM_CLUSTERS)
+    if epochs is not None and quick:
+        raise BenchError("give either --epochs or --quick, not both")
+    for option, value, high in (
+        ("--epochs", epochs, 100_000),
+        ("--trials", trials, MAX_TRIALS),
+        ("--workers", workers, 1024),
+        ("--threads", threads, 1024),
+    ):
+        if value is not None and not 1 <= value <= high:
+            raise BenchError(f"bad {option} {value}: must be between 1 and {high}")
+    specs = plan_sweep(
+        methods=[methods] if isinstance(methods, str) else list(methods),
+        dataset=dataset,
+        seeds=check_seeds(seeds),
+        epochs=QUICK_EPOCHS if quick else epochs,
+        select=select,
+        device=device,
+        plugins=tuple(plugins),
+        sets=as_sets(sets),
+        data_root=data_root,
+        trials=trials,
+        threads=threads,
+        deterministic=deterministic,
+    )
+    options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
+    check_launcher(launcher, options)
+    return run_sweep(specs, Path(out), launcher, options, progress, force, retry_failed)
+
+
+def run(report: bool = True, **kwargs) -> pd.DataFrame:
+    """Train as :func:`sweep` (the same arguments as ``bench run``) and return one row per run: the run's
+    identity, ``status`` and ``error``, and for finished runs the columns of :func:`runs_frame` (test and val
+    metrics at the selected epoch, per-group accuracy, cost). With ``report`` the leaderboard files are written
+    into ``out`` as ``bench run`` writes them."""
+    outcome = sweep(**kwargs)
+    if report:
+        from benchmark.report import write_reports
+
+        write_reports(outcome.results, Path(kwargs.get("out", "results")), select=kwargs.get("select", "val-wga"))
+    return outcome_frame(outcome, kwargs.get("select", "val-wga"))
+
+
+def outcome_frame(outcome: SweepOutcome, select: str = "val-wga") -> pd.DataFrame:
+    """One row per run of ``outcome``, in plan order (see :func:`run`)."""
+    finished = runs_frame([r for r in outcome.results if r.get("status") == "ok"], select)
+    by_id = {row["run_id"]: row for row in finished.to_dict("records")}
+    rows = []
+    for spec, result in outcome.runs:
+        identity = {"dataset": spec.dataset, "method": spec.method, "seed": spec.seed, "trial": spec.trial}
+        status = {"run_id": spec.run_id, "status": result.get("status"), "error": result.get("error")}
+        rows.append({**by_id.get(spec.run_id, {}), **identity, **status})
+    return pd.DataFrame(rows)
+
+
+def leaderboard(results: str | Path = "results", dataset: str | None = None, select: str = "val-wga") -> pd.DataFrame:
+    """The leaderboard of every finished run under ``results`` (one dataset or all): one row per dataset and
+    method, mean/std/CI over seeds of every metric, as ``leaderboard.csv``. Corrupt or copied runs are skipped
+    (as by ``bench report``, which prints why)."""
+    check_choice("--select", select, SELECT_RULES)
+    if not Path(results).is_dir():
+        raise BenchError(f"results folder not found: {results}")
+    boards = dataset_boards(list(iter_results(Path(results), dataset)), select)
+    if not boards:
+        raise BenchError(f"no finished runs under {results}" + (f" for dataset {dataset}" if dataset else ""))
+    return pd.concat([board for _, board in boards.values()], ignore_index=True)
+
+
+def evaluate(data: GroupDataset, split: str, predictions) -> dict:
+    """Metrics of any model's predicted classes on ``split``, in the order of ``data.split(split)``: ``wga``,
+    ``acc``, ``bga``, ``delta_acc``, ``mean_group_acc``, the dataset's extra metrics, and ``groups``
+    (accuracy per group; None for a group absent from the split)."""
+    check_choice("split", split, SPLITS)
+    index = data.indices_cpu(split)
+    predicted = torch.as_tensor(np.asarray(predictions)).reshape(-1)
+    if len(predicted) != len(index):
+        raise BenchError(f"{len(predicted)} predictions for the {len(index)} samples of split '{split}'")
+    if predicted.dtype.is_floating_point or predicted.dtype == torch.bool:
+        raise BenchError("predictions must be integer class indices (take argmax of logits first)")
+    groups = data.g.cpu()[index]
+    hit = (predicted == data.y.cpu()[index]).double()
+    correct = torch.zeros(data.num_groups, dtype=torch.float64).index_add_(0, groups, hit)
+    total = torch.bincount(groups, minlength=data.num_groups).double()
+    return group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)

@@ -117,7 +117,7 @@ class RunSpec:
     count, whatever the launcher or number of parallel runs (different counts sum in different orders).
     ``deterministic`` asks for PyTorch's deterministic algorithms (what CUDA needs for bitwise repeatability).
     ``data_fingerprint`` identifies the files a ``--data-root`` dataset read
-    (:meth:`~benchmark.data.core.DatasetBuilder.fingerprint`), so that other data never reuses a result.
+    (:meth:`~benchmark.data.builder.DatasetBuilder.fingerprint`), so that other data never reuses a result.
     """
 
     dataset: str

@@ -12,7 +12,8 @@ from benchmark.data.images import BACKBONES
 from benchmark.errors import BenchError
 
 if TYPE_CHECKING:  # annotations only
-    from benchmark.data.core import Batch, GroupDataset
+    from benchmark.data.batches import Batch
+    from benchmark.data.core import GroupDataset
 
 
 class ImageCNN(nn.Module):
@@ -167,7 +168,7 @@ class GroupModel(nn.Module):
     """Encoders (one per feature space) into a shared latent ℝᵏ, then one linear head to class logits.
 
     Groups that share a feature space share its encoder. ``encode`` makes one encoder call per space
-    present in the batch; batches are ordered by space (see :func:`benchmark.data.core.make_batches`).
+    present in the batch; batches are ordered by space (see :func:`benchmark.data.batches.make_batches`).
     ``latent`` names the layer every encoder ends in (:data:`LATENTS`).
     """
 

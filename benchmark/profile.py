@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from benchmark.config import RunSpec
 from benchmark.data import build_dataset
-from benchmark.data.core import SAMPLERS, BatchStream
+from benchmark.data.batches import SAMPLERS, BatchStream
 from benchmark.data.images import with_inputs
 from benchmark.plugins import load_plugins
 from benchmark.trainer import (

@@ -65,5 +65,5 @@ def register_method(name: str):
 
 
 def register_dataset(name: str):
-    """Register a :class:`benchmark.data.core.DatasetBuilder` subclass under ``name``."""
+    """Register a :class:`benchmark.data.builder.DatasetBuilder` subclass under ``name``."""
     return DATASETS.register(name)

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.core import SAMPLERS, Batch, BatchStream, GroupDataset, eval_batches
+from benchmark.data.batches import SAMPLERS, Batch, BatchStream, eval_batches
+from benchmark.data.core import GroupDataset
 from benchmark.data.images import with_inputs
 from benchmark.errors import BenchError
 from benchmark.methods.base import Method, Stage, TrainInfo
@@ -203,7 +204,7 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
     and CPU thread count (set for the run, restored after); the dataset fields are the runner's.
 
     The budget is in optimizer steps: each stage trains ``stage.epochs × ⌈n_train / batch_size⌉`` steps (ERM's
-    epochs), drawn as one stream from its sampler (:class:`~benchmark.data.core.BatchStream`), whatever the
+    epochs), drawn as one stream from its sampler (:class:`~benchmark.data.batches.BatchStream`), whatever the
     sampler's cycle, so every method takes ``train.epochs × ⌈n_train / batch_size⌉`` steps in all.
     The method's stages run in order, each with a new optimiser over the parameters that require
     gradients. After each ⌈n_train / batch_size⌉ steps (an "epoch") the model is evaluated on val and test

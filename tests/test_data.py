@@ -10,7 +10,7 @@ import torch
 from conftest import small_hetero_options
 
 from benchmark.data import build_dataset
-from benchmark.data.core import ShuffleSampler, StratifiedSampler, eval_batches
+from benchmark.data.batches import ShuffleSampler, StratifiedSampler, eval_batches
 from benchmark.data.sources import stratified_parts
 
 

@@ -11,7 +11,7 @@ from conftest import bench, bench_in_process
 from PIL import Image
 
 from benchmark.data import build_dataset
-from benchmark.data.core import eval_batches
+from benchmark.data.batches import eval_batches
 from benchmark.data.images import ImageFiles, with_inputs
 from benchmark.errors import BenchError
 from benchmark.models import GroupModel, ResNet

@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import bench, make_info, toy_dataset
 
-from benchmark.data.core import FeatureSpace, eval_batches
+from benchmark.data.batches import eval_batches
+from benchmark.data.core import FeatureSpace
 from benchmark.errors import BenchError
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
@@ -100,7 +101,9 @@ def test_group_without_test_samples_builds_and_is_reported_missing():
 NAN_PLUGIN = """
 import torch
 
-from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
+from benchmark.data.core import FeatureSpace, GroupDataset
+
+from benchmark.data.builder import DatasetBuilder
 from benchmark.registry import register_dataset
 
 

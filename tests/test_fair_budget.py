@@ -11,7 +11,8 @@ import torch
 from conftest import toy_dataset
 
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.core import BatchStream, ShuffleSampler, bias_conflicting_groups, eval_batches
+from benchmark.data.batches import BatchStream, ShuffleSampler, eval_batches
+from benchmark.data.core import bias_conflicting_groups
 from benchmark.models import LATENTS, GroupModel
 from benchmark.registry import METHODS
 from benchmark.trainer import build_method, evaluate, live_units, start_stage, train

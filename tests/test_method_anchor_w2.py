@@ -13,7 +13,7 @@ from conftest import make_info, toy_dataset
 
 import benchmark.methods.anchor_w2  # noqa: F401  (registers the method)
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.core import StratifiedSampler, eval_batches
+from benchmark.data.batches import StratifiedSampler, eval_batches
 from benchmark.errors import BenchError
 from benchmark.methods.anchor_w2 import AnchorW2, cell_w2
 from benchmark.models import GroupModel

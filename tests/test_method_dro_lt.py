@@ -12,7 +12,8 @@ from conftest import make_info, toy_dataset
 
 import benchmark.methods.dro_lt  # noqa: F401  (registers "dro-lt")
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.core import ClassBalancedSampler, FeatureSpace, GroupDataset, make_batches
+from benchmark.data.batches import ClassBalancedSampler, make_batches
+from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.errors import BenchError
 from benchmark.methods.base import Stage
 from benchmark.methods.dro_lt import stage_epochs

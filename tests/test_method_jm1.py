@@ -13,7 +13,8 @@ from scipy import stats
 
 import benchmark.methods.jm1  # noqa: F401  (registers "jm1")
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.core import FeatureSpace, GroupDataset, ShuffleSampler
+from benchmark.data.batches import ShuffleSampler
+from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.errors import BenchError
 from benchmark.methods.jm1 import PartnerSampler
 from benchmark.models import GroupModel

@@ -10,7 +10,7 @@ import torch
 from conftest import make_info
 
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.core import RepeatSampler, ShuffleSampler
+from benchmark.data.batches import RepeatSampler, ShuffleSampler
 from benchmark.errors import BenchError
 from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_samples
 from benchmark.registry import METHODS

@@ -12,7 +12,7 @@ from conftest import make_info, toy_dataset
 
 import benchmark.methods.mr2  # noqa: F401  (registers "mr2")
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.core import make_batches
+from benchmark.data.batches import make_batches
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 from benchmark.trainer import train

@@ -11,7 +11,8 @@ from conftest import make_info, toy_dataset
 
 import benchmark.methods.nc_frozen  # noqa: F401  (registers the method)
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.core import Batch, FeatureSpace, GroupDataset, eval_batches
+from benchmark.data.batches import Batch, eval_batches
+from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.errors import BenchError
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS

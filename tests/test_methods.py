@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import make_info, toy_dataset
 
-from benchmark.data.core import eval_batches
+from benchmark.data.batches import eval_batches
 from benchmark.methods.base import per_group_mean
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.data.core import eval_batches
+from benchmark.data.batches import eval_batches
 from benchmark.models import GroupModel, ImageCNN, SequenceCNN, VectorMLP
 
 

@@ -11,7 +11,8 @@ import torch
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from benchmark.data.core import SAMPLERS, FeatureSpace, GroupDataset, ShuffleSampler, StratifiedSampler
+from benchmark.data.batches import SAMPLERS, ShuffleSampler, StratifiedSampler
+from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.metrics import HEADLINE, group_metrics
 
 FAST = settings(max_examples=150, deadline=None)

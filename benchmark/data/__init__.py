@@ -13,7 +13,9 @@ from benchmark.data import (  # noqa: F401  (registers the built-ins)
     real_images,
     spurious,
 )
-from benchmark.data.core import Batch, DatasetBuilder, FeatureSpace, GroupDataset
+from benchmark.data.batches import Batch
+from benchmark.data.builder import DatasetBuilder
+from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.registry import DATASETS
 
 __all__ = ["Batch", "DatasetBuilder", "FeatureSpace", "GroupDataset", "build_dataset"]

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
+from benchmark.data.builder import DatasetBuilder
+from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.data.sources import data_file, stratified_parts
 from benchmark.errors import BenchError
 from benchmark.registry import register_dataset

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
+from benchmark.data.builder import DatasetBuilder
+from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.data.sources import class_quota_parts, mnist1d, rotate, sklearn_digits, stratified_parts
 from benchmark.registry import register_dataset
 from benchmark.settings import Range
@@ -51,7 +52,7 @@ class DigitsHetero(DatasetBuilder):
     )
     options = {"n_mnist1d": 10000, "n_eval": 200, "rotation": 15.0, "proj_dim": 32, "proj_noise": 0.1}
     # 15 epochs (66 steps each): ERM's val worst-group accuracy has stopped rising by DATASETS.md's rule (selected
-    # epochs 14, 12, 10; at most 1 point more by 40 epochs): python benchmarks/budget_study.py --dataset digits-hetero
+    # epochs 14, 12, 10; at most 1 point more by 40 epochs): python scripts/budget_study.py --dataset digits-hetero
     train_defaults = {"epochs": 15}
     # n_eval: val and test take 6 × n_eval / 10 images of each class (the smallest has 174), leaving some to train
     bounds = {

@@ -19,7 +19,8 @@ import math
 import numpy as np
 import torch
 
-from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
+from benchmark.data.builder import DatasetBuilder
+from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.data.sources import mnist1d
 from benchmark.errors import BenchError
 from benchmark.registry import register_dataset

@@ -1,7 +1,7 @@
 """Image feature spaces that stay on disk: decoded and transformed per batch by DataLoader workers.
 
 A feature space whose rows are an :class:`ImageFiles` is not held in memory; batches of such a space
-carry the host rows to load (``batch.extra["rows"]``, set by :func:`benchmark.data.core.make_batches`)
+carry the host rows to load (``batch.extra["rows"]``, set by :func:`benchmark.data.batches.make_batches`)
 and :func:`with_inputs` loads them, in worker processes, into ``batch.extra["inputs"]`` before the
 model sees the batch. In-memory datasets skip all of this.
 """

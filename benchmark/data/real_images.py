@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.data.core import SPLITS, DatasetBuilder, FeatureSpace, GroupDataset
+from benchmark.data.builder import DatasetBuilder
+from benchmark.data.core import SPLITS, FeatureSpace, GroupDataset
 from benchmark.data.images import BACKBONES, ImageFiles, field_transform
 from benchmark.data.sources import data_file
 from benchmark.errors import BenchError

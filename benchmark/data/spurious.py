@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.data.core import DatasetBuilder, FeatureSpace, GroupDataset
+from benchmark.data.builder import DatasetBuilder
+from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.data.sources import sklearn_digits, stratified_parts
 from benchmark.errors import BenchError
 from benchmark.registry import register_dataset
@@ -227,7 +228,7 @@ class WaterbirdsStyle(SpuriousBuilder):
     # distinct source digits. 60 epochs: DATASETS.md's rule holds (selected epochs 28, 55, 47 of 60; at 15 epochs ERM
     # selects its last epochs, 14, 14, 15, with val wga 42, 0, 3). The rule also holds at 25 and 40, by chance of
     # the noisy curves while two seeds still climb (best val wga 51 -> 66 from 40 to 60 epochs); 50 fails it:
-    # python benchmarks/budget_study.py --dataset waterbirds-style
+    # python scripts/budget_study.py --dataset waterbirds-style
     options = {"scale": 1.0, "val_size": 2400, "test_size": 2400}
     bounds = {"scale": Range(0, 100, low_open=True), "val_size": Range(4, 10**6), "test_size": Range(4, 10**6)}
     train_defaults = {"epochs": 60}
@@ -290,7 +291,7 @@ class CelebAStyle(SpuriousBuilder):
     # (3% of the test instead of 0.85%); the worst group is the headline.
     # 100 epochs: ERM's val worst-group accuracy has stopped rising by DATASETS.md's rule (measured on the
     # natural-proportion val: selected epochs 77, 94, 61; nothing better by 120; at 15 epochs it is 0 in every
-    # seed, at 60 still rising): python benchmarks/budget_study.py --dataset celeba-style --epochs 120
+    # seed, at 60 still rising): python scripts/budget_study.py --dataset celeba-style --epochs 120
     options = {"train_size": 4000, "val_size": 2000, "test_size": 4000, "eval_group_floor": 200}
     bounds = {
         "train_size": Range(4, 10**6),

@@ -60,7 +60,7 @@ class AnchorW2(Method):
     ‖m̂ − m_c‖² of the fit (anchors start at m_c = 0) drives the small encoders' output units to zero, after which
     that group gets no gradient and stays at chance (2 of 3 seeds on digits-hetero); with the default
     ``layernorm`` latent no unit dies and the seed's λ_fit trains every group (val worst-group accuracy 84.0 over
-    3 seeds, ERM 86.0; ``python benchmarks/scan.py --key train.latent ...``, README), so λ_fit stays 1e-3.
+    3 seeds, ERM 86.0; ``python scripts/scan.py --key train.latent ...``, README), so λ_fit stays 1e-3.
 
     Args:
         lambda_fit: weight of the anchor-fitting loss.

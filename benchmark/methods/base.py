@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.data.core import Batch, BatchSampler, GroupDataset, eval_batches
+from benchmark.data.batches import Batch, BatchSampler, eval_batches
+from benchmark.data.core import GroupDataset
 from benchmark.data.images import with_inputs
 from benchmark.models import GroupModel
 from benchmark.settings import Range, check_settings

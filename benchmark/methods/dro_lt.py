@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data.core import ClassBalancedSampler, GroupDataset
+from benchmark.data.batches import ClassBalancedSampler
+from benchmark.data.core import GroupDataset
 from benchmark.errors import BenchError
 from benchmark.hparams import Choice
 from benchmark.methods.base import Method, Stage, TrainInfo, per_group_mean
@@ -61,7 +62,7 @@ class DROLT(Method):
             between latents of norm √k = 8: the margin is off. 50 (radii ≈ 0.8–2) is the best of {1, 5, 20, 50}
             by validation worst-group accuracy on digits-hetero (seeds 0, 1: 85.8, 85.5, 85.0, 86.0, all within
             a sample or two), chosen as the value at which the margin is on the scale of the latent:
-            ``python benchmarks/scan.py --key dro-lt.eps --values 1,5,20,50 --methods dro-lt --datasets
+            ``python scripts/scan.py --key dro-lt.eps --values 1,5,20,50 --methods dro-lt --datasets
             digits-hetero --seeds 0,1 --out results/scan-dro-lt``.
         eps_mode: "sqrt_n" (default, ε_c = ε/√n_c, n_c training class counts), "shared" (ε_c = ε) or
             "learned" (ε_c = softplus(ρ_c), ρ a parameter initialised at softplus(ρ_c) = ε/√n_c). L_rob is

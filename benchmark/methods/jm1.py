@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.data.core import Batch, BatchSampler, GroupDataset, make_batches
+from benchmark.data.batches import Batch, BatchSampler, make_batches
+from benchmark.data.core import GroupDataset
 from benchmark.hparams import Choice
 from benchmark.methods.base import Stage, TrainInfo
 from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_samples

@@ -7,7 +7,8 @@ from functools import partial
 import numpy as np
 import torch.nn.functional as F
 
-from benchmark.data.core import GroupDataset, RepeatSampler
+from benchmark.data.batches import RepeatSampler
+from benchmark.data.core import GroupDataset
 from benchmark.hparams import Choice
 from benchmark.methods.base import Method, Stage, TrainInfo
 from benchmark.models import GroupModel

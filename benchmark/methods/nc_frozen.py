@@ -41,7 +41,7 @@ class NCFrozen(Method):
     them, a cross-space alignment with the majority space as the anchor (as anchor-w2 aligns spaces to learned
     anchors). Measured on digits-hetero, 3 seeds, default budget: with the default ``layernorm`` latent, mean val
     worst-group accuracy 86.7 (ERM 86.0); with the seed's ReLU latent the alignment kills the small encoders' units
-    and every seed leaves a group at chance (``python benchmarks/scan.py --key train.latent ...``, README).
+    and every seed leaves a group at chance (``python scripts/scan.py --key train.latent ...``, README).
 
     Args:
         lambda_align: λ_align, the weight of the group mean alignment loss (paper: 1, kept: it trains every

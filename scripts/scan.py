@@ -4,10 +4,10 @@ value an ordinary ``bench run`` sweep (so the scan is resumable), summarised by 
 live latent units, and the seeds in which a group falls below 40% test accuracy.
 
     # the latent comparison (issue 12)
-    python benchmarks/scan.py --key train.latent --values relu,linear,layernorm,relu-bias1 \\
+    python scripts/scan.py --key train.latent --values relu,linear,layernorm,relu-bias1 \\
         --methods erm,anchor-w2,mr2,nc-frozen --datasets digits-hetero --seeds 0,1,2 --out results/latent-study
     # a method default
-    python benchmarks/scan.py --key dro-lt.eps --values 1,5,20,50 --methods dro-lt --out results/scan-dro-lt
+    python scripts/scan.py --key dro-lt.eps --values 1,5,20,50 --methods dro-lt --out results/scan-dro-lt
 """
 
 from __future__ import annotations

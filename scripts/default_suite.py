@@ -1,6 +1,6 @@
 """Time the default suite end to end and write a CSV for tracking.
 
-    python benchmarks/default_suite.py --out /tmp/suite --csv benchmarks/default_suite.csv [-- extra bench run args]
+    python scripts/default_suite.py --out /tmp/suite --csv scripts/default_suite.csv [-- extra bench run args]
 
 Runs ``bench run --methods all --dataset digits-hetero --seeds 0,1,2 --workers 2`` (the default budget) into a
 fresh results folder, samples the resident memory of the whole process tree (the sweep and its workers) every

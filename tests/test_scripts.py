@@ -1,4 +1,4 @@
-"""Scripts under benchmarks/: default_suite.py (a timed sweep: per-run rows and a total row with the tree's peak
+"""Scripts under scripts/: default_suite.py (a timed sweep: per-run rows and a total row with the tree's peak
 RSS) and attainable.py (each group's best val accuracy over a run's curve)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "default_suite.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "default_suite.py"
 
 
 def test_suite_script_writes_runs_and_total(tmp_path):
@@ -28,7 +28,7 @@ def test_suite_script_writes_runs_and_total(tmp_path):
 
 
 def test_attainable_takes_each_groups_best_val_accuracy_over_the_curve(tmp_path):
-    """benchmarks/attainable.py: per group the maximum over evaluations (at different epochs), min / mean over
+    """scripts/attainable.py: per group the maximum over evaluations (at different epochs), min / mean over
     seeds, from log.jsonl."""
     import json
 

@@ -5,7 +5,7 @@ Under GroupDRO, which upweights the worst group, this is the attainable accuracy
 that stays low even then is hard because of its features, not because it is rare. Example (the committed
 reference runs):
 
-    python benchmarks/attainable.py --results reports/runs --methods erm,groupdro
+    python scripts/attainable.py --results reports/runs --methods erm,groupdro
 """
 
 from __future__ import annotations

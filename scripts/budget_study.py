@@ -2,7 +2,7 @@
 3 seeds, ERM's selected evaluation (best validation worst-group accuracy) is not in the last 10% of the budget in
 at least two of three seeds.
 
-    python benchmarks/budget_study.py --dataset celeba-style --epochs 60 --out results/budget-study
+    python scripts/budget_study.py --dataset celeba-style --epochs 60 --out results/budget-study
 
 trains ERM once per seed for ``--epochs`` (a long budget) and applies the selection rule to every prefix of its
 history: with a constant learning rate and one stream of batches, a run of B epochs is exactly the first B

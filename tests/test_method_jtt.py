@@ -12,7 +12,7 @@ from conftest import make_info
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.batches import RepeatSampler, ShuffleSampler
 from benchmark.errors import BenchError
-from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_samples
+from benchmark.methods.jtt import JTT, error_set, error_set_facts, identification_epochs, minority_samples
 from benchmark.registry import METHODS
 from benchmark.trainer import seeded_model, train
 
@@ -46,7 +46,7 @@ def test_repeat_sampler_draws_each_sample_its_repeats(toy):
 
 def test_error_set_is_the_eval_mode_training_mistakes(toy):
     method = JTT(seeded_model(toy, 0), make_info(toy, epochs=4))
-    errors = method.error_set(toy)
+    errors = error_set(method, toy)
     method.model.eval()
     with torch.no_grad():
         train = toy.indices("train")

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from benchmark.data.batches import Batch, BatchSampler, make_batches
 from benchmark.data.core import GroupDataset
 from benchmark.hparams import Choice
-from benchmark.methods.base import Stage, TrainInfo
-from benchmark.methods.jtt import JTT, error_set_facts, identification_epochs, minority_samples
+from benchmark.methods.base import Method, Stage, TrainInfo
+from benchmark.methods.jtt import JTT, error_set, error_set_facts, identification_epochs, minority_samples
 from benchmark.models import GroupModel
 from benchmark.registry import register_method
 from benchmark.settings import FRACTION
@@ -77,7 +77,7 @@ class PartnerSampler(BatchSampler):
 
 
 @register_method("jm1")
-class JM1(JTT):
+class JM1(Method):
     """Stage "identify" is JTT's stage 1 (ERM; the error set E of an eval-mode pass is the partition P, the
     rest P̄). Stage "mix": a fresh model; each batch sample gets a same-class partner from the other partition
     drawn uniformly over the training set (:class:`PartnerSampler`; a class absent from the other partition
@@ -114,7 +114,7 @@ class JM1(JTT):
         mix_at: str = "latent",
         oracle: bool = False,
     ):
-        super().__init__(model, info, upweight=1, id_fraction=id_fraction)  # upweight: unused by jm1
+        super().__init__(model, info)
         self.alpha, self.mix_at, self.oracle = alpha, mix_at, oracle
         self.first = 0 if oracle else identification_epochs(info.epochs, id_fraction)
         self.mixing, self.use_beta, self.coins, self.step = False, False, [False], 0
@@ -132,7 +132,7 @@ class JM1(JTT):
                 raise ValueError(f"jm1.oracle needs minority groups, and dataset {data.name} has none")
             self.partition = minority_samples(data)
         else:
-            self.partition = self.error_set(data)
+            self.partition = error_set(self, data)
         stage.sampler = partial(PartnerSampler, partition=self.partition)
         self.mixing = True
         return {"partition": "oracle" if self.oracle else "error-set", **error_set_facts(self.partition, data)}

@@ -27,6 +27,16 @@ def minority_samples(data: GroupDataset) -> np.ndarray:
     return data.minority_mask[data.g_cpu] & (data.split_cpu == 0)
 
 
+def error_set(method: Method, data: GroupDataset) -> np.ndarray:
+    """Boolean mask over all samples: training samples ``method``'s current model misclassifies (eval mode).
+    JTT's identification stage ends with it, and JM1's."""
+    idx, z = method.encode_split(data, "train")
+    wrong = method.model.head(z).argmax(1) != data.y[idx]
+    errors = np.zeros(len(data.y), dtype=bool)
+    errors[idx[wrong].cpu().numpy()] = True
+    return errors
+
+
 def error_set_facts(errors: np.ndarray, data: GroupDataset) -> dict:
     """|E|, its size per group, and its precision and recall against the training samples of the minority
     groups (named)."""
@@ -72,18 +82,10 @@ class JTT(Method):
         first = identification_epochs(self.info.epochs, self.id_fraction)
         return [Stage("identify", first), Stage("upweighted", self.info.epochs - first, fresh_model=True)]
 
-    def error_set(self, data: GroupDataset) -> np.ndarray:
-        """Boolean mask over all samples: training samples the current model misclassifies (eval mode)."""
-        idx, z = self.encode_split(data, "train")
-        wrong = self.model.head(z).argmax(1) != data.y[idx]
-        errors = np.zeros(len(data.y), dtype=bool)
-        errors[idx[wrong].cpu().numpy()] = True
-        return errors
-
     def on_stage_start(self, stage: Stage, data: GroupDataset) -> dict:
         if stage.name != "upweighted":
             return {}
-        errors = self.error_set(data)
+        errors = error_set(self, data)
         stage.sampler = partial(RepeatSampler, repeats=1 + (self.upweight - 1) * errors.astype(np.int64))
         return error_set_facts(errors, data)
 

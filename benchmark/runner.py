@@ -128,12 +128,6 @@ def runs_to_do(specs: list[RunSpec], out: Path, force: bool = False, retry_faile
     return [spec for spec in unique_runs(specs) if force or stored_result(spec, out, retry_failed) is None]
 
 
-def collect_results(specs: list[RunSpec], out: Path) -> list[dict]:
-    """The stored result of every spec, in order; a run that left none reads as failed."""
-    missing = {"status": "failed", "error": "the run wrote no result.json"}
-    return [read_result(spec.directory(out)) or {**spec.header(), **missing} for spec in specs]
-
-
 def preflight(pending: list[RunSpec], out: Path | None = None) -> None:
     """Before anything trains, if anything will: build the sweep's dataset (cached for in-process runs), check
     that ``out`` and every run's folder can be written, and set up each distinct configuration once on CPU

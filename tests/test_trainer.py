@@ -10,7 +10,7 @@ from benchmark.config import RunSpec, TrainConfig
 from benchmark.launchers import run_in_process
 from benchmark.methods.base import Method
 from benchmark.registry import METHODS, register_method
-from benchmark.runner import Progress, collect_results, execute_run, runs_to_do
+from benchmark.runner import Progress, execute_run, runs_to_do, stored_result
 from benchmark.trainer import NonFiniteLoss, train
 
 if "test-nan-after-3" not in METHODS:
@@ -84,7 +84,7 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     config = TrainConfig(epochs=2, batch_size=8)
     specs = [RunSpec("toy", {}, m, {}, 0, config, device="cpu") for m in ("test-nan-after-3", "erm")]
     run_in_process(specs, tmp_path, Progress())
-    failed, ok = collect_results(specs, tmp_path)
+    failed, ok = (stored_result(spec, tmp_path) for spec in specs)
     assert failed["status"] == "failed" and "non-finite loss at step 4" in failed["error"]
     assert ok["status"] == "ok"
     # a failed run is kept (listed, not retried) unless retry_failed; finished ones are never redone

@@ -292,19 +292,23 @@ def test_missing_pretrained_weights_are_found_before_training(tmp_path):
 
 def test_ctrl_c_prints_one_line_and_exits_130_then_the_sweep_resumes(tmp_path):
     out = tmp_path / "r"
-    command = [*COMMAND, "run", "--methods", "erm", "--seeds", "0,1,2,3", "--out", str(out), *IN_PROCESS]
+    command = [*COMMAND, "run", "--methods", "erm", "--seeds", "0-9", "--out", str(out), *IN_PROCESS]
+    command += ["--epochs", "4"]  # ~1 s per run: the sweep is still going when the first result lands
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if line.startswith("finished "):
-            break
+    deadline = time.monotonic() + 300
+    while not results(out) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr
     (line,) = [line for line in stderr.splitlines() if line.strip()]
     assert line.startswith("interrupted: ") and "runs finished" in line and "re-run the same command to resume" in line
+    done = len(results(out))
+    assert 1 <= done < 10
     resumed = subprocess.run(command, capture_output=True, text=True)
-    assert resumed.returncode == 0 and len(results(out)) == 4
+    assert resumed.returncode == 0 and len(results(out)) == 10
+    assert resumed.stdout.count("finished ") == 10 - done, "the finished runs are not redone"
 
 
 EXITS = """

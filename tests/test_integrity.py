@@ -294,7 +294,10 @@ def test_ctrl_c_prints_one_line_and_exits_130_then_the_sweep_resumes(tmp_path):
     out = tmp_path / "r"
     command = [*COMMAND, "run", "--methods", "erm", "--seeds", "0-9", "--out", str(out), *IN_PROCESS]
     command += ["--epochs", "4"]  # ~1 s per run: the sweep is still going when the first result lands
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job (nohup ... &, some CI runners) starts with SIGINT ignored, and Python then installs
+    # no Ctrl-C handler: give the sweep the default disposition a terminal would
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore)
     deadline = time.monotonic() + 300
     while not results(out) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)

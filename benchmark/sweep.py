@@ -86,9 +86,9 @@ def _claim(pending: list[RunSpec], out: Path, force: bool, retry_failed: bool, c
         directory = spec.directory(out)
         if claim_run(directory) is not None:
             elsewhere.append(spec)
-        elif not force and stored_result(spec, out, retry_failed) is not None:
+        elif not force and (stored := stored_result(spec, out, retry_failed)) is not None:
             release_claim(directory)
-            collecting.finished(spec, stored_result(spec, out), skipped=True)
+            collecting.finished(spec, stored, skipped=True)
         else:
             mine.append(spec)
     return elsewhere

@@ -181,11 +181,17 @@ class GroupModel(nn.Module):
     @staticmethod
     def inputs(data: GroupDataset, batch: Batch) -> list[torch.Tensor]:
         """The batch's encoder inputs, one tensor per feature space (in batch order within the space; empty
-        spaces give an empty slice): rows of in-memory spaces, or the images that
-        :func:`benchmark.data.images.with_inputs` loaded for disk-backed ones."""
+        spaces give an empty slice): rows of in-memory spaces; for disk-backed spaces the images
+        :func:`benchmark.data.images.prefetched` loaded, or else loaded here from the batch's ``rows``."""
         rows = torch.split(data.row[batch.idx], batch.space_sizes)
-        loaded = batch.extra.get("inputs", {})
-        return [loaded[s] if s in loaded else space.x[r] for s, (space, r) in enumerate(zip(data.spaces, rows))]
+        return [
+            batch.inputs[s]
+            if s in batch.inputs
+            else space.x.load(batch.rows[s]).to(data.device)
+            if s in batch.rows
+            else space.x[r]
+            for s, (space, r) in enumerate(zip(data.spaces, rows))
+        ]
 
     def encode(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
         """Latents z (len(batch) × k) in batch order."""

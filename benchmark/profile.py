@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from benchmark.config import RunSpec
 from benchmark.data import build_dataset
 from benchmark.data.batches import SAMPLERS, BatchStream
-from benchmark.data.images import with_inputs
+from benchmark.data.images import prefetched
 from benchmark.plugins import load_plugins
 from benchmark.trainer import (
     build_method,
@@ -123,7 +123,7 @@ def profile_bare(spec: RunSpec, settings: ProfileSettings) -> dict:
     batches = BatchStream(sampler, np.random.default_rng([spec.seed, 0xBA7C])).take(settings.warmup + settings.steps)
 
     def run_steps(part: list) -> None:
-        for batch in with_inputs(data, part):
+        for batch in prefetched(data, part):
             loss = F.cross_entropy(model(data, batch), batch.y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -19,7 +19,7 @@ import torch
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.batches import SAMPLERS, Batch, BatchStream, eval_batches
 from benchmark.data.core import GroupDataset
-from benchmark.data.images import with_inputs
+from benchmark.data.images import prefetched
 from benchmark.errors import BenchError
 from benchmark.methods.base import Method, Stage, TrainInfo
 from benchmark.metrics import group_metrics
@@ -83,7 +83,7 @@ def evaluate(method: Method, data: GroupDataset, batches: list[Batch], latents: 
     correct = torch.zeros(data.num_groups, device=data.device)
     total = torch.zeros(data.num_groups, device=data.device)
     active = torch.zeros(data.num_groups, method.model.k, device=data.device) if latents else None
-    for batch in with_inputs(data, batches):
+    for batch in prefetched(data, batches):
         if latents:
             logits, z = logits_and_latents(method, data, batch)
             active.index_add_(0, batch.g, (z != 0).to(active.dtype))
@@ -184,7 +184,7 @@ def train_steps(
     loss_sum = torch.zeros((), device=device)
     first_bad = torch.full((), -1, device=device)
     logs: dict[str, torch.Tensor] = {}
-    for step, batch in enumerate(with_inputs(data, batches), first_step + 1):
+    for step, batch in enumerate(prefetched(data, batches), first_step + 1):
         with autocast(config, device):
             loss, logs = method.loss(data, batch)
         optimizer.zero_grad(set_to_none=True)

@@ -12,7 +12,7 @@ from PIL import Image
 
 from benchmark.data import build_dataset
 from benchmark.data.batches import eval_batches
-from benchmark.data.images import ImageFiles, with_inputs
+from benchmark.data.images import ImageFiles, prefetched
 from benchmark.errors import BenchError
 from benchmark.models import GroupModel, ResNet
 from benchmark.registry import DATASETS
@@ -93,13 +93,17 @@ def test_disk_batches_load_the_transformed_files_in_batch_order(tmp_path):
     fake_waterbirds(tmp_path)
     data = build_dataset("waterbirds", options("waterbirds", workers=2), str(tmp_path))
     source = data.spaces[0].x
-    batches = list(with_inputs(data, eval_batches(data, "val", 5)))
+    batches = list(prefetched(data, eval_batches(data, "val", 5)))
     assert [len(b) for b in batches] == [5, 5, 2]
     for batch in batches:
         rows = data.row[batch.idx].numpy()
-        assert torch.equal(batch.extra["inputs"][0], source.load(rows))
-    z = GroupModel(data).encode(data, batches[0])
+        assert torch.equal(batch.inputs[0], source.load(rows))
+    model = GroupModel(data)
+    z = model.encode(data, batches[0])
     assert z.shape == (5, 64)
+    plain = eval_batches(data, "val", 5)[0]  # not prefetched: the model loads the images itself
+    assert not plain.inputs and torch.equal(model.inputs(data, plain)[0], batches[0].inputs[0])
+    assert torch.equal(model.encode(data, plain), z)
 
 
 def test_resnet_backbone_and_missing_pretrained_weights(tmp_path, monkeypatch):
@@ -107,7 +111,7 @@ def test_resnet_backbone_and_missing_pretrained_weights(tmp_path, monkeypatch):
     data = build_dataset("waterbirds", options("waterbirds", encoder="resnet18"), str(tmp_path))
     model = GroupModel(data)
     assert isinstance(model.encoders[0][0], ResNet)
-    batch = next(iter(with_inputs(data, eval_batches(data, "train", 4))))
+    batch = next(iter(prefetched(data, eval_batches(data, "train", 4))))
     assert model(data, batch).shape == (4, 2)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(BenchError, match="pretrained resnet18 weights not found at .*hub/checkpoints"):

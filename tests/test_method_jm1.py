@@ -59,7 +59,7 @@ def some_partition(data: GroupDataset, every_class: bool) -> np.ndarray:
 
 
 def partner_ids(batch) -> torch.Tensor:
-    return batch.extra["partner"].idx[batch.extra["partner_pos"]]
+    return batch.attached["partner"].idx[batch.extra["partner_pos"]]
 
 
 @pytest.mark.parametrize("every_class", [True, False])
@@ -84,8 +84,8 @@ def test_partners_share_the_class_and_come_from_the_other_partition(every_class)
         same = data.space_cpu[partner] == data.space_cpu[idx]
         assert ex["same_space"].numpy().tolist() == same.tolist()
         assert ex["any_cross"] == bool((mixable & ~same).any())
-        assert ex["partner"].space_sizes == tuple(np.bincount(data.space_cpu[partner], minlength=2))
-        assert (np.diff(data.space_cpu[ex["partner"].idx.numpy()]) >= 0).all(), "partner batch ordered by space"
+        assert batch.attached["partner"].space_sizes == tuple(np.bincount(data.space_cpu[partner], minlength=2))
+        assert (np.diff(data.space_cpu[batch.attached["partner"].idx.numpy()]) >= 0).all(), "partner batch ordered by space"
 
 
 @pytest.mark.usefixtures("float64")
@@ -115,7 +115,7 @@ def test_alpha_one_reproduces_the_p_side_latents_exactly():
         ex = batch.extra
         h = method.mixed_latents(data, batch, torch.ones(len(batch)), at_input=False)
         z_self = method.model.encode(data, batch)
-        z_partner = method.model.encode(data, ex["partner"])[ex["partner_pos"]]
+        z_partner = method.model.encode(data, batch.attached["partner"])[ex["partner_pos"]]
         p_side = torch.where((ex["in_p"] | ~ex["mixable"])[:, None], z_self, z_partner)
         assert torch.equal(h, p_side)
         assert torch.equal(h[ex["in_p"]], z_self[ex["in_p"]])

@@ -20,8 +20,14 @@ class Batch:
     """A batch: sample indices (on the data device) ordered by feature space, with per-space sizes.
 
     ``max_cell`` is the largest number of samples that share a (group, class) cell, known on the host
-    (0: unknown, e.g. a hand-made batch), so that per-cell padding needs no device sync. ``extra``
-    holds what a method's own sampler attaches (e.g. a batch of mixing partners).
+    (0: unknown, e.g. a hand-made batch), so that per-cell padding needs no device sync.
+
+    ``rows`` holds, per disk-backed feature space (:class:`~benchmark.data.images.ImageFiles`), the host rows of
+    its samples in batch order, and ``inputs`` the images loaded for them ahead of use
+    (:func:`~benchmark.data.images.prefetched`); the model loads any that were not
+    (:meth:`~benchmark.models.GroupModel.inputs`). In-memory spaces need neither.
+    A method's own sampler may attach other batches (``attached``, e.g. mixing partners, whose images are
+    prefetched with the batch's) and tensors of its own (``extra``).
     """
 
     idx: torch.Tensor
@@ -30,7 +36,14 @@ class Batch:
     a: torch.Tensor
     g: torch.Tensor
     max_cell: int = 0
+    rows: dict[int, np.ndarray] = field(default_factory=dict)
+    inputs: dict[int, torch.Tensor] = field(default_factory=dict)
+    attached: dict[str, Batch] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+
+    def parts(self) -> list[Batch]:
+        """The batch and the batches attached to it."""
+        return [self, *self.attached.values()]
 
     def __len__(self) -> int:
         return len(self.idx)
@@ -70,11 +83,11 @@ def make_batches(data: GroupDataset, order: np.ndarray, batch_of: np.ndarray) ->
         )
     ]
     on_disk = [s for s, space in enumerate(data.spaces) if isinstance(space.x, ImageFiles)]
-    if on_disk:  # host rows to load, per disk-backed space (see benchmark.data.images.with_inputs)
+    if on_disk:  # host rows to load, per disk-backed space
         bounds = np.cumsum([0, *sizes.reshape(-1).tolist()])
         rows = data.row_cpu[order]
         for b, batch in enumerate(batches):
-            batch.extra["rows"] = {s: rows[bounds[b * n_spaces + s] : bounds[b * n_spaces + s + 1]] for s in on_disk}
+            batch.rows = {s: rows[bounds[b * n_spaces + s] : bounds[b * n_spaces + s + 1]] for s in on_disk}
     return batches
 
 

@@ -1,9 +1,10 @@
 """Image feature spaces that stay on disk: decoded and transformed per batch by DataLoader workers.
 
 A feature space whose rows are an :class:`ImageFiles` is not held in memory; batches of such a space
-carry the host rows to load (``batch.extra["rows"]``, set by :func:`benchmark.data.batches.make_batches`)
-and :func:`with_inputs` loads them, in worker processes, into ``batch.extra["inputs"]`` before the
-model sees the batch. In-memory datasets skip all of this.
+carry the host rows to load (``batch.rows``, set by :func:`benchmark.data.batches.make_batches`). The model
+loads them when it needs them (:meth:`benchmark.models.GroupModel.inputs`); loops that go through many batches
+wrap them in :func:`prefetched`, which loads the next batches' images in worker processes into
+``batch.inputs`` while the current one trains. In-memory datasets skip all of this.
 """
 
 from __future__ import annotations
@@ -79,16 +80,10 @@ class _BatchRows(torch.utils.data.Dataset):
         return [{s: self.sources[s].load(rows) for s, rows in request.items()} for request in self.requests[i]]
 
 
-def attached_batches(batch) -> list:
-    """The batch and any batches a method's sampler attached to it (e.g. mixing partners)."""
-    return [batch, *(value for value in batch.extra.values() if hasattr(value, "space_sizes"))]
-
-
-def with_inputs(data, batches: list) -> Iterable:
-    """Batches with the inputs of their disk-backed spaces loaded onto the data device, in order.
-
-    Returns ``batches`` unchanged when every feature space is in memory.
-    """
+def prefetched(data, batches: list) -> Iterable:
+    """Batches with the images of their disk-backed spaces (and of their attached batches) loaded onto the data
+    device by DataLoader workers ahead of use, in order. Returns ``batches`` unchanged when every feature space
+    is in memory."""
     sources = {s: space.x for s, space in enumerate(data.spaces) if isinstance(space.x, ImageFiles)}
     if not sources:
         return batches
@@ -100,7 +95,7 @@ def _as_is(item):
 
 
 def _load(data, batches: list, sources: dict[int, ImageFiles]) -> Iterator:
-    requests = [[part.extra["rows"] for part in attached_batches(batch)] for batch in batches]
+    requests = [[part.rows for part in batch.parts()] for batch in batches]
     workers = max(source.workers for source in sources.values())
     loader = torch.utils.data.DataLoader(
         _BatchRows(sources, requests),
@@ -110,6 +105,6 @@ def _load(data, batches: list, sources: dict[int, ImageFiles]) -> Iterator:
         collate_fn=_as_is,
     )
     for batch, loaded in zip(batches, loader):
-        for part, inputs in zip(attached_batches(batch), loaded):
-            part.extra["inputs"] = {s: x.to(data.device, non_blocking=True) for s, x in inputs.items()}
+        for part, inputs in zip(batch.parts(), loaded):
+            part.inputs = {s: x.to(data.device, non_blocking=True) for s, x in inputs.items()}
         yield batch

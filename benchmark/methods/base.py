@@ -18,7 +18,7 @@ from torch import nn
 
 from benchmark.data.batches import Batch, BatchSampler, eval_batches
 from benchmark.data.core import GroupDataset
-from benchmark.data.images import with_inputs
+from benchmark.data.images import prefetched
 from benchmark.models import GroupModel
 from benchmark.settings import Range, check_settings
 
@@ -118,7 +118,7 @@ class Method(nn.Module):
         """
         self.model.eval()
         batches = eval_batches(data, split, 512)
-        z = torch.cat([self.model.encode(data, batch) for batch in with_inputs(data, batches)])
+        z = torch.cat([self.model.encode(data, batch) for batch in prefetched(data, batches)])
         self.model.train()
         return torch.cat([batch.idx for batch in batches]), z
 

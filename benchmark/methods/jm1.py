@@ -37,9 +37,9 @@ class PartnerSampler(BatchSampler):
     partner of its class from the other side of ``partition`` (bool per sample id; True = P), drawn uniformly
     over the training set. Samples whose class is absent from the other side get themselves, unmixable.
 
-    Each batch's ``extra``: ``partner`` (a Batch of the partners, ordered by space), ``partner_pos`` (row of
-    each sample's partner in it), ``mixable``, ``in_p`` (the sample is on the P side), ``same_space`` (bool
-    tensors in batch order) and ``any_cross`` (host bool: some mixable pair crosses feature spaces).
+    Each batch's ``attached["partner"]`` is a Batch of the partners, ordered by space; its ``extra``:
+    ``partner_pos`` (row of each sample's partner in it), ``mixable``, ``in_p`` (the sample is on the P side),
+    ``same_space`` (bool tensors in batch order) and ``any_cross`` (host bool: some mixable pair crosses spaces).
     """
 
     name = "jm1-partner"
@@ -71,7 +71,8 @@ class PartnerSampler(BatchSampler):
         columns = torch.from_numpy(host).to(data.device).split([len(b) for b in partners], dim=1)
         batches = make_batches(data, order, batch_of)
         for batch, part, col, cross in zip(batches, partners, columns, any_cross.tolist()):
-            batch.extra.update(partner=part, partner_pos=col[0], mixable=col[1].bool(), in_p=col[2].bool())
+            batch.attached["partner"] = part
+            batch.extra.update(partner_pos=col[0], mixable=col[1].bool(), in_p=col[2].bool())
             batch.extra.update(same_space=col[3].bool(), any_cross=cross)
         return batches
 
@@ -160,14 +161,14 @@ class JM1(Method):
         z = self.encode_mixed_inputs(data, batch, w) if at_input else self.model.encode(data, batch)
         if at_input and not ex["any_cross"]:
             return z
-        mixed = w * z + (1 - w) * self.model.encode(data, ex["partner"])[ex["partner_pos"]]
+        mixed = w * z + (1 - w) * self.model.encode(data, batch.attached["partner"])[ex["partner_pos"]]
         return torch.where(ex["same_space"][:, None], z, mixed) if at_input else mixed
 
     def encode_mixed_inputs(self, data: GroupDataset, batch: Batch, w: torch.Tensor) -> torch.Tensor:
         """Latents of w·x + (1 − w)·x_partner for same-space pairs (others: of their own input), one
         encoder call per feature space. Inputs come from the model (:meth:`GroupModel.inputs`), so images on
         disk mix as in-memory features do."""
-        ex, partner = batch.extra, batch.extra["partner"]
+        ex, partner = batch.extra, batch.attached["partner"]
         starts = torch.tensor([0, *partner.space_sizes], device=w.device).cumsum(0)[:-1]
         theirs = self.model.inputs(data, partner)
         parts = []

@@ -84,8 +84,9 @@ def test_partners_share_the_class_and_come_from_the_other_partition(every_class)
         same = data.space_cpu[partner] == data.space_cpu[idx]
         assert ex["same_space"].numpy().tolist() == same.tolist()
         assert ex["any_cross"] == bool((mixable & ~same).any())
-        assert batch.attached["partner"].space_sizes == tuple(np.bincount(data.space_cpu[partner], minlength=2))
-        assert (np.diff(data.space_cpu[batch.attached["partner"].idx.numpy()]) >= 0).all(), "partner batch ordered by space"
+        partners = batch.attached["partner"]
+        assert partners.space_sizes == tuple(np.bincount(data.space_cpu[partner], minlength=2))
+        assert (np.diff(data.space_cpu[partners.idx.numpy()]) >= 0).all(), "partner batch ordered by space"
 
 
 @pytest.mark.usefixtures("float64")

@@ -26,10 +26,11 @@ from benchmark.data.core import SPLITS, GroupDataset
 from benchmark.errors import BenchError
 from benchmark.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher
 from benchmark.metrics import group_metrics
+from benchmark.plan import plan_sweep
 from benchmark.plugins import load_plugins
 from benchmark.registry import DATASETS
 from benchmark.report import dataset_boards, runs_frame
-from benchmark.runner import Progress, plan_sweep
+from benchmark.runner import Progress
 from benchmark.selection import SELECT_RULES
 from benchmark.settings import MAX_TRIALS, QUICK_EPOCHS, check_choice, check_seeds
 from benchmark.store import iter_results
@@ -102,7 +103,7 @@ def sweep(
     ):
         if value is not None and not 1 <= value <= high:
             raise BenchError(f"bad {option} {value}: must be between 1 and {high}")
-    specs = plan_sweep(
+    planned = plan_sweep(
         methods=[methods] if isinstance(methods, str) else list(methods),
         dataset=dataset,
         seeds=check_seeds(seeds),
@@ -118,7 +119,7 @@ def sweep(
     )
     options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
     check_launcher(launcher, options)
-    return run_sweep(specs, Path(out), launcher, options, progress, force, retry_failed)
+    return run_sweep(planned, Path(out), launcher, options, progress, force, retry_failed)
 
 
 def run(report: bool = True, **kwargs) -> pd.DataFrame:
@@ -139,8 +140,9 @@ def outcome_frame(outcome: SweepOutcome, select: str = "val-wga") -> pd.DataFram
     finished = runs_frame([r for r in outcome.results if r.get("status") == "ok"], select)
     by_id = {row["run_id"]: row for row in finished.to_dict("records")}
     rows = []
-    for spec, result in outcome.runs:
-        identity = {"dataset": spec.dataset, "method": spec.method, "seed": spec.seed, "trial": spec.trial}
+    for run, result in outcome.runs:
+        spec = run.spec
+        identity = {"dataset": spec.dataset, "method": spec.method, "seed": spec.seed, "trial": run.trial}
         status = {"run_id": spec.run_id, "status": result.get("status"), "error": result.get("error")}
         rows.append({**by_id.get(spec.run_id, {}), **identity, **status})
     return pd.DataFrame(rows)

@@ -104,8 +104,8 @@ def describe(
     from benchmark.config import split_sets
     from benchmark.data import build_dataset
     from benchmark.data.core import SPLITS
+    from benchmark.plan import dataset_options
     from benchmark.plugins import load_plugins
-    from benchmark.runner import dataset_options
 
     load_plugins(plugin)
     sets = split_sets(set_)
@@ -229,11 +229,11 @@ def list_failures(outcome, out: Path, shown: int = 10) -> None:
 
     unstored = [(s, r) for s, r in outcome.failed if r.get("unstored")]
     others = [(s, r) for s, r in outcome.failed if not r.get("unstored")]
-    for spec, result in others[:shown]:
-        console.print(f"[red]failed[/red] {RichProgress.run_name(spec)} ({spec.run_id}): {result.get('error')}")
+    for run, result in others[:shown]:
+        console.print(f"[red]failed[/red] {RichProgress.run_name(run)} ({run.run_id}): {result.get('error')}")
     if len(others) > shown:
         console.print(f"... and {len(others) - shown} more failed runs (their result.json files say why)")
-    if any(spec.run_id not in outcome.attempted for spec, _ in others):
+    if any(run.run_id not in outcome.attempted for run, _ in others):
         console.print("runs that failed before were not retried: add --retry-failed to re-run them")
     if unstored:
         print(
@@ -327,9 +327,10 @@ def profile(
     import pandas as pd
 
     from benchmark.config import DEVICES
+    from benchmark.plan import plan_sweep
     from benchmark.profile import CSV_COLUMNS, ProfileSettings
     from benchmark.profile import profile as run_profile
-    from benchmark.runner import plan_sweep, preflight
+    from benchmark.runner import preflight
 
     check_choice("--device", device, DEVICES)
     for option, value in (("--steps", steps), ("--repeats", repeats), ("--threads", threads)):
@@ -339,11 +340,11 @@ def profile(
         raise BenchError("--warmup must be >= 0 and --batch-size >= 1")
     sets = [*set_, *([f"train.batch_size={batch_size}"] if batch_size else [])]
     names = parse_list(methods, "--methods")
-    specs = plan_sweep(
+    planned = plan_sweep(
         names, dataset, [0], device=device, plugins=tuple(plugin), sets=sets, data_root=data_root, threads=threads
     )
-    preflight(specs)
-    rows = run_profile(specs, ProfileSettings(steps, warmup, repeats))
+    preflight(planned)
+    rows = run_profile(planned, ProfileSettings(steps, warmup, repeats))
     table = pd.DataFrame(rows)[CSV_COLUMNS]
     headers = {"method": "method", "steps_per_s": "steps/s", "samples_per_s": "samples/s", "ratio_to_bare": "×bare"}
     headers |= {
@@ -352,7 +353,7 @@ def profile(
         "stage_start_ms": "stage ms",
         "epoch_start_ms": "epoch ms",
     }
-    shown = Table(*headers.values(), title=f"{dataset}: batch {specs[0].train.batch_size}, {threads} thread(s)")
+    shown = Table(*headers.values(), title=f"{dataset}: batch {planned[0].spec.train.batch_size}, {threads} thread(s)")
     for _, row in table.iterrows():
         cells = [row[c] for c in headers]
         shown.add_row(*("–" if v is None or v != v else f"{v:.2f}" if isinstance(v, float) else str(v) for v in cells))

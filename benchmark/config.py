@@ -8,12 +8,11 @@ by the type of the default they replace.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from benchmark.errors import BenchError
 from benchmark.models import LATENTS
 from benchmark.settings import Range, check_settings, parse_setting
-from benchmark.store import SCHEMA_VERSION, run_dir, run_id
+from benchmark.store import run_id
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -108,16 +107,11 @@ def check_train(values: dict) -> dict:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run. ``identity()`` is everything that determines its numbers; the rest is how to run it and report it.
+    """What identifies a run: everything that determines its numbers, and nothing else.
 
-    ``trial`` is the hparam-search trial that drew ``hparams`` (0: the defaults); ``family_id`` is the
-    ``config_id`` of trial 0 of the same sweep, which ties the trials of a method together for selection.
-    ``select`` is the rule for the run's own result (reports can re-select), so it is not part of the identity.
-    ``threads`` is the number of torch CPU threads: a run's numbers are bitwise identical for the same thread
-    count, whatever the launcher or number of parallel runs (different counts sum in different orders).
-    ``deterministic`` asks for PyTorch's deterministic algorithms (what CUDA needs for bitwise repeatability).
     ``data_fingerprint`` identifies the files a ``--data-root`` dataset read
     (:meth:`~benchmark.data.builder.DatasetBuilder.fingerprint`), so that other data never reuses a result.
+    How the run executes is an :class:`Execution`; how it is stored and reported, a :class:`benchmark.runner.Run`.
     """
 
     dataset: str
@@ -126,14 +120,6 @@ class RunSpec:
     hparams: dict
     seed: int
     train: TrainConfig
-    select: str = "val-wga"
-    device: str = "auto"
-    data_root: str | None = None
-    plugins: tuple[str, ...] = field(default=())
-    trial: int = 0
-    family_id: str = ""
-    threads: int = 1
-    deterministic: bool = False
     data_fingerprint: str | None = None
 
     def identity(self) -> dict:
@@ -158,14 +144,21 @@ class RunSpec:
         """The run id without the seed: runs that differ only in seed share it (a leaderboard row)."""
         return run_id({**self.identity(), "seed": None})
 
-    @property
-    def family(self) -> str:
-        return self.family_id or self.config_id
 
-    def header(self) -> dict:
-        """What every file of the run starts with: ids, trial and identity."""
-        ids = {"run_id": self.run_id, "config_id": self.config_id, "family_id": self.family, "trial": self.trial}
-        return {"schema": SCHEMA_VERSION, **ids, **self.identity()}
+@dataclass(frozen=True)
+class Execution:
+    """How a run executes, which does not change its numbers.
 
-    def directory(self, out: Path) -> Path:
-        return run_dir(out, self.dataset, self.method, self.run_id)
+    ``device``: ``auto``, ``cpu`` or ``cuda``. ``threads``: torch CPU threads; a run's numbers are bitwise
+    identical for the same thread count, whatever the launcher or number of parallel runs (different counts sum
+    in different orders, so the count is recorded with the result). ``deterministic`` asks for PyTorch's
+    deterministic algorithms (what CUDA needs for bitwise repeatability). ``data_root``: where a dataset's files
+    are (their content is in the identity, :attr:`RunSpec.data_fingerprint`). ``plugins``: modules or files to
+    import first, so that a plugin method or dataset is registered in the worker.
+    """
+
+    device: str = "auto"
+    threads: int = 1
+    deterministic: bool = False
+    data_root: str | None = None
+    plugins: tuple[str, ...] = field(default=())

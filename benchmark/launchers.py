@@ -17,9 +17,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.config import RunSpec
 from benchmark.errors import BenchError
 from benchmark.runner import Progress, execute_run, record_crash
+from benchmark.runs import Run
 
 LAUNCHERS = ("local", "ray", "slurm")
 MAX_DEFAULT_WORKERS = 8
@@ -40,12 +40,13 @@ class LaunchOptions:
     slurm_cluster: str = "slurm"
 
 
-def default_workers(pending: list[RunSpec]) -> int:
+def default_workers(pending: list[Run]) -> int:
     """Parallel local runs when ``--workers`` is not given: on CPU one per ``threads`` cores (at most
     ``MAX_DEFAULT_WORKERS``), on CUDA one per GPU."""
     if not pending:
         return 1
-    return cuda_devices(pending) or max(1, min(MAX_DEFAULT_WORKERS, (os.cpu_count() or 1) // pending[0].threads))
+    threads = pending[0].execution.threads
+    return cuda_devices(pending) or max(1, min(MAX_DEFAULT_WORKERS, (os.cpu_count() or 1) // threads))
 
 
 def check_launcher(launcher: str, options: LaunchOptions) -> None:
@@ -65,7 +66,7 @@ def check_launcher(launcher: str, options: LaunchOptions) -> None:
         raise BenchError("--launcher slurm: no SLURM here (srun not found); use --slurm-cluster local to test locally")
 
 
-def launch(launcher: str, pending: list[RunSpec], out: Path, progress: Progress, options: LaunchOptions) -> None:
+def launch(launcher: str, pending: list[Run], out: Path, progress: Progress, options: LaunchOptions) -> None:
     """Run ``pending`` with ``launcher``; results land in ``out`` and are reported to ``progress``."""
     if not pending:
         return
@@ -81,11 +82,11 @@ def launch(launcher: str, pending: list[RunSpec], out: Path, progress: Progress,
             run_in_process(pending, out, progress)
 
 
-def run_in_process(pending: list[RunSpec], out: Path, progress: Progress) -> None:
+def run_in_process(pending: list[Run], out: Path, progress: Progress) -> None:
     """One run after another in this process (the dataset is built once and cached)."""
-    for spec in pending:
-        progress.start(spec)
-        progress.finished(spec, execute_run(spec, out, progress), skipped=False)
+    for run in pending:
+        progress.start(run)
+        progress.finished(run, execute_run(run, out, progress), skipped=False)
 
 
 class _QueueProgress(Progress):
@@ -94,12 +95,12 @@ class _QueueProgress(Progress):
     def __init__(self, events, worker: int, index: int):
         self.events, self.worker, self.index = events, worker, index
 
-    def evaluated(self, spec: RunSpec, record: dict) -> None:
+    def evaluated(self, run: Run, record: dict) -> None:
         self.events.put(("evaluated", self.worker, self.index, record))
 
 
 def _pool_worker(worker: int, tasks, events, gpu: int | None, parent: int) -> None:
-    """A pool process: take (index, spec, out) tasks until None arrives or the parent is gone."""
+    """A pool process: take (index, run, out) tasks until None arrives or the parent is gone."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     while os.getppid() == parent:
@@ -109,21 +110,21 @@ def _pool_worker(worker: int, tasks, events, gpu: int | None, parent: int) -> No
             continue
         if task is None:
             return
-        index, spec, out = task
-        result = execute_run(spec, Path(out), _QueueProgress(events, worker, index))
+        index, run, out = task
+        result = execute_run(run, Path(out), _QueueProgress(events, worker, index))
         events.put(("finished", worker, index, result))
 
 
-def cuda_devices(pending: list[RunSpec]) -> int:
+def cuda_devices(pending: list[Run]) -> int:
     """How many CUDA devices the runs can spread over (0 when they train on CPU)."""
     import torch
 
     from benchmark.trainer import resolve_device
 
-    return torch.cuda.device_count() if resolve_device(pending[0].device).type == "cuda" else 0
+    return torch.cuda.device_count() if resolve_device(pending[0].execution.device).type == "cuda" else 0
 
 
-def run_pool(pending: list[RunSpec], out: Path, progress: Progress, workers: int) -> None:
+def run_pool(pending: list[Run], out: Path, progress: Progress, workers: int) -> None:
     """``workers`` spawned processes (each its own GPU when there are several); each builds the dataset once.
     A worker that dies has its run recorded as failed and is replaced; stopping the sweep (Ctrl-C, or SIGTERM,
     which :func:`benchmark.sweep.run_sweep` turns into the same interrupt) stops the workers, leaving their runs
@@ -145,10 +146,10 @@ def run_pool(pending: list[RunSpec], out: Path, progress: Progress, workers: int
 
     def assign(worker: int) -> None:
         if todo:
-            index, spec = todo.popleft()
+            index, run = todo.popleft()
             busy[worker] = index
-            procs[worker][1].put((index, spec, str(out)))
-            progress.start(spec)
+            procs[worker][1].put((index, run, str(out)))
+            progress.start(run)
         else:
             procs[worker][1].put(None)
 
@@ -185,7 +186,7 @@ def run_pool(pending: list[RunSpec], out: Path, progress: Progress, workers: int
             process.join(timeout=10)
 
 
-def run_ray(pending: list[RunSpec], out: Path, progress: Progress, options: LaunchOptions) -> None:
+def run_ray(pending: list[Run], out: Path, progress: Progress, options: LaunchOptions) -> None:
     """Each run a Ray task (its threads as CPUs, 1 GPU on CUDA) on the cluster at ``ray_address`` or a local
     instance with ``workers`` CPUs (default: all cores). ``out`` must be a folder every node can write."""
     import ray
@@ -199,25 +200,25 @@ def run_ray(pending: list[RunSpec], out: Path, progress: Progress, options: Laun
             raise BenchError(f"--ray-address {options.ray_address}: {exc}") from None
     try:
         gpus = 1 if cuda_devices(pending) else 0
-        task = ray.remote(num_cpus=pending[0].threads, num_gpus=gpus, max_retries=0)(execute_run)
+        task = ray.remote(num_cpus=pending[0].execution.threads, num_gpus=gpus, max_retries=0)(execute_run)
         refs = {}
-        for spec in pending:
-            refs[task.remote(spec, out.resolve())] = spec
-            progress.start(spec)
+        for run in pending:
+            refs[task.remote(run, out.resolve())] = run
+            progress.start(run)
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
-            spec = refs.pop(done[0])
+            run = refs.pop(done[0])
             try:
                 result = ray.get(done[0])
             except Exception as exc:  # the task's process died: recorded, the sweep goes on
-                result = record_crash(spec, out, f"ray task failed: {type(exc).__name__}: {exc}")
-            progress.finished(spec, result, skipped=False)
+                result = record_crash(run, out, f"ray task failed: {type(exc).__name__}: {exc}")
+            progress.finished(run, result, skipped=False)
     finally:
         if started_here:
             ray.shutdown()
 
 
-def run_slurm(pending: list[RunSpec], out: Path, progress: Progress, options: LaunchOptions) -> None:
+def run_slurm(pending: list[Run], out: Path, progress: Progress, options: LaunchOptions) -> None:
     """One SLURM array job through submitit (``slurm_cluster="local"``: submitit's local executor, for testing
     on one machine), then wait for every task. Job logs go to ``out/.submitit``."""
     import submitit
@@ -237,14 +238,14 @@ def run_slurm(pending: list[RunSpec], out: Path, progress: Progress, options: La
     except Exception as exc:  # sbatch missing or refusing the job
         raise BenchError(f"could not submit the SLURM array: {exc}") from None
     waiting = dict(zip(jobs, pending))
-    for spec in pending:
-        progress.start(spec)
+    for run in pending:
+        progress.start(run)
     while waiting:
         for job in [job for job in waiting if job.done()]:
-            spec = waiting.pop(job)
+            run = waiting.pop(job)
             try:
                 result = job.result()
             except Exception as exc:  # the job died (timeout, preemption, out of memory)
-                result = record_crash(spec, out, f"slurm job {job.job_id} failed: {exc}")
-            progress.finished(spec, result, skipped=False)
+                result = record_crash(run, out, f"slurm job {job.job_id} failed: {exc}")
+            progress.finished(run, result, skipped=False)
         time.sleep(0.5)

@@ -20,16 +20,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.config import RunSpec
 from benchmark.data import build_dataset
 from benchmark.data.batches import SAMPLERS, BatchStream
 from benchmark.data.images import prefetched
 from benchmark.plugins import load_plugins
+from benchmark.runs import Run
 from benchmark.trainer import (
     build_method,
     make_optimizer,
     peak_memory_mb,
     resolve_device,
+    run_settings,
     sampler_name,
     seeded_model,
     start_stage,
@@ -79,12 +80,12 @@ def median_steps_per_s(device: torch.device, run_steps, batches: list, settings:
     return statistics.median(rates)
 
 
-def profile_method(spec: RunSpec, settings: ProfileSettings) -> dict:
-    """Steps/s of ``spec.method`` (stages weighted by their share of a run's steps), its per-stage rates and the
-    time of its stage and epoch hooks, in this process."""
-    torch.set_num_threads(spec.threads)
-    device = resolve_device(spec.device)
-    data = build_dataset(spec.dataset, spec.data_options, spec.data_root).to(device)
+def profile_method(run: Run, settings: ProfileSettings) -> dict:
+    """Steps/s of the run's method (stages weighted by their share of a run's steps), its per-stage rates and
+    the time of its stage and epoch hooks, in this process."""
+    spec = run.spec
+    device = resolve_device(run.execution.device)
+    data = build_dataset(spec.dataset, spec.data_options, run.execution.data_root).to(device)
     rng = np.random.default_rng([spec.seed, 0xBA7C])
     method = build_method(spec, data)
     make_optimizer(spec.train, [torch.zeros(1, device=device, requires_grad=True)])  # one-off import (~2 s), untimed
@@ -112,11 +113,11 @@ def profile_method(spec: RunSpec, settings: ProfileSettings) -> dict:
     }
 
 
-def profile_bare(spec: RunSpec, settings: ProfileSettings) -> dict:
+def profile_bare(run: Run, settings: ProfileSettings) -> dict:
     """Steps/s of a bare loop: the same model, ERM's batches and optimiser, cross-entropy, nothing else."""
-    torch.set_num_threads(spec.threads)
-    device = resolve_device(spec.device)
-    data = build_dataset(spec.dataset, spec.data_options, spec.data_root).to(device)
+    spec = run.spec
+    device = resolve_device(run.execution.device)
+    data = build_dataset(spec.dataset, spec.data_options, run.execution.data_root).to(device)
     model = seeded_model(data, spec.seed, spec.train.compile, spec.train.latent)
     optimizer = make_optimizer(spec.train, list(model.parameters()))
     sampler = SAMPLERS[sampler_name(spec.train, False)](data, data.indices_cpu("train"), spec.train.batch_size)
@@ -138,17 +139,19 @@ def profile_bare(spec: RunSpec, settings: ProfileSettings) -> dict:
     }
 
 
-def _profile_in_child(spec: RunSpec, settings: ProfileSettings) -> dict:
-    load_plugins(spec.plugins)
-    return profile_bare(spec, settings) if spec.method == BARE else profile_method(spec, settings)
+def _profile_in_child(run: Run, settings: ProfileSettings) -> dict:
+    load_plugins(run.execution.plugins)
+    with run_settings(run.execution):  # the run's threads and deterministic algorithms
+        return profile_bare(run, settings) if run.spec.method == BARE else profile_method(run, settings)
 
 
-def profile(specs: list[RunSpec], settings: ProfileSettings, fresh_process: bool = True) -> list[dict]:
-    """One row per spec plus the bare loop (first), with samples/s and the ratios to the bare loop and to ERM.
+def profile(runs: list[Run], settings: ProfileSettings, fresh_process: bool = True) -> list[dict]:
+    """One row per run plus the bare loop (first), with samples/s and the ratios to the bare loop and to ERM.
 
     ``fresh_process``: profile each in its own spawned process (its own peak memory); otherwise in this one.
     """
-    jobs = [dataclasses.replace(specs[0], method=BARE, hparams={}), *specs]
+    bare = dataclasses.replace(runs[0], spec=dataclasses.replace(runs[0].spec, method=BARE, hparams={}))
+    jobs = [bare, *runs]
     if fresh_process:
         context = multiprocessing.get_context("spawn")
         rows = []
@@ -160,7 +163,7 @@ def profile(specs: list[RunSpec], settings: ProfileSettings, fresh_process: bool
     bare = rows[0]["steps_per_s"]
     erm = next((row["steps_per_s"] for row in rows if row["method"] == "erm"), None)
     for row, job in zip(rows, jobs):
-        row["samples_per_s"] = row["steps_per_s"] * job.train.batch_size
+        row["samples_per_s"] = row["steps_per_s"] * job.spec.train.batch_size
         row["ratio_to_bare"] = row["steps_per_s"] / bare
         row["ratio_to_erm"] = row["steps_per_s"] / erm if erm else None
     return rows

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichBars
 
-from benchmark.config import RunSpec
 from benchmark.runner import Progress
+from benchmark.runs import Run
 
 
 def format_seconds(seconds: float) -> str:
@@ -63,27 +63,27 @@ class RichProgress(Progress):
             text += f", ~{format_seconds(mean * left / self.parallel)} left"
         return text
 
-    def start(self, spec: RunSpec) -> None:
-        bar = self.bars.add_task(self.run_name(spec), total=spec.train.epochs)
-        self.running[spec.run_id] = (bar, perf_counter())
+    def start(self, run: Run) -> None:
+        bar = self.bars.add_task(self.run_name(run), total=run.spec.train.epochs)
+        self.running[run.run_id] = (bar, perf_counter())
         self.bars.update(self.sweep, description=self.summary())
 
-    def evaluated(self, spec: RunSpec, record: dict) -> None:
+    def evaluated(self, run: Run, record: dict) -> None:
         val = record["val"]["wga"]
         suffix = f" (val wga {val:.1f})" if val is not None else ""
-        bar = self.running[spec.run_id][0]
-        self.bars.update(bar, completed=record["epoch"], description=self.run_name(spec) + suffix)
+        bar = self.running[run.run_id][0]
+        self.bars.update(bar, completed=record["epoch"], description=self.run_name(run) + suffix)
 
-    def finished(self, spec: RunSpec, result: dict, skipped: bool) -> None:
-        if spec.run_id in self.running:
-            bar, started = self.running.pop(spec.run_id)
+    def finished(self, run: Run, result: dict, skipped: bool) -> None:
+        if run.run_id in self.running:
+            bar, started = self.running.pop(run.run_id)
             self.bars.remove_task(bar)
             self.trained_seconds.append(perf_counter() - started)
         ok = result.get("status") == "ok"
         self.done += ok
         self.failed += not ok
         self.bars.update(self.sweep, advance=1, description=self.summary())
-        what = self.run_name(spec)
+        what = self.run_name(run)
         if not ok:
             self.console.print(f"[red]failed[/red]  {what}: {result.get('error')}")
             return
@@ -96,6 +96,6 @@ class RichProgress(Progress):
         self.console.print(text)
 
     @staticmethod
-    def run_name(spec: RunSpec) -> str:
-        trial = f" trial {spec.trial}" if spec.trial else ""
-        return f"{spec.method}{trial} seed {spec.seed}"
+    def run_name(run: Run) -> str:
+        trial = f" trial {run.trial}" if run.trial else ""
+        return f"{run.spec.method}{trial} seed {run.spec.seed}"

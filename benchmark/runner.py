@@ -1,23 +1,22 @@
-"""Sweeps of methods × trials × seeds: run specs, and the single-run function every launcher calls.
+"""The single-run function every launcher calls, and what a sweep asks of stored runs.
 
-The runner knows nothing of losses: it builds :class:`RunSpec` objects, finds the runs still to do, and
-:func:`execute_run` trains one run and writes its files. Launchers (:mod:`benchmark.launchers`) decide where.
+The runner knows nothing of losses: it finds the runs still to do, checks before training that they can run
+(:func:`preflight`), and :func:`execute_run` trains one run, selects its reported epoch and writes its files.
+Launchers (:mod:`benchmark.launchers`) decide where.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import traceback
 from pathlib import Path
 
-from benchmark.config import RunSpec, TrainConfig, apply_sets, check_train, split_sets, train_config
 from benchmark.data import build_dataset
 from benchmark.errors import BenchError
-from benchmark.hparams import trial_values
 from benchmark.plugins import load_plugins
-from benchmark.registry import DATASETS, METHODS
+from benchmark.runs import Run
+from benchmark.selection import selected
 from benchmark.store import RunLog, check_run_paths, check_writable, read_result, write_json_atomic
-from benchmark.trainer import build_method, resolve_device, run_settings, train
+from benchmark.trainer import build_method, run_settings, train
 
 
 class Progress:
@@ -26,11 +25,11 @@ class Progress:
     def begin(self, total: int, parallel: int) -> None:
         """The sweep has ``total`` runs (finished ones included) and trains up to ``parallel`` at a time."""
 
-    def start(self, spec: RunSpec) -> None: ...
+    def start(self, run: Run) -> None: ...
 
-    def evaluated(self, spec: RunSpec, record: dict) -> None: ...
+    def evaluated(self, run: Run, record: dict) -> None: ...
 
-    def finished(self, spec: RunSpec, result: dict, skipped: bool) -> None: ...
+    def finished(self, run: Run, result: dict, skipped: bool) -> None: ...
 
     def note(self, text: str) -> None:
         """A message about the sweep as a whole (e.g. waiting for another sweep's runs)."""
@@ -58,7 +57,7 @@ def unstored(result: dict, path: Path, exc: OSError) -> dict:
     return {**result, "status": "failed", "error": error, "unstored": True}
 
 
-def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> dict:
+def execute_run(run: Run, out: Path, progress: Progress | None = None) -> dict:
     """Train one run and write config.json, log.jsonl and (last, atomically) result.json; return the result.
 
     Any exception inside the run, and a ``SystemExit`` from a plugin, is recorded as ``status: failed`` with a
@@ -67,22 +66,22 @@ def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> d
     no result.json, so the run is redone next time.
     """
     progress = progress or Progress()
-    directory = spec.directory(out)
-    header = spec.header()
+    directory = run.directory(out)
+    header, how = run.header(), run.execution
     try:
-        write_json_atomic(directory / "config.json", {**header, "device": spec.device, "data_root": spec.data_root})
+        write_json_atomic(directory / "config.json", {**header, "device": how.device, "data_root": how.data_root})
         log = RunLog(directory / "log.jsonl")
     except OSError as exc:
         return unstored({**header, "status": "failed"}, directory, exc)
 
     def on_eval(record: dict) -> None:
         log(record)
-        progress.evaluated(spec, record)
+        progress.evaluated(run, record)
 
     try:
-        load_plugins(spec.plugins)
-        data = build_dataset(spec.dataset, spec.data_options, spec.data_root)
-        result = {"status": "ok", **train(spec, data, on_eval)}
+        load_plugins(how.plugins)
+        data = build_dataset(run.spec.dataset, run.spec.data_options, how.data_root)
+        result = {"status": "ok", **selected(train(run.spec, data, on_eval, how), run.select)}
     except SystemExit as exc:  # a plugin calling sys.exit must not end the sweep
         result = {**failure(exc), "error": f"the run called sys.exit({exc.code!r})"}
     except Exception as exc:  # recorded, so that the sweep goes on
@@ -97,119 +96,56 @@ def execute_run(spec: RunSpec, out: Path, progress: Progress | None = None) -> d
     return result
 
 
-def record_crash(spec: RunSpec, out: Path, reason: str) -> dict:
+def record_crash(run: Run, out: Path, reason: str) -> dict:
     """The run's result after its process died: the result.json it managed to write, or a failed one (written
     if the disk allows)."""
-    result = read_result(spec.directory(out))
+    result = read_result(run.directory(out))
     if result is None:
-        result = {**spec.header(), "status": "failed", "error": reason}
+        result = {**run.header(), "status": "failed", "error": reason}
         try:
-            write_json_atomic(spec.directory(out) / "result.json", result)
+            write_json_atomic(run.directory(out) / "result.json", result)
         except OSError as exc:
-            result = unstored(result, spec.directory(out) / "result.json", exc)
+            result = unstored(result, run.directory(out) / "result.json", exc)
     return result
 
 
-def stored_result(spec: RunSpec, out: Path, retry_failed: bool = False) -> dict | None:
+def stored_result(run: Run, out: Path, retry_failed: bool = False) -> dict | None:
     """The stored result of a finished run (failed runs count as finished unless ``retry_failed``), else None."""
-    result = read_result(spec.directory(out))
+    result = read_result(run.directory(out))
     if result is None or (retry_failed and result.get("status") != "ok"):
         return None
     return result
 
 
-def unique_runs(specs: list[RunSpec]) -> list[RunSpec]:
-    """``specs`` without repeated runs (trials that drew the same hparams), in order."""
-    return list({spec.run_id: spec for spec in specs}.values())
+def unique_runs(runs: list[Run]) -> list[Run]:
+    """``runs`` without repeated runs (trials that drew the same hparams), in order."""
+    return list({run.run_id: run for run in runs}.values())
 
 
-def runs_to_do(specs: list[RunSpec], out: Path, force: bool = False, retry_failed: bool = False) -> list[RunSpec]:
-    """The specs without a stored result (all of them with ``force``), in order, each once."""
-    return [spec for spec in unique_runs(specs) if force or stored_result(spec, out, retry_failed) is None]
+def runs_to_do(runs: list[Run], out: Path, force: bool = False, retry_failed: bool = False) -> list[Run]:
+    """The runs without a stored result (all of them with ``force``), in order, each once."""
+    return [run for run in unique_runs(runs) if force or stored_result(run, out, retry_failed) is None]
 
 
-def preflight(pending: list[RunSpec], out: Path | None = None) -> None:
+def preflight(pending: list[Run], out: Path | None = None) -> None:
     """Before anything trains, if anything will: build the sweep's dataset (cached for in-process runs), check
     that ``out`` and every run's folder can be written, and set up each distinct configuration once on CPU
     (model and method: a constructor that cannot be called, stages that do not fit the budget, missing
     pretrained weights), so that each of these is one BenchError rather than failed runs."""
     if not pending:
         return
-    data = build_dataset(pending[0].dataset, pending[0].data_options, pending[0].data_root)
+    first = pending[0]
+    data = build_dataset(first.spec.dataset, first.spec.data_options, first.execution.data_root)
     if out is not None:
         check_writable(out)
-        for spec in pending:
-            check_run_paths(spec.directory(out))
-    for spec in {spec.config_id: spec for spec in pending}.values():
+        for run in pending:
+            check_run_paths(run.directory(out))
+    for run in {run.spec.config_id: run for run in pending}.values():
         try:
-            with run_settings(spec):
-                build_method(spec, data)
+            with run_settings(run.execution):
+                build_method(run.spec, data)
         except BenchError:
             raise
         except Exception as exc:
-            raise BenchError(f"method {spec.method} cannot be set up with these settings: {error_line(exc)}") from None
-
-
-def dataset_options(dataset: str, sets: dict[str, str], data_root: str | None) -> dict:
-    """The dataset's resolved options (``data.*`` keys of ``sets`` over its defaults), validated."""
-    builder = DATASETS.get(dataset)
-    if builder.needs_data_root and data_root is None:
-        raise BenchError(f"dataset {dataset} reads files: give --data-root PATH")
-    return builder.check_options(apply_sets("data", builder.option_defaults(), sets))
-
-
-def plan_sweep(
-    methods: list[str],
-    dataset: str,
-    seeds: list[int],
-    epochs: int | None = None,
-    select: str = "val-wga",
-    device: str = "auto",
-    plugins: tuple[str, ...] = (),
-    sets: list[str] = (),
-    data_root: str | None = None,
-    trials: int = 1,
-    threads: int = 1,
-    deterministic: bool = False,
-) -> list[RunSpec]:
-    """Validate every name and ``--set`` value, then return the runs of methods × trials × seeds (nothing is
-    written).
-
-    ``methods`` may be ``["all"]`` (every registered method, plugins included). ``--set`` keys are
-    ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep; they are fixed in every trial, while
-    trials 1.. draw the method's other ``space`` entries (trial 0 is the defaults). ``threads`` and
-    ``deterministic``: how each run executes (see :class:`RunSpec`).
-    """
-    plugins = load_plugins(plugins)
-    names = METHODS.names() if methods == ["all"] else [METHODS.get(m).name for m in methods]
-    parsed = split_sets(list(sets))
-    data_options = dataset_options(dataset, parsed, data_root)
-    for key in parsed:
-        section = key.partition(".")[0]
-        if section in METHODS and section not in names:
-            raise BenchError(f"--set {key}: method '{section}' is not among --methods ({', '.join(names)})")
-        if section not in ("train", "data", *names):
-            raise BenchError(f"unknown setting '{key}'; sections: train, data, {', '.join(names)}")
-    config = train_config(parsed, DATASETS.get(dataset).train_defaults, epochs)
-    fingerprint = DATASETS.get(dataset).fingerprint(data_root)
-    resolve_device(device)
-    specs = []
-    for name in names:
-        cls = METHODS.get(name)
-        fixed = {key.partition(".")[2] for key in parsed if key.startswith(f"{name}.")}
-        fixed |= {key for key in parsed if key.startswith("train.")}
-        base = apply_sets(name, cls.defaults(), parsed)
-        family = ""
-        for trial in range(trials):
-            drawn = trial_values(name, cls.space, trial, fixed)
-            hparams = cls.check_hparams({**base, **{k: v for k, v in drawn.items() if not k.startswith("train.")}})
-            drawn_train = {k[6:]: v for k, v in drawn.items() if k.startswith("train.")}
-            train = TrainConfig(**check_train({**config.to_dict(), **drawn_train}))
-            runs = [
-                RunSpec(dataset, data_options, name, hparams, seed, train, select, device, data_root, plugins, trial)
-                for seed in seeds
-            ]
-            family = family or runs[0].config_id
-            how = dict(family_id=family, threads=threads, deterministic=deterministic, data_fingerprint=fingerprint)
-            specs += [dataclasses.replace(spec, **how) for spec in runs]
-    return specs
+            problem = error_line(exc)
+            raise BenchError(f"method {run.spec.method} cannot be set up with these settings: {problem}") from None

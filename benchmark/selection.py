@@ -30,6 +30,14 @@ def select_epoch(history: list[dict], rule: str) -> dict:
     return best
 
 
+def selected(result: dict, rule: str) -> dict:
+    """A trained run's result led by the evaluation ``rule`` picks from its ``history``: ``selected_epoch``,
+    ``select``, and that evaluation's ``val``, ``test`` and ``live_units``."""
+    best = select_epoch(result["history"], rule)
+    picked = {"selected_epoch": best["epoch"], "select": rule, **{k: best[k] for k in ("val", "test", "live_units")}}
+    return {**picked, **result}
+
+
 def select_trials(runs: pd.DataFrame, rule: str) -> pd.DataFrame:
     """Keep, per (dataset, method, family), the runs of the configuration (hparam trial) whose mean over seeds of
     the selection score is best (ties: the mean tie-break score, then the lower trial number).

@@ -1,6 +1,6 @@
 """One sweep from plan to outcome: which runs to train, claiming them, launching, collecting what happened.
 
-:func:`run_sweep` is what ``bench run`` calls after :func:`~benchmark.runner.plan_sweep`: it skips finished
+:func:`run_sweep` is what ``bench run`` calls after :func:`~benchmark.plan.plan_sweep`: it skips finished
 runs, checks everything a run needs before any trains (:func:`~benchmark.runner.preflight`), claims each run it
 will train so that concurrent sweeps on one folder train it once (DESIGN.md, "Results on disk"), launches them,
 and returns a :class:`SweepOutcome`. Ctrl-C or SIGTERM raise :class:`Interrupted` with what finished; every
@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.config import RunSpec
 from benchmark.launchers import LaunchOptions, default_workers, launch
 from benchmark.runner import Progress, preflight, runs_to_do, stored_result, unique_runs
+from benchmark.runs import Run
 from benchmark.store import claim_run, read_result, release_claim
 
 POLL_S = 1.0  # how often a sweep looks whether runs another sweep holds have finished
@@ -29,14 +29,14 @@ class SweepOutcome:
     ids of the runs this sweep trained, ``by_others`` counts the runs another sweep on the same folder was
     training and finished."""
 
-    runs: list[tuple[RunSpec, dict]]
+    runs: list[tuple[Run, dict]]
     attempted: set[str] = field(default_factory=set)
     by_others: int = 0
 
     @property
-    def failed(self) -> list[tuple[RunSpec, dict]]:
+    def failed(self) -> list[tuple[Run, dict]]:
         """Runs whose result is not ``ok``: failed, corrupt, or not stored."""
-        return [(spec, result) for spec, result in self.runs if result.get("status") != "ok"]
+        return [(run, result) for run, result in self.runs if result.get("status") != "ok"]
 
     @property
     def results(self) -> list[dict]:
@@ -61,63 +61,63 @@ class _Collecting(Progress):
     def begin(self, total: int, parallel: int) -> None:
         self.inner.begin(total, parallel)
 
-    def start(self, spec: RunSpec) -> None:
-        self.inner.start(spec)
+    def start(self, run: Run) -> None:
+        self.inner.start(run)
 
-    def evaluated(self, spec: RunSpec, record: dict) -> None:
-        self.inner.evaluated(spec, record)
+    def evaluated(self, run: Run, record: dict) -> None:
+        self.inner.evaluated(run, record)
 
-    def finished(self, spec: RunSpec, result: dict, skipped: bool) -> None:
-        self.results[spec.run_id] = result
+    def finished(self, run: Run, result: dict, skipped: bool) -> None:
+        self.results[run.run_id] = result
         if not skipped:
-            release_claim(spec.directory(self.out))
-        self.inner.finished(spec, result, skipped)
+            release_claim(run.directory(self.out))
+        self.inner.finished(run, result, skipped)
 
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(signum)
 
 
-def _claim(pending: list[RunSpec], out: Path, force: bool, retry_failed: bool, collecting: _Collecting, mine: list):
+def _claim(pending: list[Run], out: Path, force: bool, retry_failed: bool, collecting: _Collecting, mine: list):
     """Claim each pending run into ``mine``; return those another live sweep holds. A run that another sweep
     finished after this one looked is reported as done."""
     elsewhere = []
-    for spec in pending:
-        directory = spec.directory(out)
+    for run in pending:
+        directory = run.directory(out)
         if claim_run(directory) is not None:
-            elsewhere.append(spec)
-        elif not force and (stored := stored_result(spec, out, retry_failed)) is not None:
+            elsewhere.append(run)
+        elif not force and (stored := stored_result(run, out, retry_failed)) is not None:
             release_claim(directory)
-            collecting.finished(spec, stored, skipped=True)
+            collecting.finished(run, stored, skipped=True)
         else:
-            mine.append(spec)
+            mine.append(run)
     return elsewhere
 
 
-def _wait_for_others(waiting: list[RunSpec], out: Path, launcher: str, options: LaunchOptions, collecting, mine) -> int:
+def _wait_for_others(waiting: list[Run], out: Path, launcher: str, options: LaunchOptions, collecting, mine) -> int:
     """Wait for the runs other sweeps hold: each is reported once its owner has released it with a result, and
     trained here (into ``mine``) if the owner is gone without one. Returns how many the other sweeps finished."""
     finished_elsewhere = 0
     while waiting:
         time.sleep(POLL_S)
-        for spec in list(waiting):
-            directory = spec.directory(out)
+        for run in list(waiting):
+            directory = run.directory(out)
             if claim_run(directory) is not None:
                 continue
-            waiting.remove(spec)
+            waiting.remove(run)
             result = read_result(directory)
             if result is not None:
                 release_claim(directory)
-                collecting.finished(spec, result, skipped=True)
+                collecting.finished(run, result, skipped=True)
                 finished_elsewhere += 1
             else:
-                mine.append(spec)
-                launch(launcher, [spec], out, collecting, options)
+                mine.append(run)
+                launch(launcher, [run], out, collecting, options)
     return finished_elsewhere
 
 
 def run_sweep(
-    specs: list[RunSpec],
+    runs: list[Run],
     out: Path,
     launcher: str = "local",
     options: LaunchOptions = LaunchOptions(),
@@ -125,14 +125,14 @@ def run_sweep(
     force: bool = False,
     retry_failed: bool = False,
 ) -> SweepOutcome:
-    """Train the runs of ``specs`` that have no stored result (all with ``force``, failed ones too with
+    """Train the ``runs`` that have no stored result (all with ``force``, failed ones too with
     ``retry_failed``) and return every run's outcome. Runs that another sweep on the same folder is training are
     waited for (and taken over if that sweep dies). Raises :class:`~benchmark.errors.BenchError` before any
     training for a problem the pre-flight finds, :class:`Interrupted` on Ctrl-C or SIGTERM."""
     out = Path(out)
-    unique = unique_runs(specs)
+    unique = unique_runs(runs)
     collecting = _Collecting(progress or Progress(), out)
-    mine: list[RunSpec] = []
+    mine: list[Run] = []
     by_others = 0
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
@@ -142,10 +142,10 @@ def run_sweep(
         parallel = options.workers or (default_workers(pending) if launcher == "local" else 1)
         collecting.inner.begin(len(unique), parallel)
         elsewhere = _claim(pending, out, force, retry_failed, collecting, mine)
-        busy = {spec.run_id for spec in [*mine, *elsewhere]}
-        for spec in unique:
-            if spec.run_id not in busy and spec.run_id not in collecting.results:
-                collecting.finished(spec, stored_result(spec, out), skipped=True)
+        busy = {run.run_id for run in [*mine, *elsewhere]}
+        for run in unique:
+            if run.run_id not in busy and run.run_id not in collecting.results:
+                collecting.finished(run, stored_result(run, out), skipped=True)
         launch(launcher, list(mine), out, collecting, options)
         if elsewhere:
             collecting.inner.note(f"waiting for {len(elsewhere)} run(s) that another sweep on {out} is training")
@@ -156,8 +156,8 @@ def run_sweep(
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-        for spec in mine:
-            release_claim(spec.directory(out))
+        for run in mine:
+            release_claim(run.directory(out))
     missing = {"status": "failed", "error": "the run left no result"}
-    runs = [(spec, collecting.results.get(spec.run_id) or missing) for spec in unique]
-    return SweepOutcome(runs, {spec.run_id for spec in mine}, by_others)
+    outcomes = [(run, collecting.results.get(run.run_id) or missing) for run in unique]
+    return SweepOutcome(outcomes, {run.run_id for run in mine}, by_others)

@@ -89,7 +89,7 @@ def mean_std(mean: float, std: float, plus_minus: str, precision: int = 1) -> st
 
 def rank_marks(values: pd.Series, higher: bool, precision: int = 1) -> list[str]:
     """'best' / 'second' / '' per value as displayed with ``precision`` decimals (ties share the mark); no marks
-    when fewer than two distinct values."""
+    when fewer than two distinct values. Not ``Styler.highlight_max``: it ranks raw values and marks no second."""
     shown = values.round(precision)
     ordered = sorted(set(shown.dropna()), reverse=higher)
     marks = {v: "best" for v in ordered[:1]} | {v: "second" for v in ordered[1:2]}
@@ -118,13 +118,14 @@ def ranked_column(
 
 
 def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A pipe table: header, separator, one line per row."""
+    """A pipe table: header, separator, one line per row (pandas' Styler writes no Markdown)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def latex(header: Sequence[str], rows: Sequence[Sequence[str]], align: str, notes: Sequence[str] = ()) -> list[str]:
-    """A booktabs tabular; each note is a full-width line under the bottom rule."""
+    """A booktabs tabular; each note is a full-width line under the bottom rule. Not ``Styler.to_latex``: it puts
+    nothing under ``\\bottomrule`` and needs jinja2, which the project does not declare."""
     lines = [rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
     lines += [" & ".join(row) + r" \\" for row in rows]
     lines.append(r"\bottomrule")
@@ -151,7 +152,7 @@ def latex_file(tabular: Sequence[str], comments: Sequence[str], standalone: bool
 
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """An HTML table of already-escaped cells."""
+    """An HTML table of already-escaped cells (``Styler.to_html`` adds ids, classes and a <style> block)."""
     head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>\n" for row in rows)
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"

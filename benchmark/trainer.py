@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.config import Execution, RunSpec, TrainConfig
 from benchmark.data.batches import SAMPLERS, Batch, BatchStream, eval_batches
 from benchmark.data.core import GroupDataset
 from benchmark.data.images import prefetched
@@ -25,7 +25,6 @@ from benchmark.methods.base import Method, Stage, TrainInfo
 from benchmark.metrics import group_metrics
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
-from benchmark.selection import select_epoch
 
 
 class NonFiniteLoss(RuntimeError):
@@ -197,11 +196,17 @@ def train_steps(
     return loss_sum, first_bad, logs
 
 
-def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None] = lambda record: None) -> dict:
-    """Train ``spec.method`` on ``data_cpu`` and return the metrics at the selected epoch.
+def train(
+    spec: RunSpec,
+    data_cpu: GroupDataset,
+    on_eval: Callable[[dict], None] = lambda record: None,
+    execution: Execution = Execution(),
+) -> dict:
+    """Train ``spec.method`` on ``data_cpu`` as ``execution`` says (device; CPU threads and deterministic
+    algorithms, set for the run and restored after) and return its history and costs.
 
-    Of ``spec`` the trainer reads the method, hparams, seed, training settings, selection rule, device
-    and CPU thread count (set for the run, restored after); the dataset fields are the runner's.
+    Of ``spec`` the trainer reads the method, hparams, seed and training settings; the dataset fields are the
+    runner's.
 
     The budget is in optimizer steps: each stage trains ``stage.epochs × ⌈n_train / batch_size⌉`` steps (ERM's
     epochs), drawn as one stream from its sampler (:class:`~benchmark.data.batches.BatchStream`), whatever the
@@ -210,22 +215,21 @@ def train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]
     gradients. After each ⌈n_train / batch_size⌉ steps (an "epoch") the model is evaluated on val and test
     (val also records the latents' ``live_units`` per group); the record (stage, epoch, step, train loss,
     method logs, metrics, time) goes to ``on_eval``. The final stage's evaluations (the
-    model the method delivers) are returned as ``history``, and the metrics at the epoch
-    :func:`~benchmark.selection.select_epoch` picks under ``spec.select``.
-    Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
+    model the method delivers) are returned as ``history``, from which the runner picks the reported epoch
+    (:func:`~benchmark.selection.selected`). Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
     """
-    with run_settings(spec):
-        return _train(spec, data_cpu, on_eval)
+    with run_settings(execution):
+        return _train(spec, data_cpu, on_eval, resolve_device(execution.device))
 
 
 @contextlib.contextmanager
-def run_settings(spec: RunSpec):
-    """For the duration of a run: ``spec.threads`` torch CPU threads and, with ``spec.deterministic``, PyTorch's
+def run_settings(execution: Execution):
+    """For the duration of a run: ``execution.threads`` torch CPU threads and, with ``deterministic``, PyTorch's
     deterministic algorithms (cuDNN without autotuning; cuBLAS with a fixed workspace, set before CUDA's first
     use in this process). The previous settings are restored afterwards."""
     previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
-    torch.set_num_threads(spec.threads)
-    if spec.deterministic:
+    torch.set_num_threads(execution.threads)
+    if execution.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
@@ -237,9 +241,8 @@ def run_settings(spec: RunSpec):
         torch.backends.cudnn.benchmark = previous[2]
 
 
-def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None]) -> dict:
+def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None], device: torch.device) -> dict:
     start = time.perf_counter()
-    device = resolve_device(spec.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     data = data_cpu.to(device)
@@ -294,13 +297,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
         )
 
     memory, memory_kind = peak_memory_mb(device)
-    best = select_epoch(history, spec.select)
     return {
-        "selected_epoch": best["epoch"],
-        "select": spec.select,
-        "val": best["val"],
-        "test": best["test"],
-        "live_units": best["live_units"],
         "group_sizes": {split: dict(zip(data.group_names, n)) for split, n in data.counts_table().items()},
         "epochs": spec.train.epochs,
         "steps": step,
@@ -311,7 +308,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
         "peak_memory_mb": memory,
         "memory_kind": memory_kind,
         "device": str(device),
-        "threads": spec.threads,
-        "deterministic": spec.deterministic,
+        "threads": torch.get_num_threads(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
         "history": history,
     }

@@ -14,6 +14,7 @@ from benchmark.config import RunSpec, TrainConfig
 from benchmark.data import build_dataset
 from benchmark.errors import BenchError
 from benchmark.registry import DATASETS
+from benchmark.selection import selected
 from benchmark.trainer import train
 
 SMALL = {"n_max": 60, "n_eval": 10}  # a 1000-sequence pool: fast builds for the option-level tests
@@ -186,8 +187,8 @@ def test_eval_splits_do_not_depend_on_beta_and_train_sets_nest(default_lt, beta1
 
 def test_end_to_end_training_reports_many_medium_few():
     opts = DATASETS.get("digits-lt").option_defaults()
-    spec = RunSpec("digits-lt", opts, "erm", {}, 0, TrainConfig(epochs=1), device="cpu")
-    result = train(spec, build_dataset("digits-lt", opts))
+    spec = RunSpec("digits-lt", opts, "erm", {}, 0, TrainConfig(epochs=1))
+    result = selected(train(spec, build_dataset("digits-lt", opts)), "val-wga")
     for split in ("val", "test"):
         for key in ("many", "medium", "few", "wga", "acc"):
             value = result[split][key]

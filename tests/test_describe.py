@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.data import build_dataset
+from benchmark.plan import dataset_options
 from benchmark.registry import DATASETS
-from benchmark.runner import dataset_options
 
 FAKE_ROOTS = {
     "waterbirds": fake_waterbirds,

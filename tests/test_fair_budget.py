@@ -22,7 +22,7 @@ BUILTINS = ("erm", "groupdro", "anchor-w2", "jtt", "jm1", "nc-frozen", "dro-lt",
 
 def spec(method: str, epochs: int = 4, **train) -> RunSpec:
     config = TrainConfig(epochs=epochs, batch_size=8, **train)
-    return RunSpec("toy", {}, method, METHODS.get(method).defaults(), 0, config, "val-wga", "cpu")
+    return RunSpec("toy", {}, method, METHODS.get(method).defaults(), 0, config)
 
 
 def stage_batches(method_name: str, data, steps: int = 12) -> list[list[int]]:

@@ -3,7 +3,6 @@ switch for deterministic algorithms (concurrent sweeps: test_integrity.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import resource
@@ -16,7 +15,7 @@ import pytest
 import torch
 from conftest import SMALL_HETERO, bench, toy_dataset
 
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.config import Execution, RunSpec, TrainConfig
 from benchmark.methods.erm import ERM
 from benchmark.registry import METHODS, register_method
 from benchmark.trainer import train
@@ -121,8 +120,8 @@ def test_a_dying_worker_is_a_failed_run_and_the_sweep_goes_on(tmp_path):
 def test_deterministic_switch_is_on_during_the_run_and_restored_after():
     RecordsDeterminism.seen.clear()
     before = torch.are_deterministic_algorithms_enabled()
-    spec = RunSpec("toy", {}, "test-records-determinism", {}, 0, TrainConfig(epochs=1, batch_size=8), device="cpu")
-    train(dataclasses.replace(spec, deterministic=True), toy_dataset())
+    spec = RunSpec("toy", {}, "test-records-determinism", {}, 0, TrainConfig(epochs=1, batch_size=8))
+    train(spec, toy_dataset(), execution=Execution(deterministic=True))
     assert RecordsDeterminism.seen and all(RecordsDeterminism.seen)
     assert torch.are_deterministic_algorithms_enabled() == before
     RecordsDeterminism.seen.clear()

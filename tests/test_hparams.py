@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from benchmark.hparams import Choice, LogUniform, Uniform, draw
+from benchmark.plan import plan_sweep
 from benchmark.registry import METHODS
-from benchmark.runner import plan_sweep
 
 
 def test_draws_are_in_range_and_repeatable():
@@ -35,9 +35,10 @@ def test_builtin_spaces_name_real_hparams():
 def trial_hparams(specs, method: str) -> dict[int, list]:
     """trial -> the hparams (and drawn training settings) of every seed's run of ``method``."""
     out: dict[int, list] = {}
-    for spec in specs:
+    for run in specs:
+        spec = run.spec
         if spec.method == method:
-            out.setdefault(spec.trial, []).append({**spec.hparams, "lr": spec.train.lr, "wd": spec.train.weight_decay})
+            out.setdefault(run.trial, []).append({**spec.hparams, "lr": spec.train.lr, "wd": spec.train.weight_decay})
     return out
 
 
@@ -51,7 +52,7 @@ def test_trials_draw_per_name_independent_of_seed_and_of_other_hparams(monkeypat
         assert len({json.dumps(d[0], sort_keys=True) for d in draws.values()}) == 4
     groupdro = trial_hparams(specs, "groupdro")
     assert groupdro[0][0]["step_size"] == METHODS.get("groupdro").defaults()["step_size"], "trial 0: defaults"
-    assert {s.family_id for s in specs if s.method == "groupdro"} == {specs[2 * 4].config_id}
+    assert {s.family_id for s in specs if s.spec.method == "groupdro"} == {specs[2 * 4].spec.config_id}
 
     cls = METHODS.get("groupdro")
     monkeypatch.setattr(cls, "space", {**cls.space, "train.lr": LogUniform(-4, -2)})
@@ -64,5 +65,5 @@ def test_trials_draw_per_name_independent_of_seed_and_of_other_hparams(monkeypat
 
 def test_set_values_are_fixed_in_every_trial():
     specs = plan_sweep(["groupdro"], "digits-hetero", [0], trials=3, sets=["groupdro.step_size=0.05"])
-    assert [s.hparams["step_size"] for s in specs] == [0.05, 0.05, 0.05]
-    assert len({s.hparams["adjustment"] for s in specs} | {s.train.weight_decay for s in specs}) > 1
+    assert [s.spec.hparams["step_size"] for s in specs] == [0.05, 0.05, 0.05]
+    assert len({s.spec.hparams["adjustment"] for s in specs} | {s.spec.train.weight_decay for s in specs}) > 1

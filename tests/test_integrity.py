@@ -85,7 +85,7 @@ def test_a_folder_where_a_result_file_should_be_is_an_input_error(tmp_path):
     args = ["run", "--methods", "erm", "--out", str(out), *IN_PROCESS]
     assert bench_in_process(*args, "--seeds", "0").returncode == 0
     first = next((out / "digits-hetero" / "erm").iterdir())
-    from benchmark.runner import plan_sweep
+    from benchmark.plan import plan_sweep
 
     seed1 = plan_sweep(["erm"], "digits-hetero", [1], epochs=2, sets=["data.n_mnist1d=600"])[0]
     (seed1.directory(out) / "result.json").mkdir(parents=True)

@@ -18,6 +18,7 @@ from benchmark.errors import BenchError
 from benchmark.methods.anchor_w2 import AnchorW2, cell_w2
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
+from benchmark.selection import selected
 from benchmark.trainer import train
 
 
@@ -229,8 +230,8 @@ def test_declarations_and_checks():
 
 def test_end_to_end_training_on_toy():
     records = []
-    spec = RunSpec("toy", {}, "anchor-w2", {}, 0, TrainConfig(epochs=2, batch_size=8), device="cpu")
-    result = train(spec, toy_dataset(), on_eval=records.append)
+    spec = RunSpec("toy", {}, "anchor-w2", {}, 0, TrainConfig(epochs=2, batch_size=8))
+    result = selected(train(spec, toy_dataset(), on_eval=records.append), "val-wga")
     for split in ("val", "test"):
         groups = result[split]["groups"]
         assert set(groups) == {"vec0", "img1", "seq2"} and all(v is not None for v in groups.values())

@@ -12,13 +12,14 @@ from conftest import make_info, toy_dataset
 
 import benchmark.methods.dro_lt  # noqa: F401  (registers "dro-lt")
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.batches import ClassBalancedSampler, make_batches
+from benchmark.data.batches import make_batches
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.errors import BenchError
 from benchmark.methods.base import Stage
-from benchmark.methods.dro_lt import stage_epochs
+from benchmark.methods.dro_lt import ClassBalancedSampler, stage_epochs
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
+from benchmark.selection import selected
 from benchmark.trainer import make_optimizer, train
 
 TRAIN_COUNTS = (30, 8, 3, 0)  # class 3 has no training sample (it appears in val/test only)
@@ -272,9 +273,9 @@ def test_check_hparams_rejects_bad_values(bad):
 
 def test_short_training_on_toy_dataset():
     torch.set_default_dtype(torch.float32)
-    spec = RunSpec("toy", {}, "dro-lt", {}, 0, TrainConfig(epochs=4, batch_size=8), device="cpu")
+    spec = RunSpec("toy", {}, "dro-lt", {}, 0, TrainConfig(epochs=4, batch_size=8))
     records = []
-    result = train(spec, toy_dataset(), records.append)
+    result = selected(train(spec, toy_dataset(), records.append), "val-wga")
     assert [s["name"] for s in result["stages"]] == ["warmup", "robust", "classifier"]
     assert [s["epochs"] for s in result["stages"]] == [2, 1, 1]
     for split in ("val", "test"):

@@ -19,6 +19,7 @@ from benchmark.errors import BenchError
 from benchmark.methods.jm1 import PartnerSampler
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
+from benchmark.selection import selected
 from benchmark.trainer import train
 
 
@@ -216,8 +217,8 @@ def test_bad_hparams_are_rejected():
 def test_jm1_trains_end_to_end(hparams):
     data = dataclasses.replace(toy_dataset(), minority=(1, 2))
     records = []
-    spec = RunSpec("toy", {}, "jm1", hparams, 0, TrainConfig(epochs=3, batch_size=8), device="cpu")
-    result = train(spec, data, records.append)
+    spec = RunSpec("toy", {}, "jm1", hparams, 0, TrainConfig(epochs=3, batch_size=8))
+    result = selected(train(spec, data, records.append), "val-wga")
     names = ["mix"] if hparams.get("oracle") else ["identify", "mix"]
     assert [s["name"] for s in result["stages"]] == names
     assert sum(s["epochs"] for s in result["stages"]) == 3
@@ -242,7 +243,7 @@ def test_input_mixing_works_on_images_on_disk(tmp_path, mix_at):
     options = {**DATASETS.get("waterbirds").option_defaults(), "image_size": 16, "workers": 0, "encoder": "cnn"}
     data = build_dataset("waterbirds", options, str(tmp_path))
     hparams = {**METHODS.get("jm1").defaults(), "mix_at": mix_at}
-    spec = RunSpec("waterbirds", options, "jm1", hparams, 0, TrainConfig(epochs=2, batch_size=8), device="cpu")
+    spec = RunSpec("waterbirds", options, "jm1", hparams, 0, TrainConfig(epochs=2, batch_size=8))
     result = train(spec, data)
     assert [stage["name"] for stage in result["stages"]] == ["identify", "mix"]
     assert result["steps"] == 2 * -(-len(data.indices_cpu("train")) // 8)

@@ -10,9 +10,16 @@ import torch
 from conftest import make_info
 
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.data.batches import RepeatSampler, ShuffleSampler
+from benchmark.data.batches import ShuffleSampler
 from benchmark.errors import BenchError
-from benchmark.methods.jtt import JTT, error_set, error_set_facts, identification_epochs, minority_samples
+from benchmark.methods.jtt import (
+    JTT,
+    RepeatSampler,
+    error_set,
+    error_set_facts,
+    identification_epochs,
+    minority_samples,
+)
 from benchmark.registry import METHODS
 from benchmark.trainer import seeded_model, train
 
@@ -87,13 +94,13 @@ def test_jtt_trains_two_stages_and_upweights_the_errors(toy, monkeypatch):
         original(self, data, indices, batch_size, repeats)
 
     monkeypatch.setattr(RepeatSampler, "__init__", spy)
-    spec = RunSpec("toy", {}, "jtt", {"upweight": 5}, 0, TrainConfig(epochs=3, batch_size=8), device="cpu")
+    spec = RunSpec("toy", {}, "jtt", {"upweight": 5}, 0, TrainConfig(epochs=3, batch_size=8))
     records = []
     result = train(spec, toy, records.append)
     assert [s["name"] for s in result["stages"]] == ["identify", "upweighted"]
     assert [s["epochs"] for s in result["stages"]] == [1, 2]
     assert [r["stage"] for r in records] == ["identify", "upweighted", "upweighted"]
-    assert result["selected_epoch"] in (2, 3), "selection only among the final stage's epochs"
+    assert [r["epoch"] for r in result["history"]] == [2, 3], "selection only among the final stage's epochs"
     (repeats,) = samplers
     assert set(np.unique(repeats)) <= {1, 5}
     assert result["stages"][1]["error_set_size"] == int((repeats == 5).sum())
@@ -107,4 +114,4 @@ def test_jtt_rejects_bad_hparams_and_tiny_budgets(toy):
     with pytest.raises(BenchError, match="id_fraction: 1.0 .must be in"):
         METHODS.get("jtt").check_hparams({"upweight": 5, "id_fraction": 1.0})
     with pytest.raises(ValueError, match="cannot split 1 epochs"):
-        train(RunSpec("toy", {}, "jtt", {}, 0, TrainConfig(epochs=1, batch_size=8), device="cpu"), toy)
+        train(RunSpec("toy", {}, "jtt", {}, 0, TrainConfig(epochs=1, batch_size=8)), toy)

@@ -15,6 +15,7 @@ from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.batches import make_batches
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
+from benchmark.selection import selected
 from benchmark.trainer import train
 
 pytestmark = pytest.mark.usefixtures("float64")
@@ -143,9 +144,9 @@ def test_representation_loss_matches_pair_loop_and_skips_singletons():
 
 def test_short_training_on_toy_dataset():
     torch.set_default_dtype(torch.float32)
-    spec = RunSpec("toy", {}, "mr2", {}, 0, TrainConfig(epochs=2, batch_size=8), device="cpu")
+    spec = RunSpec("toy", {}, "mr2", {}, 0, TrainConfig(epochs=2, batch_size=8))
     records = []
-    result = train(spec, toy_dataset(), records.append)
+    result = selected(train(spec, toy_dataset(), records.append), "val-wga")
     for split in ("val", "test"):
         assert all(v is not None and math.isfinite(v) for v in result[split]["groups"].values())
         assert set(result[split]["groups"]) == {"vec0", "img1", "seq2"}

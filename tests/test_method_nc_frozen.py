@@ -16,6 +16,7 @@ from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.errors import BenchError
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
+from benchmark.selection import selected
 from benchmark.trainer import train
 
 # training counts per (class, attribute) cell: majority attributes 1, 2, 0 (class 2 ties 0 and 2 -> 0)
@@ -196,9 +197,9 @@ def test_trains_end_to_end(make_data):
     data = make_data()
     for space in data.spaces:
         space.x = space.x.float()
-    spec = RunSpec("toy", {}, "nc-frozen", {}, 0, TrainConfig(epochs=2, batch_size=8), device="cpu")
+    spec = RunSpec("toy", {}, "nc-frozen", {}, 0, TrainConfig(epochs=2, batch_size=8))
     records = []
-    result = train(spec, data, records.append)
+    result = selected(train(spec, data, records.append), "val-wga")
     assert len(records) == 2 and all(math.isfinite(r["train_loss"]) for r in records)
     assert set(records[-1]["logs"]) == {"gce", "align"}
     for split in ("val", "test"):

@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import small_hetero_options  # noqa: E402
 
-from benchmark.config import RunSpec, TrainConfig  # noqa: E402
+from benchmark.config import Execution, RunSpec, TrainConfig  # noqa: E402
 from benchmark.data import build_dataset  # noqa: E402
 from benchmark.plugins import load_builtins  # noqa: E402
 from benchmark.registry import METHODS  # noqa: E402
@@ -41,9 +41,9 @@ def machine_kind() -> dict:
 
 def quick_numbers(data, method: str) -> dict:
     """Per evaluation of a quick run: the stage, the mean training loss, and val/test accuracy and WGA."""
-    spec = RunSpec("digits-hetero", small_hetero_options(), method, {}, 0, TrainConfig(epochs=EPOCHS), device="cpu")
+    spec = RunSpec("digits-hetero", small_hetero_options(), method, {}, 0, TrainConfig(epochs=EPOCHS))
     records: list[dict] = []
-    train(spec, data, records.append)
+    train(spec, data, records.append, Execution(device="cpu"))
     return {
         "evals": [
             {

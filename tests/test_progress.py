@@ -8,10 +8,11 @@ from rich.console import Console
 
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.progress import RichProgress, format_seconds
+from benchmark.runs import Run
 
 
-def spec(seed: int) -> RunSpec:
-    return RunSpec("toy", {}, "erm", {}, seed, TrainConfig(epochs=2))
+def spec(seed: int) -> Run:
+    return Run(RunSpec("toy", {}, "erm", {}, seed, TrainConfig(epochs=2)))
 
 
 def test_counts_and_remaining_time(monkeypatch):

@@ -11,25 +11,27 @@ import sys
 
 import pytest
 
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.config import Execution, RunSpec, TrainConfig
+from benchmark.runs import Run
 from benchmark.store import claim_run, iter_results, read_claim, read_result, release_claim, write_json_atomic
 
 
-def spec(**changes) -> RunSpec:
+def spec(device="auto", plugins=(), select="val-wga", trial=0, family_id="", **changes) -> Run:
     base = dict(
         dataset="digits-hetero", data_options={"seed": 0}, method="erm", hparams={}, seed=0, train=TrainConfig()
     )
-    return RunSpec(**{**base, **changes})
+    identity = RunSpec(**{**base, **changes})
+    return Run(identity, Execution(device=device, plugins=plugins), select, trial, family_id)
 
 
-def ok_result(run: RunSpec, wga: float = 50.0) -> dict:
+def ok_result(run: Run, wga: float = 50.0) -> dict:
     """The smallest result.json of a finished run that the reader accepts."""
     metrics = {"wga": wga, "acc": 60.0, "groups": {"g0": wga, "g1": 70.0}}
     cost = {"train_time_s": 1.0, "steps_per_s": 10.0, "peak_memory_mb": 100.0}
     return {**run.header(), "status": "ok", **cost, "history": [{"epoch": 1, "val": metrics, "test": metrics}]}
 
 
-def store(out, run: RunSpec, payload) -> None:
+def store(out, run: Run, payload) -> None:
     write_json_atomic(run.directory(out) / "result.json", payload)
 
 
@@ -51,8 +53,8 @@ def test_run_id_is_stable_and_depends_on_what_determines_the_run():
 
 
 def test_config_id_ignores_only_the_seed():
-    assert spec(seed=0).config_id == spec(seed=5).config_id
-    assert spec().config_id != spec(hparams={"x": 1}).config_id
+    assert spec(seed=0).spec.config_id == spec(seed=5).spec.config_id
+    assert spec().spec.config_id != spec(hparams={"x": 1}).spec.config_id
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):

@@ -11,6 +11,8 @@ from benchmark.launchers import run_in_process
 from benchmark.methods.base import Method
 from benchmark.registry import METHODS, register_method
 from benchmark.runner import Progress, execute_run, runs_to_do, stored_result
+from benchmark.runs import Run
+from benchmark.selection import selected
 from benchmark.trainer import NonFiniteLoss, train
 
 if "test-nan-after-3" not in METHODS:
@@ -29,8 +31,8 @@ if "test-nan-after-3" not in METHODS:
             return (loss * float("nan") if self.steps > 3 else loss), {}
 
 
-def job(method="erm", select="val-wga", epochs=4, seed=0, **hparams) -> RunSpec:
-    return RunSpec("toy", {}, method, hparams, seed, TrainConfig(epochs=epochs, batch_size=8), select, "cpu")
+def job(method="erm", epochs=4, seed=0, **hparams) -> RunSpec:
+    return RunSpec("toy", {}, method, hparams, seed, TrainConfig(epochs=epochs, batch_size=8))
 
 
 def test_selection_rules_pick_the_best_logged_epoch():
@@ -38,7 +40,7 @@ def test_selection_rules_pick_the_best_logged_epoch():
     rules = {"val-wga": ("val", "wga", "acc"), "val-acc": ("val", "acc", "wga"), "oracle": ("test", "wga", "acc")}
     for rule, (split, metric, tie_break) in rules.items():
         records = []
-        result = train(job(select=rule, epochs=6), data, records.append)
+        result = selected(train(job(epochs=6), data, records.append), rule)
         assert [r["epoch"] for r in records] == list(range(1, 7))
         best = max(records, key=lambda r: (r[split][metric], r[split][tie_break]))  # first of equal scores
         assert result["selected_epoch"] == best["epoch"]
@@ -49,7 +51,7 @@ def test_selection_rules_pick_the_best_logged_epoch():
 def test_same_seed_same_numbers_other_seed_other_numbers():
     data = toy_dataset()
     a, b, c = (train(job(seed=s), data) for s in (1, 1, 2))
-    assert a["test"] == b["test"] and a["val"] == b["val"]
+    assert a["history"] == b["history"]
     logs = lambda s: [r["train_loss"] for r in train_log(data, s)]  # noqa: E731
     assert logs(1) == logs(1) != logs(2)
 
@@ -82,7 +84,7 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
     config = TrainConfig(epochs=2, batch_size=8)
-    specs = [RunSpec("toy", {}, m, {}, 0, config, device="cpu") for m in ("test-nan-after-3", "erm")]
+    specs = [Run(RunSpec("toy", {}, m, {}, 0, config)) for m in ("test-nan-after-3", "erm")]
     run_in_process(specs, tmp_path, Progress())
     failed, ok = (stored_result(spec, tmp_path) for spec in specs)
     assert failed["status"] == "failed" and "non-finite loss at step 4" in failed["error"]
@@ -101,7 +103,7 @@ def test_interrupted_run_leaves_no_result(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
     monkeypatch.setattr(runner, "train", interrupted)
-    spec = RunSpec("toy", {}, "erm", {}, 0, TrainConfig(epochs=1), device="cpu")
+    spec = Run(RunSpec("toy", {}, "erm", {}, 0, TrainConfig(epochs=1)))
     with pytest.raises(KeyboardInterrupt):
         execute_run(spec, tmp_path)
     assert (spec.directory(tmp_path) / "config.json").exists()

@@ -1,6 +1,7 @@
 """Batches as index tensors into a dataset's samples, ordered by feature space so that a model makes one
-encoder call per space without a host sync; the batch samplers that cut epochs into them; and the stream that
-turns a sampler into a fixed number of optimizer steps."""
+encoder call per space without a host sync; the general batch samplers that cut epochs into them (a sampler only
+one method uses lives in that method's module); and the stream that turns a sampler into a fixed number of
+optimizer steps."""
 
 from __future__ import annotations
 
@@ -146,40 +147,6 @@ class StratifiedSampler(BatchSampler):
         rank = np.arange(len(order)) - starts[sorted_groups]
         batch_of = rank * self.n_batches // counts[sorted_groups]
         return make_batches(self.data, self.indices[order], batch_of)
-
-
-class RepeatSampler(BatchSampler):
-    """Each sample drawn ``repeats[sample]`` times per epoch, in uniform random order (JTT's upsampling).
-
-    ``repeats`` is indexed by sample id (length n of the dataset); an epoch has Σ repeats draws. With all
-    repeats equal to 1 it draws exactly what :class:`ShuffleSampler` draws from the same generator.
-    """
-
-    name = "repeat"
-
-    def __init__(self, data: GroupDataset, indices: np.ndarray, batch_size: int, repeats: np.ndarray):
-        super().__init__(data, indices, batch_size)
-        self.pool = np.repeat(self.indices, np.asarray(repeats)[self.indices])
-        self.n_batches = max(1, -(-len(self.pool) // batch_size))
-
-    def epoch(self, rng: np.random.Generator) -> list[Batch]:
-        order = rng.permutation(self.pool)
-        return make_batches(self.data, order, np.arange(len(order)) // self.batch_size)
-
-
-class ClassBalancedSampler(BatchSampler):
-    """As many draws as samples, with replacement: a uniformly random class, then a uniform sample of it."""
-
-    name = "class-balanced"
-
-    def epoch(self, rng: np.random.Generator) -> list[Batch]:
-        labels = self.data.y_cpu[self.indices]
-        classes, counts = np.unique(labels, return_counts=True)
-        by_class = self.indices[np.argsort(labels, kind="stable")]
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        pick = rng.integers(len(classes), size=len(self.indices))
-        order = by_class[starts[pick] + (rng.random(len(pick)) * counts[pick]).astype(np.int64)]
-        return make_batches(self.data, order, np.arange(len(order)) // self.batch_size)
 
 
 SAMPLERS: dict[str, type[BatchSampler]] = {c.name: c for c in (StratifiedSampler, ShuffleSampler)}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data.batches import ClassBalancedSampler
+from benchmark.data.batches import Batch, BatchSampler, make_batches
 from benchmark.data.core import GroupDataset
 from benchmark.errors import BenchError
 from benchmark.hparams import Choice
@@ -34,6 +35,21 @@ def stage_epochs(epochs: int, warmup: int, cls: int) -> tuple[int, int, int]:
     w = min(max(w_min, int(warmup * spare / (warmup + cls) + 0.5)), spare - c_min)
     c = min(max(c_min, int(cls * spare / (warmup + cls) + 0.5)), spare - w)
     return w, epochs - w - c, c
+
+
+class ClassBalancedSampler(BatchSampler):
+    """As many draws as samples, with replacement: a uniformly random class, then a uniform sample of it."""
+
+    name = "class-balanced"
+
+    def epoch(self, rng: np.random.Generator) -> list[Batch]:
+        labels = self.data.y_cpu[self.indices]
+        classes, counts = np.unique(labels, return_counts=True)
+        by_class = self.indices[np.argsort(labels, kind="stable")]
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        pick = rng.integers(len(classes), size=len(self.indices))
+        order = by_class[starts[pick] + (rng.random(len(pick)) * counts[pick]).astype(np.int64)]
+        return make_batches(self.data, order, np.arange(len(order)) // self.batch_size)
 
 
 @register_method("dro-lt")

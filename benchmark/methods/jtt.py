@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 import torch.nn.functional as F
 
-from benchmark.data.batches import RepeatSampler
+from benchmark.data.batches import Batch, BatchSampler, make_batches
 from benchmark.data.core import GroupDataset
 from benchmark.hparams import Choice
 from benchmark.methods.base import Method, Stage, TrainInfo
@@ -50,6 +50,26 @@ def error_set_facts(errors: np.ndarray, data: GroupDataset) -> dict:
         "error_set_precision": float(hits / errors.sum()) if errors.any() else None,
         "error_set_recall": float(hits / minority.sum()) if minority.any() else None,
     }
+
+
+class RepeatSampler(BatchSampler):
+    """Each sample drawn ``repeats[sample]`` times per epoch, in uniform random order (JTT's upsampling).
+
+    ``repeats`` is indexed by sample id (length n of the dataset); an epoch has Σ repeats draws. With all
+    repeats equal to 1 it draws exactly what :class:`~benchmark.data.batches.ShuffleSampler` draws from the same
+    generator.
+    """
+
+    name = "repeat"
+
+    def __init__(self, data: GroupDataset, indices: np.ndarray, batch_size: int, repeats: np.ndarray):
+        super().__init__(data, indices, batch_size)
+        self.pool = np.repeat(self.indices, np.asarray(repeats)[self.indices])
+        self.n_batches = max(1, -(-len(self.pool) // batch_size))
+
+    def epoch(self, rng: np.random.Generator) -> list[Batch]:
+        order = rng.permutation(self.pool)
+        return make_batches(self.data, order, np.arange(len(order)) // self.batch_size)
 
 
 @register_method("jtt")

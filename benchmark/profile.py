@@ -1,20 +1,21 @@
-"""``bench profile``: the training speed of each method through the trainer, against a bare PyTorch loop.
+"""``bench profile``: the training speed of each method through the trainer itself, against a bare PyTorch loop.
 
-Each method is profiled in its own fresh process (so that its peak memory is its own): it walks through its
-stages like a run does, times the trainer's own step function (:func:`benchmark.trainer.train_steps`) over
-pre-drawn batches after a warm-up, and times its per-stage and per-epoch hooks separately. The bare loop is
-the same model, batches and optimiser with plain cross-entropy and nothing else.
+Each method trains a short run (its spec's epoch budget) in its own fresh process (so that its peak memory is
+its own) through :func:`benchmark.trainer.train`, with the run's threads and deterministic setting. The trainer
+times every epoch's training (the epoch hook, drawing the batches and the steps, without evaluation) and every
+stage's setup (the stage hook: error sets, centroids, frozen heads; a fresh model; the optimiser); a stage's
+rate is the median over its epochs of steps / training time, without its first epoch (warm-up) when it has
+more than one. The bare loop is the same model, ERM's batches and optimiser with plain cross-entropy and
+nothing else, timed per epoch the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import multiprocessing
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,126 +27,85 @@ from benchmark.data.images import prefetched
 from benchmark.plugins import load_plugins
 from benchmark.runs import Run
 from benchmark.trainer import (
-    build_method,
     make_optimizer,
     peak_memory_mb,
     resolve_device,
     run_settings,
     sampler_name,
     seeded_model,
-    start_stage,
     synchronize,
-    train_steps,
+    train,
 )
 
 BARE = "bare"
-CSV_COLUMNS = [
-    "method",
-    "steps_per_s",
-    "samples_per_s",
-    "ratio_to_bare",
-    "ratio_to_erm",
-    "peak_mem_mb",
-    "stage_start_ms",
-    "epoch_start_ms",
-    "stages",
-]
+CSV_COLUMNS = ["method", "steps_per_s", "samples_per_s", "ratio_to_bare", "ratio_to_erm", "peak_mem_mb"]
+CSV_COLUMNS += ["stage_setup_ms", "stages"]
 
 
-@dataclass(frozen=True)
-class ProfileSettings:
-    """``steps`` timed steps per stage and repeat, after ``warmup`` untimed ones; the median over ``repeats``."""
-
-    steps: int = 100
-    warmup: int = 10
-    repeats: int = 3
+def epoch_rate(steps: int, seconds: list[float]) -> float:
+    """Median steps/s over a stage's epochs, without the first (warm-up) when there are several."""
+    timed = seconds[1:] if len(seconds) > 1 else seconds
+    return statistics.median(steps / s for s in timed)
 
 
-def timed(device: torch.device, function, *args) -> tuple[float, object]:
-    """(seconds, result) of ``function(*args)``, synchronising the device before and after."""
-    synchronize(device)
-    start = time.perf_counter()
-    result = function(*args)
-    synchronize(device)
-    return time.perf_counter() - start, result
-
-
-def median_steps_per_s(device: torch.device, run_steps, batches: list, settings: ProfileSettings) -> float:
-    """Median over repeats of ``steps / seconds`` of ``run_steps`` over the batches after the warm-up ones."""
-    run_steps(batches[: settings.warmup])
-    rates = []
-    for _ in range(settings.repeats):
-        seconds, _ = timed(device, run_steps, batches[settings.warmup :])
-        rates.append(settings.steps / seconds)
-    return statistics.median(rates)
-
-
-def profile_method(run: Run, settings: ProfileSettings) -> dict:
-    """Steps/s of the run's method (stages weighted by their share of a run's steps), its per-stage rates and
-    the time of its stage and epoch hooks, in this process."""
-    spec = run.spec
-    device = resolve_device(run.execution.device)
-    data = build_dataset(spec.dataset, spec.data_options, run.execution.data_root).to(device)
-    rng = np.random.default_rng([spec.seed, 0xBA7C])
-    method = build_method(spec, data)
-    make_optimizer(spec.train, [torch.zeros(1, device=device, requires_grad=True)])  # one-off import (~2 s), untimed
-    stage_seconds, epoch_seconds, rates, weights, epoch = 0.0, [], {}, {}, 0
-    for stage in method.stages():
-        seconds, (_, optimizer, sampler) = timed(device, start_stage, method, stage, data, spec)
-        stage_seconds += seconds
-        method.train()
-        for _ in range(settings.repeats):
-            epoch += 1
-            epoch_seconds.append(timed(device, method.on_epoch_start, epoch, data)[0])
-        batches = BatchStream(sampler, rng).take(settings.warmup + settings.steps)
-
-        run_steps = functools.partial(train_steps, method, data, optimizer, config=spec.train, first_step=0)
-        rates[stage.name] = median_steps_per_s(device, run_steps, batches, settings)
-        weights[stage.name] = stage.epochs  # every stage epoch is the same number of steps
-    total = sum(weights.values())
+def profile_method(run: Run) -> dict:
+    """Steps/s of the run's method (stages weighted by their share of the run's steps), its per-stage rates and
+    the setup time of its stages, from one training run through the trainer in this process."""
+    data = build_dataset(run.spec.dataset, run.spec.data_options, run.execution.data_root)
+    records: list[dict] = []
+    result = train(run.spec, data, records.append, run.execution)
+    steps = result["steps"] // result["epochs"]
+    rates = {
+        stage["name"]: epoch_rate(steps, [r["train_s"] for r in records if r["stage"] == stage["name"]])
+        for stage in result["stages"]
+    }
+    weights = {stage["name"]: stage["epochs"] for stage in result["stages"]}
     return {
-        "method": spec.method,
-        "steps_per_s": total / sum(weights[name] / rate for name, rate in rates.items()),
-        "stage_start_ms": 1000 * stage_seconds,
-        "epoch_start_ms": 1000 * statistics.median(epoch_seconds),
+        "method": run.spec.method,
+        "steps_per_s": sum(weights.values()) / sum(weights[name] / rate for name, rate in rates.items()),
+        "stage_setup_ms": 1000 * sum(stage["setup_time_s"] for stage in result["stages"]),
         "stages": " ".join(f"{name}:{rate:.1f}" for name, rate in rates.items()),
-        "peak_mem_mb": peak_memory_mb(device)[0],
+        "peak_mem_mb": result["peak_memory_mb"],
     }
 
 
-def profile_bare(run: Run, settings: ProfileSettings) -> dict:
-    """Steps/s of a bare loop: the same model, ERM's batches and optimiser, cross-entropy, nothing else."""
+def profile_bare(run: Run) -> dict:
+    """Steps/s of a bare loop over the run's budget: the same model, ERM's batches and optimiser, cross-entropy,
+    nothing else."""
     spec = run.spec
     device = resolve_device(run.execution.device)
     data = build_dataset(spec.dataset, spec.data_options, run.execution.data_root).to(device)
     model = seeded_model(data, spec.seed, spec.train.compile, spec.train.latent)
     optimizer = make_optimizer(spec.train, list(model.parameters()))
     sampler = SAMPLERS[sampler_name(spec.train, False)](data, data.indices_cpu("train"), spec.train.batch_size)
-    batches = BatchStream(sampler, np.random.default_rng([spec.seed, 0xBA7C])).take(settings.warmup + settings.steps)
-
-    def run_steps(part: list) -> None:
-        for batch in prefetched(data, part):
+    stream = BatchStream(sampler, np.random.default_rng([spec.seed, 0xBA7C]))
+    steps = -(-len(data.indices_cpu("train")) // spec.train.batch_size)
+    seconds = []
+    for _ in range(spec.train.epochs):
+        start = time.perf_counter()
+        for batch in prefetched(data, stream.take(steps)):
             loss = F.cross_entropy(model(data, batch), batch.y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-
-    rate = median_steps_per_s(device, run_steps, batches, settings)
-    return {
-        "method": BARE,
-        "steps_per_s": rate,
-        "peak_mem_mb": peak_memory_mb(device)[0],
-        "stages": f"train:{rate:.1f}",
-    }
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    rate = epoch_rate(steps, seconds)
+    memory = peak_memory_mb(device)[0]
+    return {"method": BARE, "steps_per_s": rate, "peak_mem_mb": memory, "stages": f"train:{rate:.1f}"}
 
 
-def _profile_in_child(run: Run, settings: ProfileSettings) -> dict:
+def _profile_in_child(run: Run) -> dict:
     load_plugins(run.execution.plugins)
-    with run_settings(run.execution):  # the run's threads and deterministic algorithms
-        return profile_bare(run, settings) if run.spec.method == BARE else profile_method(run, settings)
+    param = torch.zeros(1, device=resolve_device(run.execution.device), requires_grad=True)
+    make_optimizer(run.spec.train, [param])  # the fused optimiser's one-off import (~2 s), outside any stage's setup
+    if run.spec.method != BARE:
+        return profile_method(run)
+    with run_settings(run.execution):  # the trainer sets them itself
+        return profile_bare(run)
 
 
-def profile(runs: list[Run], settings: ProfileSettings, fresh_process: bool = True) -> list[dict]:
+def profile(runs: list[Run], fresh_process: bool = True) -> list[dict]:
     """One row per run plus the bare loop (first), with samples/s and the ratios to the bare loop and to ERM.
 
     ``fresh_process``: profile each in its own spawned process (its own peak memory); otherwise in this one.
@@ -157,13 +117,13 @@ def profile(runs: list[Run], settings: ProfileSettings, fresh_process: bool = Tr
         rows = []
         for job in jobs:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                rows.append(pool.submit(_profile_in_child, job, settings).result())
+                rows.append(pool.submit(_profile_in_child, job).result())
     else:
-        rows = [_profile_in_child(job, settings) for job in jobs]
-    bare = rows[0]["steps_per_s"]
+        rows = [_profile_in_child(job) for job in jobs]
+    bare_rate = rows[0]["steps_per_s"]
     erm = next((row["steps_per_s"] for row in rows if row["method"] == "erm"), None)
     for row, job in zip(rows, jobs):
         row["samples_per_s"] = row["steps_per_s"] * job.spec.train.batch_size
-        row["ratio_to_bare"] = row["steps_per_s"] / bare
+        row["ratio_to_bare"] = row["steps_per_s"] / bare_rate
         row["ratio_to_erm"] = row["steps_per_s"] / erm if erm else None
     return rows

@@ -1,51 +1,42 @@
-"""Live sweep progress on the console with rich: runs done / running / failed, elapsed and estimated remaining
-time, and one bar per run in flight. Each finished run prints one line with its test wga and acc."""
+"""Live sweep progress on the console with rich: runs done / running / failed, the sweep's epochs with rich's
+elapsed and remaining-time columns, and one bar per run in flight. Each finished run prints one line with its
+test wga and acc."""
 
 from __future__ import annotations
 
-from time import perf_counter
-
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichBars
 
 from benchmark.runner import Progress
 from benchmark.runs import Run
 
 
-def format_seconds(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
 class RichProgress(Progress):
-    """The live view of a sweep of ``total_runs`` runs, ``parallel`` of them at a time.
-
-    The remaining-time estimate is the mean wall time of the runs trained so far in this sweep times the runs
-    left, divided by ``parallel``.
+    """The live view of a sweep: a line of run counts over a bar of the epochs still to train when it began
+    (finished and in-flight epochs alike), whose remaining time is rich's estimate from the recent epoch rate.
     """
 
-    def __init__(self, console: Console, total_runs: int = 0, parallel: int = 1):
+    def __init__(self, console: Console):
         self.console = console
-        self.parallel = max(1, parallel)
         self.bars = RichBars(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("epochs"),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=console,
             transient=True,
         )
-        self.total = total_runs
-        self.sweep = self.bars.add_task("runs", total=total_runs)
-        self.running: dict[str, tuple[int, float]] = {}  # run id -> (bar, start time)
+        self.sweep = self.bars.add_task("runs", total=None)
+        self.running: dict[str, int] = {}  # run id -> its bar
+        self.epochs_left: dict[str, int] = {}  # run id of a run to train -> its epochs not yet counted
         self.done = self.failed = 0
-        self.trained_seconds: list[float] = []
 
-    def begin(self, total: int, parallel: int) -> None:
-        self.total, self.parallel = total, max(1, parallel)
-        self.bars.update(self.sweep, total=total, description=self.summary())
+    def begin(self, total: int, parallel: int, pending: list[Run] = ()) -> None:
+        self.epochs_left = {run.run_id: run.spec.train.epochs for run in pending}
+        self.bars.update(self.sweep, total=sum(self.epochs_left.values()), description=self.summary())
 
     def __enter__(self) -> "RichProgress":
         self.bars.__enter__()
@@ -55,34 +46,34 @@ class RichProgress(Progress):
         self.bars.__exit__(*exc)
 
     def summary(self) -> str:
-        """``runs: 3 done, 2 running, 1 failed, ~0:04:10 left``."""
-        text = f"runs: {self.done} done, {len(self.running)} running, {self.failed} failed"
-        if self.trained_seconds:
-            left = self.total - self.done - self.failed
-            mean = sum(self.trained_seconds) / len(self.trained_seconds)
-            text += f", ~{format_seconds(mean * left / self.parallel)} left"
-        return text
+        """``runs: 3 done, 2 running, 1 failed``."""
+        return f"runs: {self.done} done, {len(self.running)} running, {self.failed} failed"
+
+    def count_epochs(self, run: Run, left: int) -> None:
+        """Advance the sweep's bar to ``left`` epochs of ``run`` not yet trained."""
+        if run.run_id in self.epochs_left:
+            self.bars.update(self.sweep, advance=self.epochs_left[run.run_id] - left)
+            self.epochs_left[run.run_id] = left
 
     def start(self, run: Run) -> None:
-        bar = self.bars.add_task(self.run_name(run), total=run.spec.train.epochs)
-        self.running[run.run_id] = (bar, perf_counter())
+        self.running[run.run_id] = self.bars.add_task(self.run_name(run), total=run.spec.train.epochs)
         self.bars.update(self.sweep, description=self.summary())
 
     def evaluated(self, run: Run, record: dict) -> None:
         val = record["val"]["wga"]
         suffix = f" (val wga {val:.1f})" if val is not None else ""
-        bar = self.running[run.run_id][0]
+        bar = self.running[run.run_id]
         self.bars.update(bar, completed=record["epoch"], description=self.run_name(run) + suffix)
+        self.count_epochs(run, run.spec.train.epochs - record["epoch"])
 
     def finished(self, run: Run, result: dict, skipped: bool) -> None:
         if run.run_id in self.running:
-            bar, started = self.running.pop(run.run_id)
-            self.bars.remove_task(bar)
-            self.trained_seconds.append(perf_counter() - started)
+            self.bars.remove_task(self.running.pop(run.run_id))
+        self.count_epochs(run, 0)  # a failed run's unfinished epochs, or a run another sweep trained
         ok = result.get("status") == "ok"
         self.done += ok
         self.failed += not ok
-        self.bars.update(self.sweep, advance=1, description=self.summary())
+        self.bars.update(self.sweep, description=self.summary())
         what = self.run_name(run)
         if not ok:
             self.console.print(f"[red]failed[/red]  {what}: {result.get('error')}")

@@ -22,8 +22,9 @@ from benchmark.trainer import build_method, run_settings, train
 class Progress:
     """Callbacks a sweep reports to; the base class is silent."""
 
-    def begin(self, total: int, parallel: int) -> None:
-        """The sweep has ``total`` runs (finished ones included) and trains up to ``parallel`` at a time."""
+    def begin(self, total: int, parallel: int, pending: list[Run] = ()) -> None:
+        """The sweep has ``total`` runs (finished ones included), of which ``pending`` are still to train (here
+        or by another sweep on the folder), up to ``parallel`` at a time."""
 
     def start(self, run: Run) -> None: ...
 

@@ -58,8 +58,8 @@ class _Collecting(Progress):
     def __init__(self, inner: Progress, out: Path):
         self.inner, self.out, self.results = inner, out, {}
 
-    def begin(self, total: int, parallel: int) -> None:
-        self.inner.begin(total, parallel)
+    def begin(self, total: int, parallel: int, pending: list[Run] = ()) -> None:
+        self.inner.begin(total, parallel, pending)
 
     def start(self, run: Run) -> None:
         self.inner.start(run)
@@ -140,7 +140,7 @@ def run_sweep(
         pending = runs_to_do(unique, out, force, retry_failed)
         preflight(pending, out)
         parallel = options.workers or (default_workers(pending) if launcher == "local" else 1)
-        collecting.inner.begin(len(unique), parallel)
+        collecting.inner.begin(len(unique), parallel, pending)
         elsewhere = _claim(pending, out, force, retry_failed, collecting, mine)
         busy = {run.run_id for run in [*mine, *elsewhere]}
         for run in unique:

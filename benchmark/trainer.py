@@ -21,8 +21,8 @@ from benchmark.data.batches import SAMPLERS, Batch, BatchStream, eval_batches
 from benchmark.data.core import GroupDataset
 from benchmark.data.images import prefetched
 from benchmark.errors import BenchError
+from benchmark.evaluation import evaluate
 from benchmark.methods.base import Method, Stage, TrainInfo
-from benchmark.metrics import group_metrics
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 
@@ -51,50 +51,6 @@ def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> tor
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=True
         )
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
-
-
-LIVE_SHARE = 0.01  # a latent unit is live for a group when it is non-zero on at least 1% of the group's samples
-
-
-def logits_and_latents(method: Method, data: GroupDataset, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """The method's class logits and the shared model's latents z of a batch (one encoder pass unless the
-    method overrides :meth:`~benchmark.methods.base.Method.predict`)."""
-    if type(method).predict is Method.predict:
-        z = method.model.encode(data, batch)
-        return method.model.head(z), z
-    return method.predict(data, batch), method.model.encode(data, batch)
-
-
-def live_units(active: torch.Tensor, counts: torch.Tensor, group_names: list[str]) -> dict[str, float | None]:
-    """Per group, the fraction of latent units that are non-zero on at least :data:`LIVE_SHARE` of the group's
-    samples, from ``active`` (groups × k: samples on which each unit is non-zero) and ``counts`` (samples per
-    group); None for a group without samples."""
-    live = (active >= LIVE_SHARE * counts[:, None]) & (active > 0)
-    share = live.double().mean(1).tolist()
-    return {name: (s if n > 0 else None) for name, s, n in zip(group_names, share, counts.tolist())}
-
-
-@torch.no_grad()
-def evaluate(method: Method, data: GroupDataset, batches: list[Batch], latents: bool = False) -> dict:
-    """Group metrics of the method's predictions over fixed batches (one host sync at the end); with
-    ``latents`` also ``live_units`` per group (:func:`live_units`)."""
-    method.eval()
-    correct = torch.zeros(data.num_groups, device=data.device)
-    total = torch.zeros(data.num_groups, device=data.device)
-    active = torch.zeros(data.num_groups, method.model.k, device=data.device) if latents else None
-    for batch in prefetched(data, batches):
-        if latents:
-            logits, z = logits_and_latents(method, data, batch)
-            active.index_add_(0, batch.g, (z != 0).to(active.dtype))
-        else:
-            logits = method.predict(data, batch)
-        hit = (logits.argmax(1) == batch.y).to(correct.dtype)
-        correct.index_add_(0, batch.g, hit)
-        total.index_add_(0, batch.g, torch.ones_like(hit))
-    metrics = group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)
-    if latents:
-        metrics["live_units"] = live_units(active.cpu(), total.cpu(), data.group_names)
-    return metrics
 
 
 def peak_memory_mb(device: torch.device) -> tuple[float, str]:
@@ -214,7 +170,9 @@ def train(
     The method's stages run in order, each with a new optimiser over the parameters that require
     gradients. After each ⌈n_train / batch_size⌉ steps (an "epoch") the model is evaluated on val and test
     (val also records the latents' ``live_units`` per group); the record (stage, epoch, step, train loss,
-    method logs, metrics, time) goes to ``on_eval``. The final stage's evaluations (the
+    method logs, metrics, time since the start and the epoch's training time ``train_s``: its hook, batch drawing
+    and steps, without evaluation) goes to ``on_eval``. Each stage reports its ``setup_time_s`` (the stage
+    hook, a fresh model, the optimiser and sampler) apart from its ``train_time_s``. The final stage's evaluations (the
     model the method delivers) are returned as ``history``, from which the runner picks the reported epoch
     (:func:`~benchmark.selection.selected`). Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
     """
@@ -255,6 +213,8 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
     for stage_number, stage in enumerate(stages, 1):
         stage_start, stage_train_time = time.perf_counter(), 0.0
         facts, optimizer, sampler = start_stage(method, stage, data, spec)
+        synchronize(device)
+        setup_time = time.perf_counter() - stage_start
         stream = BatchStream(sampler, batch_rng)
         for _ in range(stage.epochs):
             epoch += 1
@@ -265,7 +225,8 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
             loss_sum, first_bad, logs = train_steps(method, data, optimizer, batches, spec.train, step)
             step += len(batches)
             synchronize(device)
-            stage_train_time += time.perf_counter() - epoch_start
+            epoch_train_time = time.perf_counter() - epoch_start
+            stage_train_time += epoch_train_time
             if first_bad.item() >= 0:
                 raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {epoch}, stage {stage.name})")
             with autocast(spec.train, device):
@@ -279,6 +240,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
                 "live_units": metrics["val"].pop("live_units"),
                 **metrics,
                 "time_s": time.perf_counter() - start,
+                "train_s": epoch_train_time,
             }
             on_eval(record)
             if stage_number == len(stages):
@@ -290,6 +252,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
                 "epochs": stage.epochs,
                 "steps": stage.epochs * steps_per_epoch,
                 "sampler": sampler.name,
+                "setup_time_s": setup_time,
                 "train_time_s": stage_train_time,
                 "wall_time_s": time.perf_counter() - stage_start,
                 **facts,

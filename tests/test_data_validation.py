@@ -11,9 +11,9 @@ from conftest import bench, make_info, toy_dataset
 from benchmark.data.batches import eval_batches
 from benchmark.data.core import FeatureSpace
 from benchmark.errors import BenchError
+from benchmark.evaluation import evaluate
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
-from benchmark.trainer import evaluate
 
 
 def with_value(data, field: str, index: int, value: int) -> dict:

@@ -13,9 +13,10 @@ from conftest import toy_dataset
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.batches import BatchStream, ShuffleSampler, eval_batches
 from benchmark.data.core import bias_conflicting_groups
+from benchmark.evaluation import evaluate, live_units
 from benchmark.models import LATENTS, GroupModel
 from benchmark.registry import METHODS
-from benchmark.trainer import build_method, evaluate, live_units, start_stage, train
+from benchmark.trainer import build_method, start_stage, train
 
 BUILTINS = ("erm", "groupdro", "anchor-w2", "jtt", "jm1", "nc-frozen", "dro-lt", "mr2")
 

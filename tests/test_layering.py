@@ -16,6 +16,7 @@ LAYERS = [
     {"data"},
     {"models"},
     {"config", "methods"},
+    {"evaluation"},
     {"plugins", "trainer", "runs"},
     {"aggregate"},
     {"report_rows"},

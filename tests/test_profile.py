@@ -1,4 +1,4 @@
-"""``bench profile``: rates through the trainer's own step function, the bare loop, ratios, the CSV; and the
+"""``bench profile``: rates from the trainer's own timing of its epochs, the bare loop, ratios, the CSV; and the
 GPU switches (bfloat16 autocast, torch.compile) kept honest on CPU."""
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ from test_default_suite import BUILTIN_METHODS
 
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.plan import plan_sweep
-from benchmark.profile import CSV_COLUMNS, ProfileSettings, profile
+from benchmark.profile import CSV_COLUMNS, epoch_rate, profile
 from benchmark.trainer import train
-
-TINY = ProfileSettings(steps=4, warmup=1, repeats=2)
 
 
 def test_profile_rows_ratios_and_stage_rates():
-    specs = plan_sweep(["erm", "jtt", "dro-lt"], "digits-hetero", [0], sets=["data.n_mnist1d=600"], epochs=9)
-    rows = {row["method"]: row for row in profile(specs, TINY, fresh_process=False)}
+    specs = plan_sweep(["erm", "jtt", "dro-lt"], "digits-hetero", [0], sets=["data.n_mnist1d=600"], epochs=4)
+    rows = {row["method"]: row for row in profile(specs, fresh_process=False)}
     assert list(rows) == ["bare", "erm", "jtt", "dro-lt"]
     for row in rows.values():
         assert row["steps_per_s"] > 0 and row["samples_per_s"] == pytest.approx(100 * row["steps_per_s"])
@@ -37,16 +35,31 @@ def test_profile_rows_ratios_and_stage_rates():
     assert min(rates) * 0.99 <= rows["dro-lt"]["steps_per_s"] <= max(rates) * 1.01
 
 
+def test_profile_trains_with_the_runs_threads_and_deterministic_setting(monkeypatch):
+    import benchmark.profile as profiling
+
+    seen, real = [], profiling.train
+    monkeypatch.setattr(profiling, "train", lambda *args: seen.append(args[3]) or real(*args))
+    runs = plan_sweep(["erm"], "digits-hetero", [0], 1, sets=["data.n_mnist1d=600"], threads=2, deterministic=True)
+    profile(runs, fresh_process=False)
+    assert seen == [runs[0].execution] and seen[0].deterministic and seen[0].threads == 2
+
+
 def test_profile_cli_writes_the_csv(tmp_path):
     csv = tmp_path / "profile.csv"
-    args = ["profile", "--methods", "erm", "--steps", "3", "--warmup", "1", "--repeats", "1"]
+    args = ["profile", "--methods", "erm", "--epochs", "2", "--deterministic"]
     proc = bench(*args, "--set", "data.n_mnist1d=600", "--batch-size", "50", "--csv", str(csv))
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(csv)
     assert list(table.columns) == CSV_COLUMNS and list(table["method"]) == ["bare", "erm"]
     np.testing.assert_allclose(table["samples_per_s"], 50 * table["steps_per_s"], rtol=1e-3)
-    assert table.loc[1, "ratio_to_erm"] == pytest.approx(1.0) and math.isnan(table.loc[0, "stage_start_ms"])
+    assert table.loc[1, "ratio_to_erm"] == pytest.approx(1.0) and math.isnan(table.loc[0, "stage_setup_ms"])
     assert "×bare" in proc.stdout and "×erm" in proc.stdout
+
+
+def test_a_stage_rate_is_the_median_epoch_without_the_warm_up_epoch():
+    assert epoch_rate(10, [5.0, 1.0, 2.0, 0.5]) == 10 / 1.0  # the 5 s first epoch is left out
+    assert epoch_rate(10, [2.0]) == 5.0  # a one-epoch stage keeps its only epoch
 
 
 def job(method: str, **train) -> RunSpec:

@@ -1,0 +1,5 @@
+"""``python -m benchmark.cli``: the same as the ``bench`` command."""
+
+from benchmark.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""``bench profile``: training speed per method through the trainer, against a bare loop and ERM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from benchmark.cli.common import app, cli_errors, console, parse_list
+from benchmark.errors import BenchError
+from benchmark.settings import check_choice
+
+
+@app.command()
+@cli_errors
+def profile(
+    dataset: str = typer.Option("digits-hetero", help="dataset name"),
+    methods: str = typer.Option("all", help="all, or a comma-separated list of methods"),
+    epochs: int = typer.Option(8, help="the profiled run's budget in epochs (each stage's first epoch is warm-up)"),
+    batch_size: Optional[int] = typer.Option(None, help="batch size (default: the dataset's)"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    threads: int = typer.Option(1, help="torch CPU threads (as in runs)"),
+    deterministic: bool = typer.Option(False, "--deterministic", help="deterministic algorithms (as in runs)"),
+    plugin: List[str] = typer.Option([], help="plugin file or module (repeatable)"),
+    set_: List[str] = typer.Option([], "--set", help="KEY=VALUE: train.*, data.*, <method>.* (repeatable)"),
+    data_root: Optional[str] = typer.Option(None, help="folder with the dataset's files"),
+    csv: Optional[Path] = typer.Option(None, help="also write the table as CSV here"),
+) -> None:
+    """Training steps/s and samples/s of each method through the trainer (a short run each, in a fresh process),
+    its stages' setup time and peak memory, and the ratios to a bare PyTorch loop (same model, batches,
+    optimiser) and to ERM."""
+    import pandas as pd
+
+    from benchmark.config import DEVICES
+    from benchmark.plan import plan_sweep
+    from benchmark.profile import CSV_COLUMNS
+    from benchmark.profile import profile as run_profile
+    from benchmark.runner import preflight
+
+    check_choice("--device", device, DEVICES)
+    for option, value in (("--epochs", epochs), ("--threads", threads), ("--batch-size", batch_size)):
+        if value is not None and value < 1:
+            raise BenchError(f"bad {option} {value}: must be >= 1")
+    sets = [*set_, *([f"train.batch_size={batch_size}"] if batch_size else [])]
+    names = parse_list(methods, "--methods")
+    how = dict(device=device, plugins=tuple(plugin), data_root=data_root, threads=threads, deterministic=deterministic)
+    planned = plan_sweep(names, dataset, [0], epochs, sets=sets, **how)
+    preflight(planned)
+    rows = run_profile(planned)
+    table = pd.DataFrame(rows)[CSV_COLUMNS]
+    headers = {"method": "method", "steps_per_s": "steps/s", "samples_per_s": "samples/s", "ratio_to_bare": "×bare"}
+    headers |= {"ratio_to_erm": "×erm", "peak_mem_mb": "peak MB", "stage_setup_ms": "stage setup ms"}
+    shown = Table(*headers.values(), title=f"{dataset}: batch {planned[0].spec.train.batch_size}, {threads} thread(s)")
+    for _, row in table.iterrows():
+        cells = [row[c] for c in headers]
+        shown.add_row(*("–" if v is None or v != v else f"{v:.2f}" if isinstance(v, float) else str(v) for v in cells))
+    console.print(shown)
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(csv, index=False, float_format="%.4f")
+        console.print(f"written to {csv}")

@@ -1,0 +1,77 @@
+"""``bench report``: leaderboards, tables, plots and the HTML page from stored runs (no training)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from benchmark.cli.common import app, cli_errors, console, parse_list
+from benchmark.errors import BenchError
+from benchmark.settings import check_choice
+
+
+@app.command("report")
+@cli_errors
+def report_cmd(
+    results: Path = typer.Option(Path("results"), help="results folder to aggregate"),
+    dataset: Optional[str] = typer.Option(None, help="only this dataset"),
+    out: Path = typer.Option(Path("reports"), help="where to write <dataset>/* (and combined.* over several datasets)"),
+    formats: str = typer.Option("csv,tex,md,png,html", help="comma-separated: csv, tex, md, png, html"),
+    select: str = typer.Option("val-wga", help="re-select epochs and trials: val-wga, val-acc or oracle"),
+    columns: Optional[str] = typer.Option(
+        None, help="comma-separated metrics of the Markdown/LaTeX/HTML leaderboard, e.g. wga,acc (default: all)"
+    ),
+    precision: int = typer.Option(1, help="decimals of the Markdown/LaTeX/HTML tables, 0 to 6"),
+    standalone: bool = typer.Option(
+        False, "--standalone/--no-standalone", help="LaTeX files as complete documents that compile with pdflatex"
+    ),
+) -> None:
+    """Aggregate every result.json under a results folder into leaderboards, per-group and cost tables, plots and
+    an HTML page (no training)."""
+    from benchmark.report import FORMATS, write_reports
+    from benchmark.selection import SELECT_RULES
+    from benchmark.store import iter_results
+
+    check_choice("--select", select, SELECT_RULES)
+    chosen = tuple(parse_list(formats, "--formats"))
+    for f in chosen:
+        check_choice("--formats entry", f, FORMATS)
+    shown = parse_list(columns, "--columns") if columns is not None else None
+    if not 0 <= precision <= 6:
+        raise BenchError(f"bad --precision {precision}: must be between 0 and 6")
+    if not results.is_dir():
+        raise BenchError(f"results folder not found: {results}")
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file, not a folder")
+    warn = functools.partial(console.print, "[yellow]warning:[/yellow]")
+    found = list(iter_results(results, dataset, warn))
+    boards = write_reports(found, out, chosen, select, shown, precision, standalone)
+    if not boards:
+        raise BenchError(f"no finished runs under {results}" + (f" for dataset {dataset}" if dataset else ""))
+    for name, board in boards.items():
+        print_leaderboard(name, board)
+        console.print(f"written to {out / name}/")
+    tables = [f for f in ("csv", "md", "tex") if f in chosen]
+    if len(boards) > 1 and tables:
+        console.print(f"worst-group accuracy over datasets written to {out}/combined.{{{','.join(tables)}}}")
+
+
+def print_leaderboard(dataset: str, board) -> None:
+    """The leaderboard as a rich table on the console."""
+    from benchmark.report import shown_metrics
+    from benchmark.tables import label, mean_std
+
+    title = f"{dataset}: test metrics (%), selection {board['select'].iloc[0]}"
+    table = Table("method", *map(label, shown_metrics(board)), "seeds", "trials", title=title)
+    for _, row in board.iterrows():
+        table.add_row(
+            row["label"],
+            *(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ") for m in shown_metrics(board)),
+            str(row["n_seeds"]),
+            str(row["trials"]),
+        )
+    console.print(table)

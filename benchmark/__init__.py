@@ -1,6 +1,7 @@
 """Group-robustness benchmark: eight methods, one model, one trainer, worst-group leaderboards.
 
-The Python API (:mod:`benchmark.api`): ``load_dataset``, ``run``, ``sweep``, ``leaderboard``, ``evaluate``, and
+The Python API (:mod:`benchmark.api`): ``load_dataset``, ``run``, ``sweep``, ``leaderboard``, ``evaluate``,
+``load_model`` and ``predict`` (a run's kept model), and
 ``BenchError``, the one-line error every bad input raises. Plugins import :func:`register_method` /
 :func:`register_dataset` from here.
 """
@@ -9,7 +10,7 @@ from benchmark.errors import BenchError
 from benchmark.registry import register_dataset, register_method
 
 __version__ = "0.1.0"
-API = ("load_dataset", "run", "sweep", "leaderboard", "evaluate")
+API = ("load_dataset", "run", "sweep", "leaderboard", "evaluate", "load_model", "predict")
 __all__ = ["BenchError", "register_dataset", "register_method", "__version__", *API]
 
 

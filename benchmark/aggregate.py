@@ -18,6 +18,8 @@ from benchmark.stats import bootstrap_ci, paired_ttest, wilson_interval
 
 ORDER = ("wga", "acc", "delta_acc", "bga", "mean_group_acc")
 COST = ("train_time_s", "steps_per_s", "peak_memory_mb")
+# recorded by newer runs only: the cost table shows them when some run has them
+RECORDED_COST = ("train_cpu_s", "parallel_runs")
 PER_GROUP_DERIVED = ("live:", "n_test:", "wilson_low:", "wilson_high:")  # per-group columns beside the accuracies
 BASELINE, TESTED, ALPHA = "erm", "wga", 0.05  # daggers: p < ALPHA against BASELINE on TESTED, better mean
 
@@ -39,6 +41,7 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
         best = select_epoch(r["history"], select)
         row = {k: r[k] for k in ("dataset", "method", "family_id", "config_id", "run_id", "trial", "seed", *COST)}
         row["hparams"] = json.dumps(r["hparams"], sort_keys=True)
+        row["train"] = json.dumps(r.get("train", {}), sort_keys=True)
         row["select"], row["selected_epoch"] = select, best["epoch"]
         row["sel_score"], row["sel_tie"] = selection_score(best, select)
         row.update({f"test_{m}": v for m, v in best["test"].items() if m != "groups"})
@@ -47,9 +50,11 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
         row.update({f"live:{g}": share for g, share in (best.get("live_units") or {}).items()})
         row.update({f"n_test:{g}": n for g, n in r.get("group_sizes", {}).get("test", {}).items()})
         row["steps"], row["stage_steps"] = r.get("steps"), stage_steps(r)
+        row.update({k: r.get(k) for k in RECORDED_COST})
         rows.append(row)
     frame = pd.DataFrame(rows)
     numeric = [c for c in frame if c.startswith(("test_", "val_", "group:", "live:", "n_test:")) or c in COST]
+    numeric += [c for c in RECORDED_COST if c in frame]
     return frame.astype({c: float for c in numeric})  # a metric missing (None) in every run is NaN, not object
 
 
@@ -78,11 +83,29 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     for cost in COST:
         board[cost] = grouped[cost].mean()
     board = board.reset_index()
-    repeated = board.duplicated(["dataset", "method"], keep=False)
-    board.insert(
-        2, "label", np.where(repeated, board["method"] + " [" + board["family_id"].str[:6] + "]", board["method"])
-    )
+    board.insert(2, "label", family_labels(board, grouped["train"].first().to_list()))
     return paired_tests(board, runs)
+
+
+def family_labels(board: pd.DataFrame, train: list[str]) -> list[str]:
+    """Each row's method name; where a dataset's method has several rows (sweeps with other fixed settings),
+    the hparams and training settings (``train``: JSON per row) that tell them apart, e.g. ``focal (gamma=1.0)``
+    or ``erm (train.lr=0.002)``, and the family id where none do (other data options)."""
+    labels = list(board["method"])
+    settings = [
+        {**json.loads(h), **{f"train.{k}": v for k, v in json.loads(t).items()}}
+        for h, t in zip(board["hparams"], train)
+    ]
+    for _, rows in board.groupby(["dataset", "method"], sort=False):
+        if len(rows) < 2:
+            continue
+        mine = [settings[i] for i in rows.index]
+        keys = dict.fromkeys(k for s in mine for k in s)
+        differ = [k for k in keys if len({json.dumps(s.get(k)) for s in mine}) > 1]
+        for i, setting in zip(rows.index, mine):
+            shown = ", ".join(f"{k}={setting.get(k)}" for k in differ) or board.loc[i, "family_id"][:6]
+            labels[i] = f"{board.loc[i, 'method']} ({shown})"
+    return labels
 
 
 def paired_tests(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -125,11 +148,15 @@ def group_names(groups: pd.DataFrame) -> list[str]:
 
 
 def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, method, family): total optimizer steps and each stage's, and the mean and std over seeds of
-    train time, steps/s and peak memory."""
+    """Per (dataset, method, family): total optimizer steps and each stage's, the mean and std over seeds of
+    train time, steps/s, peak memory and (runs that record it) the CPU time of training, which does not depend
+    on what else ran, and the most runs that shared the machine (``parallel_runs_max``)."""
     grouped = runs.groupby(KEYS, sort=False)
-    table = grouped[list(COST)].agg(["mean", "std"])
+    cpu = ["train_cpu_s"] if runs.get("train_cpu_s", pd.Series(dtype=float)).notna().any() else []
+    table = grouped[[*COST, *cpu]].agg(["mean", "std"])
     table.columns = [f"{col}_{stat}" for col, stat in table.columns]
+    if runs.get("parallel_runs", pd.Series(dtype=float)).notna().any():
+        table["parallel_runs_max"] = grouped["parallel_runs"].max()
     table.insert(0, "stage_steps", grouped["stage_steps"].first())
     table.insert(0, "steps", grouped["steps"].first())
     return table.reset_index()

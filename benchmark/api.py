@@ -6,6 +6,7 @@
     runs = bm.run(methods=["erm", "groupdro"], dataset="digits-hetero", seeds=[0, 1], epochs=3, out="results")
     board = bm.leaderboard("results", dataset="digits-hetero")
     bm.evaluate(ds, "test", predictions)               # any model's predicted classes -> wga, acc, per group
+    method, data = bm.load_model("results/digits-hetero/erm/<run id>")   # a run trained with save_model=True
 
 Every function validates its inputs the way the CLI does and raises :class:`~benchmark.errors.BenchError` with
 the same one-line messages.
@@ -23,7 +24,7 @@ import torch
 from benchmark.config import DEVICES
 from benchmark.data import build_dataset
 from benchmark.data.core import SPLITS, GroupDataset
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, did_you_mean
 from benchmark.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher
 from benchmark.metrics import group_metrics
 from benchmark.plan import plan_sweep
@@ -54,7 +55,8 @@ def load_dataset(name: str, data_root: str | None = None, plugins: Sequence[str]
     unknown = sorted(set(options) - set(builder.option_defaults()))
     if unknown:
         known = ", ".join(builder.option_defaults())
-        raise BenchError(f"unknown option '{unknown[0]}' of dataset {name}; known: {known}")
+        hint = did_you_mean(unknown[0], builder.option_defaults())
+        raise BenchError(f"unknown option '{unknown[0]}' of dataset {name}; known: {known}{hint}")
     if builder.needs_data_root and data_root is None:
         raise BenchError(f"dataset {name} reads files: give data_root (--data-root PATH)")
     return build_dataset(name, {**builder.option_defaults(), **options}, data_root)
@@ -73,6 +75,7 @@ def sweep(
     workers: int | None = None,
     threads: int = 1,
     deterministic: bool = False,
+    save_model: bool = False,
     out: str | Path = "results",
     plugins: Sequence[str] = (),
     sets: Mapping[str, object] | Sequence[str] | None = None,
@@ -116,6 +119,7 @@ def sweep(
         trials=trials,
         threads=threads,
         deterministic=deterministic,
+        save_model=save_model,
     )
     options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
     check_launcher(launcher, options)
@@ -126,13 +130,22 @@ def run(report: bool = True, **kwargs) -> pd.DataFrame:
     """Train as :func:`sweep` (the same arguments as ``bench run``) and return one row per run: the run's
     identity, ``status`` and ``error``, and for finished runs the columns of :func:`runs_frame` (test and val
     metrics at the selected epoch, per-group accuracy, cost). With ``report`` the leaderboard files are written
-    into ``out`` as ``bench run`` writes them."""
+    into ``out`` as ``bench run`` writes them (:func:`write_folder_reports`)."""
     outcome = sweep(**kwargs)
     if report:
-        from benchmark.report import write_reports
-
-        write_reports(outcome.results, Path(kwargs.get("out", "results")), select=kwargs.get("select", "val-wga"))
+        write_folder_reports(outcome, Path(kwargs.get("out", "results")), kwargs.get("select", "val-wga"))
     return outcome_frame(outcome, kwargs.get("select", "val-wga"))
+
+
+def write_folder_reports(outcome: SweepOutcome, out: Path, select: str = "val-wga") -> dict:
+    """The reports of the sweep's datasets into ``out/<dataset>/``, over every finished run of each dataset in
+    ``out`` (earlier sweeps' runs too, so that a second sweep into a folder keeps the first one's methods on
+    the leaderboard); returns the leaderboards by dataset."""
+    from benchmark.report import write_reports
+
+    datasets = dict.fromkeys(run.spec.dataset for run, _ in outcome.runs)
+    found = [result for dataset in datasets for result in iter_results(out, dataset)]
+    return write_reports(found, out, select=select)
 
 
 def outcome_frame(outcome: SweepOutcome, select: str = "val-wga") -> pd.DataFrame:
@@ -177,3 +190,39 @@ def evaluate(data: GroupDataset, split: str, predictions) -> dict:
     correct = torch.zeros(data.num_groups, dtype=torch.float64).index_add_(0, groups, hit)
     total = torch.bincount(groups, minlength=data.num_groups).double()
     return group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)
+
+
+def load_model(run: str | Path, data_root: str | None = None, plugins: Sequence[str] = ()) -> tuple:
+    """``(method, data)``: the method of a finished run that kept its model (``bench run --save-model``) with the
+    weights of its selected epoch, in eval mode on CPU, and the dataset it trained on (rebuilt from the run's
+    identity; ``data_root`` for datasets read from files). ``bm.evaluate(data, "test",
+    bm.predict(method, data, "test"))`` gives the run's stored test metrics back."""
+    from benchmark.config import RunSpec, TrainConfig
+    from benchmark.store import read_result
+    from benchmark.trainer import build_method
+
+    folder = Path(run)
+    result = read_result(folder)
+    if result is None or result.get("status") != "ok":
+        raise BenchError(f"no finished run in {folder}")
+    weights = folder / result.get("model_file", "model.pt")
+    if not weights.is_file():
+        raise BenchError(f"run {folder} kept no model: train it with --save-model (save_model=True)")
+    load_plugins(plugins)
+    fingerprint = result.get("data_fingerprint")
+    if fingerprint is not None and DATASETS.get(result["dataset"]).fingerprint(data_root) != fingerprint:
+        raise BenchError(f"the files under {data_root} are not the data run {folder.name} trained on")
+    identity = [result[key] for key in ("dataset", "data_options", "method", "hparams", "seed")]
+    spec = RunSpec(*identity, TrainConfig(**result["train"]), fingerprint)
+    data = build_dataset(spec.dataset, spec.data_options, data_root)
+    method = build_method(spec, data)
+    method.load_state_dict(torch.load(weights, map_location="cpu"))
+    return method.eval(), data
+
+
+def predict(method, data: GroupDataset, split: str) -> torch.Tensor:
+    """The method's predicted class of every sample of ``split``, in the order :func:`evaluate` expects."""
+    from benchmark.evaluation import predicted_classes
+
+    check_choice("split", split, SPLITS)
+    return predicted_classes(method, data, split)

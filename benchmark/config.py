@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, did_you_mean
 from benchmark.models import LATENTS
 from benchmark.settings import Range, check_settings, parse_setting
 from benchmark.store import run_id
@@ -86,7 +86,8 @@ def apply_sets(section: str, defaults: dict, sets: dict[str, str]) -> dict:
             continue
         if name not in defaults:
             known = ", ".join(f"{section}.{k}" for k in defaults) or "none"
-            raise BenchError(f"unknown setting '{key}'; known: {known}")
+            hint = did_you_mean(key, [f"{section}.{k}" for k in defaults])
+            raise BenchError(f"unknown setting '{key}'; known: {known}{hint}")
         values[name] = parse_setting(key, raw, defaults[name])
     return values
 
@@ -154,7 +155,8 @@ class Execution:
     in different orders, so the count is recorded with the result). ``deterministic`` asks for PyTorch's
     deterministic algorithms (what CUDA needs for bitwise repeatability). ``data_root``: where a dataset's files
     are (their content is in the identity, :attr:`RunSpec.data_fingerprint`). ``plugins``: modules or files to
-    import first, so that a plugin method or dataset is registered in the worker.
+    import first, so that a plugin method or dataset is registered in the worker. ``parallel``: how many runs
+    the sweep trains at a time on this machine (set by the sweep; recorded with the costs).
     """
 
     device: str = "auto"
@@ -162,3 +164,4 @@ class Execution:
     deterministic: bool = False
     data_root: str | None = None
     plugins: tuple[str, ...] = field(default=())
+    parallel: int = 1

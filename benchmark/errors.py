@@ -3,3 +3,11 @@
 
 class BenchError(Exception):
     """Bad input or configuration, reported to the user without a traceback."""
+
+
+def did_you_mean(value: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a misspelt ``value``, or an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.data.batches import Batch
+from benchmark.data.batches import Batch, eval_batches
 from benchmark.data.core import GroupDataset
 from benchmark.data.images import prefetched
 from benchmark.methods.base import Method
@@ -52,3 +52,16 @@ def evaluate(method: Method, data: GroupDataset, batches: list[Batch], latents: 
     if latents:
         metrics["live_units"] = live_units(active.cpu(), total.cpu(), data.group_names)
     return metrics
+
+
+@torch.no_grad()
+def predicted_classes(method: Method, data: GroupDataset, split: str, batch_size: int = 2048) -> torch.Tensor:
+    """The method's predicted class of every sample of ``split``, in the order of ``data.split(split)`` (what
+    :func:`benchmark.api.evaluate` scores)."""
+    method.eval()
+    batches = eval_batches(data, split, batch_size)
+    predicted = torch.cat([method.predict(data, batch).argmax(1) for batch in prefetched(data, batches)])
+    position = torch.full((len(data.y),), -1, dtype=torch.long)
+    position[torch.as_tensor(data.indices_cpu(split))] = torch.arange(len(data.indices_cpu(split)))
+    order = position[torch.cat([batch.idx for batch in batches]).cpu()]
+    return torch.empty_like(predicted).index_copy_(0, order.to(predicted.device), predicted).cpu()

@@ -32,6 +32,7 @@ def plan_sweep(
     trials: int = 1,
     threads: int = 1,
     deterministic: bool = False,
+    save_model: bool = False,
 ) -> list[Run]:
     """Validate every name and ``--set`` value, then return the runs of methods × trials × seeds (nothing is
     written).
@@ -39,7 +40,8 @@ def plan_sweep(
     ``methods`` may be ``["all"]`` (every registered method, plugins included). ``--set`` keys are
     ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep; they are fixed in every trial, while
     trials 1.. draw the method's other ``space`` entries (trial 0 is the defaults). ``threads`` and
-    ``deterministic``: how each run executes (see :class:`~benchmark.config.Execution`).
+    ``deterministic``: how each run executes (see :class:`~benchmark.config.Execution`); ``save_model``: keep
+    each run's selected model (:class:`~benchmark.runs.Run`).
     """
     plugins = load_plugins(plugins)
     names = METHODS.names() if methods == ["all"] else [METHODS.get(m).name for m in methods]
@@ -69,5 +71,5 @@ def plan_sweep(
             train = TrainConfig(**check_train({**config.to_dict(), **drawn_train}))
             specs = [RunSpec(dataset, data_options, name, hparams, seed, train, fingerprint) for seed in seeds]
             family = family or specs[0].config_id
-            planned += [Run(spec, execution, select, trial, family) for spec in specs]
+            planned += [Run(spec, execution, select, trial, family, save_model) for spec in specs]
     return planned

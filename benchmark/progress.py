@@ -14,7 +14,9 @@ from benchmark.runs import Run
 
 class RichProgress(Progress):
     """The live view of a sweep: a line of run counts over a bar of the epochs still to train when it began
-    (finished and in-flight epochs alike), whose remaining time is rich's estimate from the recent epoch rate.
+    (finished and in-flight epochs alike), whose remaining time is rich's estimate from the recent epoch rate,
+    and a bar per run in flight naming its stage. Without a terminal (a log file, a SLURM log) the live view
+    does not draw, so every evaluation prints one plain line.
     """
 
     def __init__(self, console: Console):
@@ -61,10 +63,13 @@ class RichProgress(Progress):
 
     def evaluated(self, run: Run, record: dict) -> None:
         val = record["val"]["wga"]
-        suffix = f" (val wga {val:.1f})" if val is not None else ""
+        state = f"{record['stage']}, val wga {val:.1f}" if val is not None else record["stage"]
         bar = self.running[run.run_id]
-        self.bars.update(bar, completed=record["epoch"], description=self.run_name(run) + suffix)
+        self.bars.update(bar, completed=record["epoch"], description=f"{self.run_name(run)} ({state})")
         self.count_epochs(run, run.spec.train.epochs - record["epoch"])
+        if not self.console.is_terminal:  # a log file or a batch job's output: no live view, one line instead
+            epochs = f"epoch {record['epoch']}/{run.spec.train.epochs}"
+            self.console.print(f"{self.run_name(run)} {epochs} ({state}, train loss {record['train_loss']:.4f})")
 
     def finished(self, run: Run, result: dict, skipped: bool) -> None:
         if run.run_id in self.running:

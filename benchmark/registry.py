@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Generic, TypeVar
 
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, did_you_mean
 
 T = TypeVar("T")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # names become folders of the results tree
@@ -45,7 +45,8 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The class registered as ``name``; an unknown name lists the known ones."""
         if name not in self._items:
-            raise BenchError(f"unknown {self.kind} '{name}'; known: {', '.join(self.names())}")
+            hint = did_you_mean(name, self.names())
+            raise BenchError(f"unknown {self.kind} '{name}'; known: {', '.join(self.names())}{hint}")
         return self._items[name]
 
     def names(self) -> list[str]:

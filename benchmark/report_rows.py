@@ -10,7 +10,7 @@ import pandas as pd
 from benchmark.aggregate import BASELINE, COST, TESTED, group_names
 from benchmark.tables import LATEX, Style, cell, higher_is_better, ranked_column
 
-COST_LABELS = {"train_time_s": "Train s", "steps_per_s": "Steps/s", "peak_memory_mb": "Peak MB"}
+COST_LABELS = {"train_time_s": "Train s", "steps_per_s": "Steps/s", "peak_memory_mb": "Peak MB", "train_cpu_s": "CPU s"}
 
 
 def leaderboard_rows(board: pd.DataFrame, style: Style, metrics: Sequence[str], precision: int):
@@ -52,17 +52,22 @@ def group_rows(board: pd.DataFrame, groups: pd.DataFrame, style: Style, precisio
 
 def cost_rows(board: pd.DataFrame, cost: pd.DataFrame, style: Style):
     """Header and rows of the compute-cost table: total optimizer steps, steps per stage, then mean ± std over
-    seeds (one decimal) of time, steps/s and memory."""
+    seeds (one decimal) of time, steps/s, memory and, where runs recorded them, CPU time and the most runs that
+    shared the machine."""
+    shown = [*COST, *(["train_cpu_s"] if "train_cpu_s_mean" in cost else [])]
+    shared = "parallel_runs_max" in cost
     rows = [
         [
             style.escape(name),
             str(int(row["steps"])) if pd.notna(row["steps"]) else style.missing,
             style.escape(row["stage_steps"]),
-            *(cell(style, row[f"{c}_mean"], row[f"{c}_std"]) for c in COST),
+            *(cell(style, row[f"{c}_mean"], row[f"{c}_std"]) for c in shown),
+            *([str(int(row["parallel_runs_max"])) if pd.notna(row["parallel_runs_max"]) else style.missing] * shared),
         ]
         for name, (_, row) in zip(board["label"], cost.iterrows())
     ]
-    return ["Method", "Steps", "Steps per stage", *(COST_LABELS[c] for c in COST)], rows
+    header = ["Method", "Steps", "Steps per stage", *(COST_LABELS[c] for c in shown)]
+    return header + ["Runs at once"] * shared, rows
 
 
 def combined_rows(combined: pd.DataFrame, style: Style, precision: int):

@@ -7,14 +7,18 @@ Launchers (:mod:`benchmark.launchers`) decide where.
 
 from __future__ import annotations
 
+import os
 import traceback
 from pathlib import Path
 
+import torch
+
 from benchmark.data import build_dataset
+from benchmark.environment import environment
 from benchmark.errors import BenchError
 from benchmark.plugins import load_plugins
 from benchmark.runs import Run
-from benchmark.selection import selected
+from benchmark.selection import selected, selection_score
 from benchmark.store import RunLog, check_run_paths, check_writable, read_result, write_json_atomic
 from benchmark.trainer import build_method, run_settings, train
 
@@ -58,6 +62,31 @@ def unstored(result: dict, path: Path, exc: OSError) -> dict:
     return {**result, "status": "failed", "error": error, "unstored": True}
 
 
+MODEL_FILE = "model.pt"
+
+
+def best_so_far(rule: str):
+    """A ``keep`` for the trainer: true for each evaluation that beats every earlier one under ``rule``, so the
+    last kept model is the one :func:`~benchmark.selection.select_epoch` picks (the first of equal scores)."""
+    best = [None]
+
+    def keep(record: dict) -> bool:
+        score = selection_score(record, rule)
+        if best[0] is None or score > best[0]:
+            best[0] = score
+            return True
+        return False
+
+    return keep
+
+
+def save_state(state: dict, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then an atomic rename."""
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
 def execute_run(run: Run, out: Path, progress: Progress | None = None) -> dict:
     """Train one run and write config.json, log.jsonl and (last, atomically) result.json; return the result.
 
@@ -82,14 +111,20 @@ def execute_run(run: Run, out: Path, progress: Progress | None = None) -> dict:
     try:
         load_plugins(how.plugins)
         data = build_dataset(run.spec.dataset, run.spec.data_options, how.data_root)
-        result = {"status": "ok", **selected(train(run.spec, data, on_eval, how), run.select)}
+        keep = best_so_far(run.select) if run.save_model else None
+        trained = train(run.spec, data, on_eval, how, keep)
+        result = {"status": "ok", **selected(trained, run.select), "parallel_runs": how.parallel}
+        if run.save_model:
+            save_state(result.pop("state_dict"), directory / MODEL_FILE)
+            result["model_file"] = MODEL_FILE
     except SystemExit as exc:  # a plugin calling sys.exit must not end the sweep
         result = {**failure(exc), "error": f"the run called sys.exit({exc.code!r})"}
     except Exception as exc:  # recorded, so that the sweep goes on
         result = failure(exc)
     finally:
         log.close()
-    result = {**header, **result, **({"log_error": log.error} if log.error else {})}
+    result = {**header, **result, "environment": environment(torch.device(result.get("device", "cpu")))}
+    result |= {"log_error": log.error} if log.error else {}
     try:
         write_json_atomic(directory / "result.json", result)
     except OSError as exc:

@@ -17,6 +17,7 @@ class Run:
     ``trial`` is the hparam-search trial that drew the spec's hparams (0: the defaults); ``family_id`` is the
     ``config_id`` of trial 0 of the same sweep, which ties the trials of a method together for selection.
     ``select`` is the rule for the run's own result (reports can re-select from the stored history).
+    ``save_model``: keep the state dict of the model at the selected epoch beside the result (``model.pt``).
     """
 
     spec: RunSpec
@@ -24,6 +25,7 @@ class Run:
     select: str = "val-wga"
     trial: int = 0
     family_id: str = ""
+    save_model: bool = False
 
     @property
     def run_id(self) -> str:

@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ def parse_setting(key: str, raw: str, default):
 def check_choice(option: str, value: str, choices: Sequence[str]) -> None:
     """A BenchError naming the choices when ``value`` is not one of them."""
     if value not in choices:
-        raise BenchError(f"bad {option} '{value}'; choose from {', '.join(choices)}")
+        hint = did_you_mean(value, choices)
+        raise BenchError(f"bad {option} '{value}'; choose from {', '.join(choices)}{hint}")
 
 
 def check_seeds(seeds: Iterable[int]) -> list[int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmark.launchers import LaunchOptions, default_workers, launch
@@ -140,6 +140,7 @@ def run_sweep(
         pending = runs_to_do(unique, out, force, retry_failed)
         preflight(pending, out)
         parallel = options.workers or (default_workers(pending) if launcher == "local" else 1)
+        pending = [replace(run, execution=replace(run.execution, parallel=parallel)) for run in pending]
         collecting.inner.begin(len(unique), parallel, pending)
         elsewhere = _claim(pending, out, force, retry_failed, collecting, mine)
         busy = {run.run_id for run in [*mine, *elsewhere]}

@@ -157,6 +157,7 @@ def train(
     data_cpu: GroupDataset,
     on_eval: Callable[[dict], None] = lambda record: None,
     execution: Execution = Execution(),
+    keep: Callable[[dict], bool] | None = None,
 ) -> dict:
     """Train ``spec.method`` on ``data_cpu`` as ``execution`` says (device; CPU threads and deterministic
     algorithms, set for the run and restored after) and return its history and costs.
@@ -170,14 +171,18 @@ def train(
     The method's stages run in order, each with a new optimiser over the parameters that require
     gradients. After each ⌈n_train / batch_size⌉ steps (an "epoch") the model is evaluated on val and test
     (val also records the latents' ``live_units`` per group); the record (stage, epoch, step, train loss,
-    method logs, metrics, time since the start and the epoch's training time ``train_s``: its hook, batch drawing
-    and steps, without evaluation) goes to ``on_eval``. Each stage reports its ``setup_time_s`` (the stage
-    hook, a fresh model, the optimiser and sampler) apart from its ``train_time_s``. The final stage's evaluations (the
-    model the method delivers) are returned as ``history``, from which the runner picks the reported epoch
-    (:func:`~benchmark.selection.selected`). Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
+    method logs, metrics, time since the start and the epoch's training time ``train_s``: its hook, batch
+    drawing and steps, without evaluation) goes to ``on_eval``. Each stage reports its ``setup_time_s`` (the
+    stage hook, a fresh model, the optimiser and sampler) apart from its ``train_time_s``; ``train_cpu_s`` is
+    the process's CPU time in training steps, which other processes on the machine do not change. The final
+    stage's evaluations (the model the method delivers) are returned as ``history``, from which the runner
+    picks the reported epoch (:func:`~benchmark.selection.selected`). With ``keep``, a final-stage evaluation
+    for which ``keep(record)`` is true replaces the kept copy of the method's state (on CPU), returned as
+    ``state_dict``: the runner keeps the model of the epoch its rule selects. Raises :class:`NonFiniteLoss` if
+    the loss turns NaN/inf.
     """
     with run_settings(execution):
-        return _train(spec, data_cpu, on_eval, resolve_device(execution.device))
+        return _train(spec, data_cpu, on_eval, resolve_device(execution.device), keep)
 
 
 @contextlib.contextmanager
@@ -199,7 +204,7 @@ def run_settings(execution: Execution):
         torch.backends.cudnn.benchmark = previous[2]
 
 
-def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None], device: torch.device) -> dict:
+def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: torch.device, keep: Callable | None):
     start = time.perf_counter()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -209,7 +214,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
     evals = {split: eval_batches(data, split, spec.train.eval_batch_size) for split in ("val", "test")}
     steps_per_epoch = method.info.steps_per_epoch
     stages = method.stages()
-    step, epoch, train_time, history, stage_reports = 0, 0, 0.0, [], []
+    step, epoch, train_time, train_cpu, history, stage_reports, kept = 0, 0, 0.0, 0.0, [], [], None
     for stage_number, stage in enumerate(stages, 1):
         stage_start, stage_train_time = time.perf_counter(), 0.0
         facts, optimizer, sampler = start_stage(method, stage, data, spec)
@@ -218,7 +223,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
         stream = BatchStream(sampler, batch_rng)
         for _ in range(stage.epochs):
             epoch += 1
-            epoch_start = time.perf_counter()
+            epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
             method.train()
             method.on_epoch_start(epoch, data)
             batches = stream.take(steps_per_epoch)
@@ -227,6 +232,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
             synchronize(device)
             epoch_train_time = time.perf_counter() - epoch_start
             stage_train_time += epoch_train_time
+            train_cpu += time.process_time() - epoch_cpu
             if first_bad.item() >= 0:
                 raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {epoch}, stage {stage.name})")
             with autocast(spec.train, device):
@@ -245,6 +251,8 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
             on_eval(record)
             if stage_number == len(stages):
                 history.append({key: record[key] for key in ("epoch", "val", "test", "live_units")})
+                if keep is not None and keep(record):
+                    kept = {name: value.detach().cpu().clone() for name, value in method.state_dict().items()}
         train_time += stage_train_time
         stage_reports.append(
             {
@@ -266,6 +274,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
         "steps": step,
         "stages": stage_reports,
         "train_time_s": train_time,
+        "train_cpu_s": train_cpu,
         "wall_time_s": time.perf_counter() - start,
         "steps_per_s": step / train_time if train_time > 0 else None,
         "peak_memory_mb": memory,
@@ -274,4 +283,5 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable[[dict], None
         "threads": torch.get_num_threads(),
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "history": history,
+        **({} if keep is None else {"state_dict": kept}),
     }

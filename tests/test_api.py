@@ -91,6 +91,32 @@ def test_run_returns_one_row_per_run_as_on_disk_and_resumes(tmp_path):
     assert np.allclose(board["wga_mean"], written["wga_mean"], atol=1e-4)
 
 
+def test_a_saved_model_loads_back_and_gives_the_runs_test_metrics(tmp_path):
+    """--save-model keeps the model of the selected epoch: for a one-stage method, a method that retrains a
+    fresh model (jtt) and one whose head is frozen (nc-frozen)."""
+    out = tmp_path / "results"
+    kept = dict(save_model=True, workers=1)
+    runs = bm.run(methods=["erm", "jtt", "nc-frozen"], seeds=[0], epochs=2, sets=SMALL, out=out, **kept)
+    assert set(runs["status"]) == {"ok"}
+    cost = pd.read_csv(out / "digits-hetero" / "cost.csv")
+    assert (cost["train_cpu_s_mean"] > 0).all() and (cost["parallel_runs_max"] == 1).all()
+    for row in runs.itertuples():
+        folder = out / "digits-hetero" / row.method / row.run_id
+        stored = json.loads((folder / "result.json").read_text())
+        assert stored["model_file"] == "model.pt" and (folder / "model.pt").is_file()
+        method, data = bm.load_model(folder)
+        scored = bm.evaluate(data, "test", bm.predict(method, data, "test"))
+        assert {k: scored[k] for k in ("wga", "acc", "groups")} == {
+            k: stored["test"][k] for k in ("wga", "acc", "groups")
+        }
+        assert set(stored["environment"]) >= {"python", "packages", "git_commit", "host", "cuda", "cpu_capability"}
+        assert stored["environment"]["packages"]["torch"] == torch.__version__.split("+")[0]
+        assert stored["train_cpu_s"] > 0 and stored["parallel_runs"] == 1
+    plain = bm.run(methods=["erm"], seeds=[1], epochs=1, sets=SMALL, out=tmp_path / "plain")
+    with pytest.raises(bm.BenchError, match="kept no model: train it with --save-model"):
+        bm.load_model(tmp_path / "plain" / "digits-hetero" / "erm" / plain["run_id"][0])
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +28,9 @@ def assert_one_line_error(proc, *fragments: str) -> None:
     "args, fragments",
     [
         (["--methods", "erm,nosuch"], ["unknown method 'nosuch'", "known: anchor-w2, ", ", erm, groupdro, "]),
+        (["--methods", "grupdro"], ["unknown method 'grupdro'", "(did you mean 'groupdro'?)"]),
+        (["--set", "train.lrr=1"], ["unknown setting 'train.lrr'", "(did you mean 'train.lr'?)"]),
+        (["--select", "val-wgaa"], ["(did you mean 'val-wga'?)"]),
         (["--dataset", "nosuch"], ["unknown dataset 'nosuch'", "known: ", "digits-hetero, "]),
         (["--set", "train.nosuch=1"], ["unknown setting 'train.nosuch'", "train.lr"]),
         (["--set", "groupdro.step_size=fast"], ["bad value for groupdro.step_size", "not a float"]),
@@ -63,6 +68,24 @@ def test_cuda_without_a_gpu_is_an_input_error(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_version_short_help_and_whole_command_summaries():
+    from benchmark import __version__
+
+    assert bench_in_process("--version").stdout.strip() == f"bench {__version__}"
+    helped = bench_in_process("-h")
+    summaries = helped.stdout.split("Commands:")[1]
+    assert helped.returncode == 0 and "run " in summaries and "..." not in summaries, "no summary cut short"
+    assert bench_in_process("run", "-h").returncode == 0
+
+
+def test_list_shows_a_plugin_files_methods_and_hyperparameters(tmp_path):
+    plugin = tmp_path / "focal.py"
+    plugin.write_text(readme_plugin())
+    listed = bench_in_process("list", "methods", "--plugin", str(plugin))
+    assert listed.returncode == 0, listed.stderr
+    assert "focal" in listed.stdout and "gamma=2.0" in listed.stdout
+
+
 def test_list_and_describe_errors():
     """(``describe`` of every dataset: test_describe.py.)"""
     listed = bench("list")
@@ -92,7 +115,7 @@ def test_rerun_skips_finished_runs_force_redoes_them_and_a_changed_setting_is_ne
         assert (first / "digits-hetero" / result["method"] / rid / "log.jsonl").read_text().count("\n") == 2
     board = (first / "digits-hetero" / "leaderboard.csv").read_text()
     stamps = {p: p.stat().st_mtime_ns for p in first.glob("digits-hetero/*/*/*")}
-    again = bench(
+    again = bench_in_process(
         "run", "--methods", "erm,groupdro", "--seeds", "0", "--device", "cpu", "--out", str(first), *IN_PROCESS
     )
     assert again.returncode == 0, again.stderr
@@ -100,12 +123,14 @@ def test_rerun_skips_finished_runs_force_redoes_them_and_a_changed_setting_is_ne
     assert {p: p.stat().st_mtime_ns for p in first.glob("digits-hetero/*/*/*")} == stamps, "no run was redone"
     assert (first / "digits-hetero" / "leaderboard.csv").read_text() == board
 
-    forced = bench(
+    forced = bench_in_process(
         "run", "--methods", "erm", "--seeds", "0", "--device", "cpu", "--out", str(first), "--force", *IN_PROCESS
     )
     assert forced.returncode == 0 and forced.stdout.count("finished ") == 1
+    leaderboard = pd.read_csv(first / "digits-hetero" / "leaderboard.csv")
+    assert set(leaderboard["method"]) == {"erm", "groupdro"}, "a sweep's leaderboard covers the folder's runs"
 
-    changed = bench(
+    changed = bench_in_process(
         "run", "--methods", "erm", "--seeds", "0", "--out", str(first), *IN_PROCESS, "--set", "train.lr=0.002"
     )
     assert changed.returncode == 0 and changed.stdout.count("finished ") == 1, "a changed setting is a new run"
@@ -119,6 +144,14 @@ def readme_plugin() -> str:
     """The complete plugin shown in the README's "Add a method" section."""
     section = README.read_text().split("## Add a method", 1)[1]
     return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_plugin_example_passes_the_projects_lint(tmp_path):
+    plugin = tmp_path / "focal.py"
+    plugin.write_text(readme_plugin())
+    config = README.parent / "pyproject.toml"
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--config", str(config), str(plugin)], text=True)
+    assert lint.returncode == 0
 
 
 def test_plugin_method_from_a_file_runs_and_reaches_the_leaderboard(tmp_path):

@@ -72,7 +72,9 @@ def test_rerun_trains_nothing_and_keeps_the_leaderboard(default_suite):
 
 
 def test_quick_run_of_every_method_has_finite_metrics(tmp_path):
-    """``bench run --methods all --seeds 0 --quick``: all eight methods, finite metrics for every group."""
+    """``bench run --methods all --seeds 0 --quick`` through the console script: all eight methods, finite metrics
+    for every group (on a small MNIST-1D group, to keep the quick suite quick; ``tests/test_numbers.py`` checks
+    every method's numbers)."""
     exe = shutil.which("bench")
     out = tmp_path / "results"
     start = time.perf_counter()
@@ -86,6 +88,8 @@ def test_quick_run_of_every_method_has_finite_metrics(tmp_path):
         "--seeds",
         "0",
         "--quick",
+        "--set",
+        "data.n_mnist1d=600",
         "--out",
         str(out),
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
 LAYERS = [
     {"errors"},
-    {"settings", "registry", "store", "stats", "metrics", "hparams", "selection", "plots"},
+    {"settings", "registry", "store", "stats", "metrics", "hparams", "selection", "plots", "environment"},
     {"tables"},
     {"data"},
     {"models"},

@@ -27,9 +27,9 @@ def test_counts_and_the_sweeps_epochs_finished_and_in_flight():
     view.start(spec(1))
     view.start(spec(2))
     assert view.summary() == "runs: 1 done, 2 running, 0 failed"
-    view.evaluated(spec(1), {"epoch": 1, "val": {"wga": 40.0}})
+    view.evaluated(spec(1), {"epoch": 1, "stage": "identify", "val": {"wga": 40.0}, "train_loss": 0.5})
     assert epochs.completed == 1, "an in-flight epoch counts"
-    view.evaluated(spec(1), {"epoch": 2, "val": {"wga": 45.0}})
+    view.evaluated(spec(1), {"epoch": 2, "stage": "upweighted", "val": {"wga": None}, "train_loss": 0.25})
     view.finished(spec(1), ok, skipped=False)
     view.finished(spec(2), {"status": "failed", "error": "boom"}, skipped=False)  # died before its first epoch
     assert epochs.completed == 4, "a failed run's epochs are no longer to come"
@@ -37,6 +37,8 @@ def test_counts_and_the_sweeps_epochs_finished_and_in_flight():
     assert epochs.completed == 6
     assert view.summary() == "runs: 3 done, 0 running, 1 failed"
     printed = console.file.getvalue()
+    assert "erm seed 1 epoch 1/2 (identify, val wga 40.0, train loss 0.5000)" in printed, "one line per evaluation"
+    assert "erm seed 1 epoch 2/2 (upweighted, train loss 0.2500)" in printed
     assert (
         "done     erm seed 0" in printed and "finished erm seed 1" in printed and "failed  erm seed 2: boom" in printed
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -96,10 +98,17 @@ def test_markdown_and_latex_mark_best_and_second(tmp_path, results):
     assert r"$\mathbf{70.0 \pm 0.0}$" in tex and r"$\underline{50.0 \pm 10.0}$" in tex
 
 
-def test_two_sweep_families_of_one_method_get_separate_rows(tmp_path):
+def test_two_sweep_families_of_one_method_get_rows_labelled_by_what_differs(tmp_path):
     results = [fake_result("erm", 0, [9, 5], "aaaaaaaa"), fake_result("erm", 0, [5, 5], "bbbbbbbb")]
     board = write_reports(results, tmp_path)["toy"]
-    assert sorted(board["label"]) == ["erm [aaaaaa]", "erm [bbbbbb]"]
+    assert sorted(board["label"]) == ["erm (aaaaaa)", "erm (bbbbbb)"], "nothing differs: the family ids"
+    focal = [fake_result("focal", 0, [9, 5], "f1"), fake_result("focal", 0, [5, 5], "f2")]
+    focal.append(fake_result("erm", 0, [1, 1]))
+    focal[0]["hparams"], focal[1]["hparams"] = {"gamma": 1.0, "eps": 0.1}, {"gamma": 2.0, "eps": 0.1}
+    focal[1]["train"] = {"lr": 0.002}
+    board = write_reports(focal, tmp_path / "focal")["toy"]
+    assert list(board["label"]) == ["focal (gamma=1.0, train.lr=None)", "focal (gamma=2.0, train.lr=0.002)", "erm"]
+    assert json.loads(board["hparams"][0]) == {"eps": 0.1, "gamma": 1.0}, "the CSV keeps every hparam"
 
 
 def test_nothing_to_report(tmp_path):

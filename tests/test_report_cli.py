@@ -34,6 +34,18 @@ def test_report_writes_every_format_by_default(tmp_path, stored):
     assert "combined.{csv,md,tex}" in proc.stdout
 
 
+def test_report_defaults_write_into_the_results_folder_not_over_reports(tmp_path, stored, monkeypatch):
+    """From a repository root, ``bench report`` without options must leave the committed reports alone."""
+    committed = tmp_path / "reports" / "toy" / "leaderboard.md"
+    committed.parent.mkdir(parents=True)
+    committed.write_text("the committed reference\n")
+    monkeypatch.chdir(tmp_path)
+    proc = bench_in_process("report")
+    assert proc.returncode == 0, proc.stderr
+    assert committed.read_text() == "the committed reference\n" and len(list((tmp_path / "reports").rglob("*"))) == 2
+    assert (stored / "reports" / "toy" / "leaderboard.md").is_file() and (stored / "reports" / "combined.csv").is_file()
+
+
 def test_report_table_options(tmp_path, stored):
     out = tmp_path / "reports"
     args = ["--formats", "md,tex", "--columns", "wga,acc", "--precision", "2", "--standalone"]

@@ -12,15 +12,19 @@ from benchmark.errors import BenchError
 from benchmark.settings import check_choice
 
 
-@app.command("list")
+@app.command("list", short_help="List the registered methods and datasets.")
 @cli_errors
-def list_cmd(what: str = typer.Argument("all", help="methods, datasets or all")) -> None:
-    """List the registered methods and datasets (built-ins and installed plugins)."""
-    from benchmark.plugins import load_builtins
+def list_cmd(
+    what: str = typer.Argument("all", help="methods, datasets or all"),
+    plugin: List[str] = typer.Option([], help="plugin file or module whose methods and datasets to list too"),
+) -> None:
+    """List the registered methods and datasets (built-ins, installed plugins and any --plugin)."""
+    from benchmark.plugins import load_builtins, load_plugins
     from benchmark.registry import DATASETS, METHODS
 
     check_choice("argument", what, ("all", "methods", "datasets"))
     load_builtins()
+    load_plugins(plugin)
     if what in ("all", "methods"):
         table = Table("method", "training group labels", "hyperparameters (defaults)", title="methods")
         for name in METHODS.names():
@@ -36,7 +40,7 @@ def list_cmd(what: str = typer.Argument("all", help="methods, datasets or all"))
         console.print(table)
 
 
-@app.command()
+@app.command(short_help="A dataset's feature spaces and counts per split × group.")
 @cli_errors
 def describe(
     dataset: str = typer.Argument(..., help="dataset name"),

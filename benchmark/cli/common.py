@@ -12,8 +12,29 @@ from rich.console import Console
 from benchmark.errors import BenchError
 from benchmark.settings import MAX_SEEDS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+)
 console = Console()
+
+
+def print_version(value: bool) -> None:
+    if value:
+        from benchmark import __version__
+
+        print(f"bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(False, "--version", callback=print_version, is_eager=True, help="print the version"),
+) -> None:
+    """Group-robustness benchmark: train methods on grouped datasets, report worst-group leaderboards."""
 
 
 def cli_errors(command):

@@ -13,7 +13,7 @@ from benchmark.errors import BenchError
 from benchmark.settings import check_choice
 
 
-@app.command()
+@app.command(short_help="Steps/s per method through the trainer, vs a bare loop and ERM.")
 @cli_errors
 def profile(
     dataset: str = typer.Option("digits-hetero", help="dataset name"),

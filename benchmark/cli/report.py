@@ -14,12 +14,14 @@ from benchmark.errors import BenchError
 from benchmark.settings import check_choice
 
 
-@app.command("report")
+@app.command("report", short_help="Reports from stored runs: tables, plots, HTML (no training).")
 @cli_errors
 def report_cmd(
     results: Path = typer.Option(Path("results"), help="results folder to aggregate"),
     dataset: Optional[str] = typer.Option(None, help="only this dataset"),
-    out: Path = typer.Option(Path("reports"), help="where to write <dataset>/* (and combined.* over several datasets)"),
+    out: Optional[Path] = typer.Option(
+        None, help="where to write <dataset>/* (and combined.* over several datasets); default: <results>/reports"
+    ),
     formats: str = typer.Option("csv,tex,md,png,html", help="comma-separated: csv, tex, md, png, html"),
     select: str = typer.Option("val-wga", help="re-select epochs and trials: val-wga, val-acc or oracle"),
     columns: Optional[str] = typer.Option(
@@ -45,6 +47,7 @@ def report_cmd(
         raise BenchError(f"bad --precision {precision}: must be between 0 and 6")
     if not results.is_dir():
         raise BenchError(f"results folder not found: {results}")
+    out = results / "reports" if out is None else out
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file, not a folder")
     warn = functools.partial(console.print, "[yellow]warning:[/yellow]")

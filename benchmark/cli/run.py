@@ -13,7 +13,7 @@ from benchmark.cli.report import print_leaderboard
 from benchmark.settings import QUICK_EPOCHS
 
 
-@app.command()
+@app.command(short_help="Train methods × trials × seeds, then write the leaderboard.")
 @cli_errors
 def run(
     methods: str = typer.Option("all", help="all, or a comma-separated list of methods"),
@@ -31,6 +31,7 @@ def run(
         "instance; slurm: array limit)",
     ),
     threads: int = typer.Option(1, help="torch CPU threads per run (metrics are reproducible for a given count)"),
+    save_model: bool = typer.Option(False, "--save-model", help="keep each run's selected model (model.pt)"),
     deterministic: bool = typer.Option(
         False, "--deterministic", help="PyTorch's deterministic algorithms (bitwise-repeatable CUDA runs)"
     ),
@@ -49,9 +50,8 @@ def run(
     report: bool = typer.Option(True, "--report/--no-report", help="write the leaderboard for these runs"),
 ) -> None:
     """Train methods × trials × seeds on one dataset, skipping finished runs, then print and write the leaderboard."""
-    from benchmark.api import sweep
+    from benchmark.api import sweep, write_folder_reports
     from benchmark.progress import RichProgress
-    from benchmark.report import write_reports
     from benchmark.sweep import Interrupted
 
     try:
@@ -69,6 +69,7 @@ def run(
                 workers=workers,
                 threads=threads,
                 deterministic=deterministic,
+                save_model=save_model,
                 out=out,
                 plugins=plugin,
                 sets=set_,
@@ -95,7 +96,7 @@ def run(
     boards, reported = {}, True
     if report:
         try:
-            boards = write_reports(outcome.results, out, select=select)
+            boards = write_folder_reports(outcome, out, select)
         except OSError as exc:
             print(f"error: could not write the leaderboard to {out}: {exc.strerror or exc}", file=sys.stderr)
             reported = False

@@ -173,14 +173,17 @@ def combined_table(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def curves_frame(results: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
-    """Val worst-group accuracy at every evaluated epoch of the chosen runs: columns ``label``, ``seed``,
-    ``epoch``, ``val_wga`` (``runs`` carries the label of each run)."""
+    """Val worst-group accuracy at every evaluation of the chosen runs, every stage's where the run recorded its
+    ``curve`` (else its final stage's history): columns ``label``, ``seed``, ``stage``, ``epoch``, ``val_wga``
+    and ``selected`` (the run's selected evaluation); ``runs`` carries each run's label and selected epoch."""
     by_id = {r["run_id"]: r for r in results if r.get("status") == "ok"}
-    rows = [
-        {"label": run.label, "seed": run.seed, "epoch": record["epoch"], "val_wga": record["val"]["wga"]}
-        for run in runs.itertuples()
-        for record in by_id[run.run_id]["history"]
-    ]
+    rows = []
+    for run in runs.itertuples():
+        result = by_id[run.run_id]
+        history = [{"stage": None, "epoch": h["epoch"], "val_wga": h["val"]["wga"]} for h in result["history"]]
+        for point in result.get("curve") or history:
+            selected = point["epoch"] == run.selected_epoch
+            rows.append({"label": run.label, "seed": run.seed, **point, "selected": selected})
     return pd.DataFrame(rows).astype({"val_wga": float})
 
 

@@ -76,6 +76,7 @@ def sweep(
     threads: int = 1,
     deterministic: bool = False,
     save_model: bool = False,
+    log: Sequence[str] = (),
     out: str | Path = "results",
     plugins: Sequence[str] = (),
     sets: Mapping[str, object] | Sequence[str] | None = None,
@@ -120,6 +121,7 @@ def sweep(
         threads=threads,
         deterministic=deterministic,
         save_model=save_model,
+        log=tuple(log),
     )
     options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
     check_launcher(launcher, options)

@@ -7,7 +7,8 @@ from benchmark.errors import BenchError
 from benchmark.hparams import trial_values
 from benchmark.plugins import load_plugins
 from benchmark.registry import DATASETS, METHODS
-from benchmark.runs import Run
+from benchmark.runs import LOGGERS, Run
+from benchmark.settings import check_choice
 from benchmark.trainer import resolve_device
 
 
@@ -33,6 +34,7 @@ def plan_sweep(
     threads: int = 1,
     deterministic: bool = False,
     save_model: bool = False,
+    log: tuple[str, ...] = (),
 ) -> list[Run]:
     """Validate every name and ``--set`` value, then return the runs of methods × trials × seeds (nothing is
     written).
@@ -41,8 +43,10 @@ def plan_sweep(
     ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep; they are fixed in every trial, while
     trials 1.. draw the method's other ``space`` entries (trial 0 is the defaults). ``threads`` and
     ``deterministic``: how each run executes (see :class:`~benchmark.config.Execution`); ``save_model``: keep
-    each run's selected model (:class:`~benchmark.runs.Run`).
+    each run's selected model, ``log``: extra loggers (:class:`~benchmark.runs.Run`).
     """
+    for logger in log:
+        check_choice("--log", logger, LOGGERS)
     plugins = load_plugins(plugins)
     names = METHODS.names() if methods == ["all"] else [METHODS.get(m).name for m in methods]
     parsed = split_sets(list(sets))
@@ -71,5 +75,5 @@ def plan_sweep(
             train = TrainConfig(**check_train({**config.to_dict(), **drawn_train}))
             specs = [RunSpec(dataset, data_options, name, hparams, seed, train, fingerprint) for seed in seeds]
             family = family or specs[0].config_id
-            planned += [Run(spec, execution, select, trial, family, save_model) for spec in specs]
+            planned += [Run(spec, execution, select, trial, family, save_model, tuple(log)) for spec in specs]
     return planned

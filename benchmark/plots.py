@@ -35,14 +35,26 @@ def legend_outside(ax) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
+def seeds_title(runs: pd.DataFrame) -> str:
+    """``mean ± std over 3 seeds``, or ``one seed`` (no spread to show)."""
+    seeds = runs.groupby("label")["seed"].nunique().max()
+    return f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed"
+
+
 def group_bars(dataset: str, runs: pd.DataFrame, palette: dict) -> bytes:
-    """Grouped bars: mean test accuracy of every group per method, error bars one std over seeds."""
+    """Grouped bars: mean test accuracy of every group per method, error bars one std over seeds, each bar's value
+    on it, the y axis zoomed to the bars (a 2-point gap shows)."""
     groups = [c for c in runs.columns if c.startswith("group:")]
     long = runs.melt(id_vars=["label", "seed"], value_vars=groups, var_name="group", value_name="accuracy")
     long["group"] = long["group"].str[len("group:") :]
     figure, ax = new_axes(min(16.0, max(6.0, 1.0 + 0.25 * len(groups) * len(palette))))
     sns.barplot(long, x="group", y="accuracy", hue="label", palette=palette, errorbar="sd", capsize=0.1, ax=ax)
-    ax.set(title=f"{dataset}: test accuracy per group", xlabel="group", ylabel="test accuracy (%)", ylim=(0, 100))
+    stats = long.groupby(["label", "group"])["accuracy"].agg(["mean", "std"]).fillna(0.0)
+    low = max(0.0, 5.0 * np.floor(((stats["mean"] - stats["std"]).min() - 5.0) / 5.0))
+    for bars in ax.containers:
+        ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=2)
+    title = f"{dataset}: test accuracy per group ({seeds_title(runs)}; y axis from {low:.0f})"
+    ax.set(title=title, xlabel="group", ylabel="test accuracy (%)", ylim=(low, 101.0))
     legend_outside(ax)
     return to_png(figure)
 
@@ -67,11 +79,21 @@ def wga_vs_acc(dataset: str, board: pd.DataFrame, palette: dict) -> bytes:
 
 
 def training_curves(dataset: str, curves: pd.DataFrame, palette: dict) -> bytes:
-    """Val worst-group accuracy per epoch of the chosen runs: mean over seeds, band one std."""
+    """Val worst-group accuracy per epoch of the chosen runs over every stage: mean over seeds with a band of one
+    std, a dotted line where a method's next stage starts, and a star at each run's selected evaluation."""
     figure, ax = new_axes()
     marker = "o" if curves["epoch"].nunique() <= 30 else None  # markers on long runs would hide the lines
     sns.lineplot(curves, x="epoch", y="val_wga", hue="label", palette=palette, errorbar="sd", marker=marker, ax=ax)
-    ax.set(title=f"{dataset}: training curves (mean ± std over seeds)", xlabel="epoch", ylabel="val WGA (%)")
+    for label, points in curves.groupby("label", sort=False):
+        starts = points.drop_duplicates("stage").sort_values("epoch")["epoch"].iloc[1:]
+        for epoch in starts if points["stage"].notna().all() else []:
+            ax.axvline(epoch - 0.5, color=palette[label], linestyle=":", linewidth=1.2)
+        chosen = points[points["selected"]]
+        ax.scatter(chosen["epoch"], chosen["val_wga"], marker="*", s=90, color=palette[label], edgecolor="black")
+    ax.scatter([], [], marker="*", s=90, color="white", edgecolor="black", label="selected evaluation")
+    ax.plot([], [], color="grey", linestyle=":", label="next stage starts")
+    title = f"{dataset}: training curves, every stage ({seeds_title(curves)})"
+    ax.set(title=title, xlabel="epoch", ylabel="val WGA (%)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     legend_outside(ax)
     return to_png(figure)

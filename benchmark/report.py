@@ -13,6 +13,8 @@ accuracy of every method on every dataset. The tables' rows come from :mod:`benc
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +22,6 @@ import pandas as pd
 
 from benchmark.aggregate import (
     BASELINE,
-    COST,
     TESTED,
     combined_table,
     cost_table,
@@ -56,11 +57,12 @@ def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, st
     """``leaderboard.tex``, ``groups.tex`` and ``cost.tex``: booktabs tabulars, or complete documents."""
     comments = [f"model selection (epoch and hparam trial): {board['select'].iloc[0]}"]
     header, rows = leaderboard_rows(board, LATEX, metrics, precision)
-    group_header = group_rows(board, groups, LATEX, precision)[0]
+    group_header, group_cells = group_rows(board, groups, LATEX, precision)
+    cost_header, cost_cells = cost_rows(board, cost, LATEX)
     tables = {
         "leaderboard.tex": latex(header, rows, "l" + "c" * len(metrics) + "rr", win_note(board, LATEX)),
-        "groups.tex": latex(*group_rows(board, groups, LATEX, precision), "l" + "c" * (len(group_header) - 1)),
-        "cost.tex": latex(*cost_rows(board, cost, LATEX), "lrl" + "c" * len(COST)),
+        "groups.tex": latex(group_header, group_cells, "l" + "c" * (len(group_header) - 1)),
+        "cost.tex": latex(cost_header, cost_cells, "lrl" + "c" * (len(cost_header) - 3)),
     }
     return {name: latex_file(tabular, comments, standalone) for name, tabular in tables.items()}
 
@@ -84,6 +86,25 @@ def write_combined(boards: dict[str, pd.DataFrame], out: Path, formats, precisio
         )
 
 
+def compile_pdf(tex: Path) -> str | None:
+    """``tex`` compiled with pdflatex into a PDF beside it (the .aux and .log removed); the reason when it could
+    not be, None when it was."""
+    try:
+        proc = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+            cwd=tex.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"pdflatex could not compile {tex}: {exc}"
+    for leftover in (tex.with_suffix(".aux"), tex.with_suffix(".log")):
+        leftover.unlink(missing_ok=True)
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("!")]
+    return None if proc.returncode == 0 else f"pdflatex could not compile {tex}: {' '.join(errors[:1])}"
+
+
 def write_reports(
     results: list[dict],
     out: Path,
@@ -92,11 +113,13 @@ def write_reports(
     columns: Sequence[str] | None = None,
     precision: int = 1,
     standalone: bool = False,
+    warn=lambda message: None,
 ) -> dict[str, pd.DataFrame]:
     """Write the reports of every dataset in ``results`` under selection rule ``select`` to ``out/<dataset>/``
     (and ``out/combined.*`` over several datasets); return the leaderboards by dataset. ``columns`` picks the
     metrics of the Markdown, LaTeX and HTML leaderboards, ``precision`` their decimals, ``standalone`` makes
-    each .tex file a complete document."""
+    each .tex file a complete document, compiled to a cropped PDF where pdflatex is installed (``warn`` is told
+    when one does not compile)."""
     boards: dict[str, pd.DataFrame] = {}
     for dataset, (dataset_runs, board) in dataset_boards(results, select, columns).items():
         groups, cost = group_table(dataset_runs), cost_table(dataset_runs)
@@ -125,9 +148,16 @@ def write_reports(
                 for name, png in images.items():
                     (folder / name).write_bytes(png)
             if "html" in formats:
-                html = to_html(str(dataset), board, groups, cost, images, metrics, precision)
+                environments = [r.get("environment") for r in results if r.get("dataset") == dataset]
+                html = to_html(str(dataset), board, groups, cost, images, metrics, precision, environments)
                 (folder / "report.html").write_text(html, encoding="utf-8")
         boards[str(dataset)] = board
     if len(boards) > 1:
         write_combined(boards, Path(out), formats, precision, standalone)
+    if standalone and "tex" in formats and shutil.which("pdflatex"):
+        written = [Path(out) / name / f for name in boards for f in ("leaderboard.tex", "groups.tex", "cost.tex")]
+        for tex in [*written, *([Path(out) / "combined.tex"] if len(boards) > 1 else [])]:
+            problem = compile_pdf(tex)
+            if problem:
+                warn(problem)
     return boards

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import datetime
+import json
 from string import Template
 from typing import Sequence
 
 import pandas as pd
 
+from benchmark.aggregate import BASELINE, TESTED
 from benchmark.report_rows import cost_rows, group_rows, leaderboard_rows, win_note
 from benchmark.tables import HTML, html_table
 
@@ -35,11 +38,42 @@ $notes
 $groups
 <h2>Compute cost per run</h2>
 $cost
+<h2>Chosen settings, intervals and tests</h2>
+$details
 <h2>Plots</h2>
 $figures
+<p><small>$footer</small></p>
 </body>
 </html>
 """)
+
+
+def details_rows(board: pd.DataFrame, precision: int):
+    """Per row of the board: the chosen trial of how many, its hyperparameters, the 95% bootstrap interval of the
+    mean test WGA and the paired t-test's p-value against ERM."""
+    header = ["Method", "Trial", "Hyperparameters", "WGA 95% CI", f"p vs {BASELINE} (WGA)"]
+    rows = []
+    for row in board.itertuples():
+        low, high = row.wga_ci_low, row.wga_ci_high
+        interval = "–" if pd.isna(low) else f"[{low:.{precision}f}, {high:.{precision}f}]"
+        p = getattr(row, f"{TESTED}_p_vs_{BASELINE}")
+        hparams = ", ".join(f"{k}={v}" for k, v in json.loads(row.hparams).items()) or "defaults"
+        trial = f"{row.trial} (best of {row.trials})"
+        rows.append([HTML.escape(row.label), trial, HTML.escape(hparams), interval, "–" if pd.isna(p) else f"{p:.3g}"])
+    return header, rows
+
+
+def footer(environments: Sequence[dict]) -> str:
+    """The date the page was written and the software the runs recorded (those that record their environment)."""
+    written = f"Written {datetime.date.today().isoformat()} by bench report"
+    recorded = [e for e in environments if e]
+    if not recorded:
+        return HTML.escape(written + ".")
+    versions = sorted({f"{name} {e['packages'].get(name)}" for e in recorded for name in ("torch", "numpy")})
+    commits = sorted({str(e.get("git_commit")) for e in recorded})
+    pythons = sorted({e["python"] for e in recorded})
+    text = f"{written}; runs recorded Python {', '.join(pythons)}, {', '.join(versions)}, commit {', '.join(commits)}."
+    return HTML.escape(text)
 
 
 def to_html(
@@ -50,8 +84,10 @@ def to_html(
     images: dict[str, bytes],
     metrics: Sequence[str],
     precision: int = 1,
+    environments: Sequence[dict] = (),
 ) -> str:
-    """One self-contained page: the three tables and the plots as base64 data: URIs."""
+    """One self-contained page: the three tables, the chosen settings with intervals and p-values, the plots as
+    base64 data: URIs, and the date and recorded software versions (``environments``: the runs' records)."""
     figures = "\n".join(
         f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>'
         for name, png in images.items()
@@ -63,5 +99,7 @@ def to_html(
         notes="".join(f"<p>{note}</p>" for note in win_note(board, HTML)),
         groups=html_table(*group_rows(board, groups, HTML, precision)),
         cost=html_table(*cost_rows(board, cost, HTML)),
+        details=html_table(*details_rows(board, precision)),
         figures=figures,
+        footer=footer(environments),
     )

@@ -50,6 +50,10 @@ def group_rows(board: pd.DataFrame, groups: pd.DataFrame, style: Style, precisio
     return ["Method", *header], [list(row) for row in zip(map(style.escape, board["label"]), *cells)]
 
 
+def runs_at_once(value, style: Style) -> str:
+    return str(int(value)) if pd.notna(value) else style.missing
+
+
 def cost_rows(board: pd.DataFrame, cost: pd.DataFrame, style: Style):
     """Header and rows of the compute-cost table: total optimizer steps, steps per stage, then mean ± std over
     seeds (one decimal) of time, steps/s, memory and, where runs recorded them, CPU time and the most runs that
@@ -62,7 +66,7 @@ def cost_rows(board: pd.DataFrame, cost: pd.DataFrame, style: Style):
             str(int(row["steps"])) if pd.notna(row["steps"]) else style.missing,
             style.escape(row["stage_steps"]),
             *(cell(style, row[f"{c}_mean"], row[f"{c}_std"]) for c in shown),
-            *([str(int(row["parallel_runs_max"])) if pd.notna(row["parallel_runs_max"]) else style.missing] * shared),
+            *([runs_at_once(row["parallel_runs_max"], style)] if shared else []),
         ]
         for name, (_, row) in zip(board["label"], cost.iterrows())
     ]

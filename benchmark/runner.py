@@ -20,6 +20,7 @@ from benchmark.plugins import load_plugins
 from benchmark.runs import Run
 from benchmark.selection import selected, selection_score
 from benchmark.store import RunLog, check_run_paths, check_writable, read_result, write_json_atomic
+from benchmark.tensorboard_log import TensorBoardLog, check_tensorboard
 from benchmark.trainer import build_method, run_settings, train
 
 
@@ -104,11 +105,16 @@ def execute_run(run: Run, out: Path, progress: Progress | None = None) -> dict:
     except OSError as exc:
         return unstored({**header, "status": "failed"}, directory, exc)
 
+    loggers = [log]
+
     def on_eval(record: dict) -> None:
-        log(record)
+        for logger in loggers:
+            logger(record)
         progress.evaluated(run, record)
 
     try:
+        if "tensorboard" in run.log:
+            loggers.append(TensorBoardLog(directory / "tensorboard"))
         load_plugins(how.plugins)
         data = build_dataset(run.spec.dataset, run.spec.data_options, how.data_root)
         keep = best_so_far(run.select) if run.save_model else None
@@ -122,7 +128,8 @@ def execute_run(run: Run, out: Path, progress: Progress | None = None) -> dict:
     except Exception as exc:  # recorded, so that the sweep goes on
         result = failure(exc)
     finally:
-        log.close()
+        for logger in loggers:
+            logger.close()
     result = {**header, **result, "environment": environment(torch.device(result.get("device", "cpu")))}
     result |= {"log_error": log.error} if log.error else {}
     try:
@@ -170,6 +177,8 @@ def preflight(pending: list[Run], out: Path | None = None) -> None:
     pretrained weights), so that each of these is one BenchError rather than failed runs."""
     if not pending:
         return
+    if any("tensorboard" in run.log for run in pending):
+        check_tensorboard()
     first = pending[0]
     data = build_dataset(first.spec.dataset, first.spec.data_options, first.execution.data_root)
     if out is not None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from benchmark.config import Execution, RunSpec
 from benchmark.store import SCHEMA_VERSION, run_dir
 
+LOGGERS = ("tensorboard",)  # --log choices: TensorBoard event files in <run folder>/tensorboard
+
 
 @dataclass(frozen=True)
 class Run:
@@ -18,6 +20,7 @@ class Run:
     ``config_id`` of trial 0 of the same sweep, which ties the trials of a method together for selection.
     ``select`` is the rule for the run's own result (reports can re-select from the stored history).
     ``save_model``: keep the state dict of the model at the selected epoch beside the result (``model.pt``).
+    ``log``: extra loggers of every evaluation besides ``log.jsonl`` (:data:`LOGGERS`).
     """
 
     spec: RunSpec
@@ -26,6 +29,7 @@ class Run:
     trial: int = 0
     family_id: str = ""
     save_model: bool = False
+    log: tuple[str, ...] = ()
 
     @property
     def run_id(self) -> str:

@@ -176,7 +176,8 @@ def train(
     stage hook, a fresh model, the optimiser and sampler) apart from its ``train_time_s``; ``train_cpu_s`` is
     the process's CPU time in training steps, which other processes on the machine do not change. The final
     stage's evaluations (the model the method delivers) are returned as ``history``, from which the runner
-    picks the reported epoch (:func:`~benchmark.selection.selected`). With ``keep``, a final-stage evaluation
+    picks the reported epoch (:func:`~benchmark.selection.selected`); ``curve`` has every stage's val WGA per
+    evaluation, for the reports' training curves. With ``keep``, a final-stage evaluation
     for which ``keep(record)`` is true replaces the kept copy of the method's state (on CPU), returned as
     ``state_dict``: the runner keeps the model of the epoch its rule selects. Raises :class:`NonFiniteLoss` if
     the loss turns NaN/inf.
@@ -214,7 +215,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: tor
     evals = {split: eval_batches(data, split, spec.train.eval_batch_size) for split in ("val", "test")}
     steps_per_epoch = method.info.steps_per_epoch
     stages = method.stages()
-    step, epoch, train_time, train_cpu, history, stage_reports, kept = 0, 0, 0.0, 0.0, [], [], None
+    step, epoch, train_time, train_cpu, history, curve, stage_reports, kept = 0, 0, 0.0, 0.0, [], [], [], None
     for stage_number, stage in enumerate(stages, 1):
         stage_start, stage_train_time = time.perf_counter(), 0.0
         facts, optimizer, sampler = start_stage(method, stage, data, spec)
@@ -249,6 +250,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: tor
                 "train_s": epoch_train_time,
             }
             on_eval(record)
+            curve.append({"stage": stage.name, "epoch": epoch, "val_wga": record["val"]["wga"]})
             if stage_number == len(stages):
                 history.append({key: record[key] for key in ("epoch", "val", "test", "live_units")})
                 if keep is not None and keep(record):
@@ -283,5 +285,6 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: tor
         "threads": torch.get_num_threads(),
         "deterministic": torch.are_deterministic_algorithms_enabled(),
         "history": history,
+        "curve": curve,
         **({} if keep is None else {"state_dict": kept}),
     }

@@ -78,6 +78,25 @@ def test_version_short_help_and_whole_command_summaries():
     assert bench_in_process("run", "-h").returncode == 0
 
 
+def test_tensorboard_log_holds_every_evaluation_of_log_jsonl(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "results"
+    proc = bench_in_process(
+        "run", "--methods", "erm", "--seeds", "0", "--out", str(out), "--log", "tensorboard", *IN_PROCESS
+    )
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = (out / "digits-hetero" / "erm").iterdir()
+    records = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(folder / "tensorboard"))
+    events.Reload()
+    for tag, value in (("val/wga", lambda r: r["val"]["wga"]), ("train/loss", lambda r: r["train_loss"])):
+        logged = events.Scalars(tag)
+        assert [e.step for e in logged] == [r["step"] for r in records]
+        assert [e.value for e in logged] == pytest.approx([value(r) for r in records], rel=1e-6)
+    assert "val_group/mnist1d" in events.Tags()["scalars"]
+
+
 def test_list_shows_a_plugin_files_methods_and_hyperparameters(tmp_path):
     plugin = tmp_path / "focal.py"
     plugin.write_text(readme_plugin())

@@ -11,7 +11,18 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
 LAYERS = [
     {"errors"},
-    {"settings", "registry", "store", "stats", "metrics", "hparams", "selection", "plots", "environment"},
+    {
+        "settings",
+        "registry",
+        "store",
+        "stats",
+        "metrics",
+        "hparams",
+        "selection",
+        "plots",
+        "environment",
+        "tensorboard_log",
+    },
     {"tables"},
     {"data"},
     {"models"},

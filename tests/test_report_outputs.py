@@ -75,6 +75,23 @@ def test_plots_are_written_as_valid_pngs(tmp_path):
     assert not list(tmp_path.rglob("*.html")) and not list(tmp_path.rglob("*.csv"))
 
 
+def test_curves_cover_every_stage_and_mark_the_selected_evaluation():
+    from benchmark.aggregate import curves_frame, runs_frame
+
+    staged = trained("jtt", 0, [6, 7], epochs=2)
+    staged["history"] = [{**h, "epoch": h["epoch"] + 1} for h in staged["history"]]  # stage 2: epochs 2 and 3
+    staged["curve"] = [{"stage": s, "epoch": e, "val_wga": w} for s, e, w in [("identify", 1, 10.0),
+                       ("upweighted", 2, 50.0), ("upweighted", 3, 60.0)]]  # fmt: skip
+    old = trained("erm", 0, [9, 5])  # a run from before curves were recorded: its final stage's history
+    runs = runs_frame([staged, old]).assign(label=["jtt", "erm"])
+    curves = curves_frame([staged, old], runs)
+    jtt = curves[curves["label"] == "jtt"]
+    assert jtt["stage"].tolist() == ["identify", "upweighted", "upweighted"] and jtt["epoch"].tolist() == [1, 2, 3]
+    assert jtt["selected"].tolist() == [False, False, True]
+    erm = curves[curves["label"] == "erm"]
+    assert erm["epoch"].tolist() == [1, 2, 3] and erm["stage"].isna().all() and erm["selected"].sum() == 1
+
+
 def test_html_references_only_what_it_embeds(tmp_path):
     write_reports(suite(), tmp_path, ("html",))
     html = (tmp_path / "toy" / "report.html").read_text()
@@ -84,7 +101,11 @@ def test_html_references_only_what_it_embeds(tmp_path):
     assert not re.search(r"url\(|@import|<link|<script|<iframe|<object|<embed|https?:|//", text, re.I)
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) == len(PLOTS) and all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
-    assert html.count("<table>") == 3 and "<b>73.3 ± 5.8</b>" in html
+    assert html.count("<table>") == 4 and "<b>73.3 ± 5.8</b>" in html
+    details = html.split("Chosen settings", 1)[1].split("</table>", 1)[0]
+    assert "<td>erm</td><td>0 (best of 1)</td><td>defaults</td>" in details and "p vs erm" in details
+    assert re.search(r"<td>groupdro</td>.*<td>\[[\d.]+, [\d.]+\]</td><td>0\.\d+</td>", details), details
+    assert "Written 20" in html and "by bench report" in html
     assert not list(tmp_path.rglob("*.png")), "html alone embeds the plots without writing them"
 
 

@@ -29,7 +29,7 @@ def report_cmd(
     ),
     precision: int = typer.Option(1, help="decimals of the Markdown/LaTeX/HTML tables, 0 to 6"),
     standalone: bool = typer.Option(
-        False, "--standalone/--no-standalone", help="LaTeX files as complete documents that compile with pdflatex"
+        False, "--standalone/--no-standalone", help="LaTeX files as complete documents, cropped PDFs with pdflatex"
     ),
 ) -> None:
     """Aggregate every result.json under a results folder into leaderboards, per-group and cost tables, plots and
@@ -52,7 +52,7 @@ def report_cmd(
         raise BenchError(f"--out {out} is a file, not a folder")
     warn = functools.partial(console.print, "[yellow]warning:[/yellow]")
     found = list(iter_results(results, dataset, warn))
-    boards = write_reports(found, out, chosen, select, shown, precision, standalone)
+    boards = write_reports(found, out, chosen, select, shown, precision, standalone, warn)
     if not boards:
         raise BenchError(f"no finished runs under {results}" + (f" for dataset {dataset}" if dataset else ""))
     for name, board in boards.items():

@@ -32,6 +32,7 @@ def run(
     ),
     threads: int = typer.Option(1, help="torch CPU threads per run (metrics are reproducible for a given count)"),
     save_model: bool = typer.Option(False, "--save-model", help="keep each run's selected model (model.pt)"),
+    log: List[str] = typer.Option([], help="also log every evaluation to: tensorboard (repeatable)"),
     deterministic: bool = typer.Option(
         False, "--deterministic", help="PyTorch's deterministic algorithms (bitwise-repeatable CUDA runs)"
     ),
@@ -70,6 +71,7 @@ def run(
                 threads=threads,
                 deterministic=deterministic,
                 save_model=save_model,
+                log=log,
                 out=out,
                 plugins=plugin,
                 sets=set_,

@@ -5,16 +5,30 @@ test wga and acc."""
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as RichBars
+from rich.text import Text
 
 from benchmark.runner import Progress
 from benchmark.runs import Run
 
 
+class CountdownColumn(TimeRemainingColumn):
+    """rich's remaining-time column, counting down between updates: its estimate (remaining epochs over the recent
+    epoch rate) at the last progress, less the time since (rich's own estimate stands still until the next)."""
+
+    def render(self, task: Task) -> Text:
+        estimate = task.time_remaining
+        if estimate is None or task.finished or not task._progress:  # the last progress sample: rich's own deque
+            return super().render(task)
+        left = max(0, int(estimate - (task.get_time() - task._progress[-1].timestamp)))
+        return Text(f"{left // 3600:d}:{left // 60 % 60:02d}:{left % 60:02d} left", style="progress.remaining")
+
+
 class RichProgress(Progress):
     """The live view of a sweep: a line of run counts over a bar of the epochs still to train when it began
     (finished and in-flight epochs alike), whose remaining time is rich's estimate from the recent epoch rate,
+    counting down between epochs (:class:`CountdownColumn`),
     and a bar per run in flight naming its stage. Without a terminal (a log file, a SLURM log) the live view
     does not draw, so every evaluation prints one plain line.
     """
@@ -27,7 +41,7 @@ class RichProgress(Progress):
             MofNCompleteColumn(),
             TextColumn("epochs"),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            CountdownColumn(),
             console=console,
             transient=True,
         )

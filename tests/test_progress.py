@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from rich.progress import Progress as RichBars
+from rich.progress import TimeRemainingColumn
 
 from benchmark.config import RunSpec, TrainConfig
-from benchmark.progress import RichProgress
+from benchmark.progress import CountdownColumn, RichProgress
 from benchmark.runs import Run
 
 
@@ -42,3 +44,20 @@ def test_counts_and_the_sweeps_epochs_finished_and_in_flight():
     assert (
         "done     erm seed 0" in printed and "finished erm seed 1" in printed and "failed  erm seed 2: boom" in printed
     )
+
+
+def test_the_remaining_time_counts_down_between_epochs():
+    clock = [0.0]
+    bars = RichBars(get_time=lambda: clock[0])
+    task_id = bars.add_task("epochs", total=10)
+    for t in (0.0, 10.0):  # 1 epoch per 10 s: 8 epochs left, 80 s
+        clock[0] = t
+        bars.update(task_id, advance=1)
+    task = bars.tasks[task_id]
+    column = CountdownColumn()
+    assert column.render(task).plain == "0:01:20 left"
+    clock[0] = 40.0  # no epoch for 30 s: rich's own estimate still says 80 s
+    assert TimeRemainingColumn().render(task).plain == "0:01:20"
+    assert column.render(task).plain == "0:00:50 left"
+    clock[0] = 500.0
+    assert column.render(task).plain == "0:00:00 left"

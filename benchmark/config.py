@@ -156,7 +156,8 @@ class Execution:
     deterministic algorithms (what CUDA needs for bitwise repeatability). ``data_root``: where a dataset's files
     are (their content is in the identity, :attr:`RunSpec.data_fingerprint`). ``plugins``: modules or files to
     import first, so that a plugin method or dataset is registered in the worker. ``parallel``: how many runs
-    the sweep trains at a time on this machine (set by the sweep; recorded with the costs).
+    the sweep trains at a time on this machine (set by the sweep; recorded with the costs). ``count_flops``:
+    count the FLOPs of each stage's first step (``bench profile``).
     """
 
     device: str = "auto"
@@ -165,3 +166,4 @@ class Execution:
     data_root: str | None = None
     plugins: tuple[str, ...] = field(default=())
     parallel: int = 1
+    count_flops: bool = False

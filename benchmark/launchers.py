@@ -119,7 +119,7 @@ def cuda_devices(pending: list[Run]) -> int:
     """How many CUDA devices the runs can spread over (0 when they train on CPU)."""
     import torch
 
-    from benchmark.trainer import resolve_device
+    from benchmark.devices import resolve_device
 
     return torch.cuda.device_count() if resolve_device(pending[0].execution.device).type == "cuda" else 0
 

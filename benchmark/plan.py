@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from benchmark.config import Execution, RunSpec, TrainConfig, apply_sets, check_train, split_sets, train_config
+from benchmark.devices import resolve_device
 from benchmark.errors import BenchError
 from benchmark.hparams import trial_values
 from benchmark.plugins import load_plugins
 from benchmark.registry import DATASETS, METHODS
 from benchmark.runs import LOGGERS, Run
 from benchmark.settings import check_choice
-from benchmark.trainer import resolve_device
 
 
 def dataset_options(dataset: str, sets: dict[str, str], data_root: str | None) -> dict:

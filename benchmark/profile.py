@@ -6,11 +6,15 @@ times every epoch's training (the epoch hook, drawing the batches and the steps,
 stage's setup (the stage hook: error sets, centroids, frozen heads; a fresh model; the optimiser); a stage's
 rate is the median over its epochs of steps / training time, without its first epoch (warm-up) when it has
 more than one. The bare loop is the same model, ERM's batches and optimiser with plain cross-entropy and
-nothing else, timed per epoch the same way.
+nothing else, timed per epoch the same way. FLOPs are counted (matrix products and convolutions, forward and
+backward, :class:`~torch.utils.flop_counter.FlopCounterMode`) on one step in the untimed first epoch; the achieved
+GFLOP/s are set against the machine's measured peak: a square matrix product (:data:`PEAK_SIZE`) in the same
+dtype with the same threads, so the distance to the arithmetic limit is a printed ratio.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import statistics
@@ -20,26 +24,20 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.data import build_dataset
 from benchmark.data.batches import SAMPLERS, BatchStream
 from benchmark.data.images import prefetched
+from benchmark.devices import peak_memory_mb, resolve_device, synchronize
 from benchmark.plugins import load_plugins
 from benchmark.runs import Run
-from benchmark.trainer import (
-    make_optimizer,
-    peak_memory_mb,
-    resolve_device,
-    run_settings,
-    sampler_name,
-    seeded_model,
-    synchronize,
-    train,
-)
+from benchmark.trainer import make_optimizer, run_settings, sampler_name, seeded_model, train
 
 BARE = "bare"
 CSV_COLUMNS = ["method", "steps_per_s", "samples_per_s", "ratio_to_bare", "ratio_to_erm", "peak_mem_mb"]
-CSV_COLUMNS += ["stage_setup_ms", "stages"]
+CSV_COLUMNS += ["step_mflop", "gflop_per_s", "ratio_to_peak", "peak_gflop_per_s", "stage_setup_ms", "stages"]
+PEAK_SIZE = 512  # the square matrix product whose rate is the machine's arithmetic peak here
 
 
 def epoch_rate(steps: int, seconds: list[float]) -> float:
@@ -48,21 +46,42 @@ def epoch_rate(steps: int, seconds: list[float]) -> float:
     return statistics.median(steps / s for s in timed)
 
 
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = PEAK_SIZE, repeats: int = 20) -> float:
+    """GFLOP/s of a ``size`` × ``size`` matrix product in ``dtype`` on ``device`` with the current threads: the
+    best of three timings of ``repeats`` products after a warm-up."""
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9
+
+
 def profile_method(run: Run) -> dict:
-    """Steps/s of the run's method (stages weighted by their share of the run's steps), its per-stage rates and
-    the setup time of its stages, from one training run through the trainer in this process."""
+    """Steps/s of the run's method (stages weighted by their share of the run's steps), its per-stage rates, the
+    FLOPs of a step (counted on each stage's first step, in its warm-up epoch unless the stage has one epoch),
+    the achieved GFLOP/s and the setup time of its stages, from one training run through the trainer here."""
     data = build_dataset(run.spec.dataset, run.spec.data_options, run.execution.data_root)
     records: list[dict] = []
-    result = train(run.spec, data, records.append, run.execution)
+    result = train(run.spec, data, records.append, dataclasses.replace(run.execution, count_flops=True))
     steps = result["steps"] // result["epochs"]
     rates = {
         stage["name"]: epoch_rate(steps, [r["train_s"] for r in records if r["stage"] == stage["name"]])
         for stage in result["stages"]
     }
     weights = {stage["name"]: stage["epochs"] for stage in result["stages"]}
+    seconds = sum(weights[name] / rate for name, rate in rates.items())  # per epoch-weighted step
+    flops = sum(stage["epochs"] * stage["step_flops"] for stage in result["stages"])
     return {
         "method": run.spec.method,
-        "steps_per_s": sum(weights.values()) / sum(weights[name] / rate for name, rate in rates.items()),
+        "steps_per_s": sum(weights.values()) / seconds,
+        "step_mflop": flops / sum(weights.values()) / 1e6,
+        "gflop_per_s": flops / seconds / 1e9,
         "stage_setup_ms": 1000 * sum(stage["setup_time_s"] for stage in result["stages"]),
         "stages": " ".join(f"{name}:{rate:.1f}" for name, rate in rates.items()),
         "peak_mem_mb": result["peak_memory_mb"],
@@ -80,19 +99,32 @@ def profile_bare(run: Run) -> dict:
     sampler = SAMPLERS[sampler_name(spec.train, False)](data, data.indices_cpu("train"), spec.train.batch_size)
     stream = BatchStream(sampler, np.random.default_rng([spec.seed, 0xBA7C]))
     steps = -(-len(data.indices_cpu("train")) // spec.train.batch_size)
-    seconds = []
-    for _ in range(spec.train.epochs):
+
+    def step(batch) -> None:
+        loss = F.cross_entropy(model(data, batch), batch.y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    seconds, counter = [], FlopCounterMode(display=False)
+    for epoch in range(spec.train.epochs):
         start = time.perf_counter()
-        for batch in prefetched(data, stream.take(steps)):
-            loss = F.cross_entropy(model(data, batch), batch.y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        for i, batch in enumerate(prefetched(data, stream.take(steps))):
+            with counter if epoch == i == 0 else contextlib.nullcontext():  # in the untimed warm-up epoch
+                step(batch)
         synchronize(device)
         seconds.append(time.perf_counter() - start)
-    rate = epoch_rate(steps, seconds)
-    memory = peak_memory_mb(device)[0]
-    return {"method": BARE, "steps_per_s": rate, "peak_mem_mb": memory, "stages": f"train:{rate:.1f}"}
+    rate, flops = epoch_rate(steps, seconds), counter.get_total_flops()
+    peak = matmul_peak(device, torch.bfloat16 if spec.train.amp else torch.float32)
+    return {
+        "method": BARE,
+        "steps_per_s": rate,
+        "step_mflop": flops / 1e6,
+        "gflop_per_s": flops * rate / 1e9,
+        "peak_gflop_per_s": peak,
+        "peak_mem_mb": peak_memory_mb(device)[0],
+        "stages": f"train:{rate:.1f}",
+    }
 
 
 def _profile_in_child(run: Run) -> dict:
@@ -120,10 +152,12 @@ def profile(runs: list[Run], fresh_process: bool = True) -> list[dict]:
                 rows.append(pool.submit(_profile_in_child, job).result())
     else:
         rows = [_profile_in_child(job) for job in jobs]
-    bare_rate = rows[0]["steps_per_s"]
+    bare_rate, peak = rows[0]["steps_per_s"], rows[0]["peak_gflop_per_s"]
     erm = next((row["steps_per_s"] for row in rows if row["method"] == "erm"), None)
     for row, job in zip(rows, jobs):
         row["samples_per_s"] = row["steps_per_s"] * job.spec.train.batch_size
         row["ratio_to_bare"] = row["steps_per_s"] / bare_rate
         row["ratio_to_erm"] = row["steps_per_s"] / erm if erm else None
+        row["peak_gflop_per_s"] = peak
+        row["ratio_to_peak"] = row["gflop_per_s"] / peak
     return rows

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import time
 from typing import Callable
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.config import Execution, RunSpec, TrainConfig
 from benchmark.data.batches import SAMPLERS, Batch, BatchStream, eval_batches
 from benchmark.data.core import GroupDataset
 from benchmark.data.images import prefetched
-from benchmark.errors import BenchError
+from benchmark.devices import peak_memory_mb, resolve_device, synchronize
 from benchmark.evaluation import evaluate
 from benchmark.methods.base import Method, Stage, TrainInfo
 from benchmark.models import GroupModel
@@ -29,15 +29,6 @@ from benchmark.registry import METHODS
 
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite; the run stops and is recorded as failed."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; asking for CUDA without it is an input error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BenchError("--device cuda requested but no CUDA device is available")
-    return torch.device(name)
 
 
 def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -51,19 +42,6 @@ def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> tor
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=True
         )
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
-
-
-def peak_memory_mb(device: torch.device) -> tuple[float, str]:
-    """Peak CUDA memory allocated by tensors, or the process's peak resident set size on CPU."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda-allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process-rss"
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (CUDA); a no-op on CPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def seeded_model(data: GroupDataset, seed: int, compile_backend: str = "off", latent: str = "layernorm") -> GroupModel:
@@ -131,20 +109,32 @@ def start_stage(method: Method, stage: Stage, data: GroupDataset, spec: RunSpec)
 
 
 def train_steps(
-    method: Method, data: GroupDataset, optimizer, batches: list[Batch], config: TrainConfig, first_step: int
+    method: Method,
+    data: GroupDataset,
+    optimizer,
+    batches: list[Batch],
+    config: TrainConfig,
+    first_step: int,
+    flops: list | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """One optimiser step per batch, without host syncs: the summed loss, the first step (numbered from
-    ``first_step`` + 1) whose loss was not finite (-1 if none), and the last step's logs."""
+    ``first_step`` + 1) whose loss was not finite (-1 if none), and the last step's logs. Given a ``flops`` list,
+    the first step runs under :class:`~torch.utils.flop_counter.FlopCounterMode` (which only observes) and its
+    FLOPs (matrix products and convolutions, forward and backward) are appended."""
     device = data.device
     loss_sum = torch.zeros((), device=device)
     first_bad = torch.full((), -1, device=device)
     logs: dict[str, torch.Tensor] = {}
     for step, batch in enumerate(prefetched(data, batches), first_step + 1):
-        with autocast(config, device):
-            loss, logs = method.loss(data, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        counting = flops is not None and step == first_step + 1
+        with FlopCounterMode(display=False) if counting else contextlib.nullcontext() as counter:
+            with autocast(config, device):
+                loss, logs = method.loss(data, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if counting:
+            flops.append(counter.get_total_flops())
         method.after_step(batch, logs)
         loss = loss.detach()
         loss_sum += loss
@@ -183,7 +173,7 @@ def train(
     the loss turns NaN/inf.
     """
     with run_settings(execution):
-        return _train(spec, data_cpu, on_eval, resolve_device(execution.device), keep)
+        return _train(spec, data_cpu, on_eval, resolve_device(execution.device), keep, execution.count_flops)
 
 
 @contextlib.contextmanager
@@ -205,7 +195,7 @@ def run_settings(execution: Execution):
         torch.backends.cudnn.benchmark = previous[2]
 
 
-def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: torch.device, keep: Callable | None):
+def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: torch.device, keep, count_flops: bool):
     start = time.perf_counter()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -222,13 +212,14 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: tor
         synchronize(device)
         setup_time = time.perf_counter() - stage_start
         stream = BatchStream(sampler, batch_rng)
+        flops = [] if count_flops else None  # of the stage's first step
         for _ in range(stage.epochs):
             epoch += 1
             epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
             method.train()
             method.on_epoch_start(epoch, data)
             batches = stream.take(steps_per_epoch)
-            loss_sum, first_bad, logs = train_steps(method, data, optimizer, batches, spec.train, step)
+            loss_sum, first_bad, logs = train_steps(method, data, optimizer, batches, spec.train, step, flops)
             step += len(batches)
             synchronize(device)
             epoch_train_time = time.perf_counter() - epoch_start
@@ -263,6 +254,7 @@ def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: tor
                 "steps": stage.epochs * steps_per_epoch,
                 "sampler": sampler.name,
                 "setup_time_s": setup_time,
+                **({"step_flops": flops[0]} if flops else {}),
                 "train_time_s": stage_train_time,
                 "wall_time_s": time.perf_counter() - stage_start,
                 **facts,

@@ -22,6 +22,7 @@ LAYERS = [
         "plots",
         "environment",
         "tensorboard_log",
+        "devices",
     },
     {"tables"},
     {"data"},

@@ -3,6 +3,7 @@ GPU switches (bfloat16 autocast, torch.compile) kept honest on CPU."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -27,6 +28,14 @@ def test_profile_rows_ratios_and_stage_rates():
         assert row["ratio_to_bare"] == pytest.approx(row["steps_per_s"] / rows["bare"]["steps_per_s"])
         assert row["peak_mem_mb"] > 0
     assert rows["erm"]["ratio_to_erm"] == pytest.approx(1.0)
+    peak = rows["bare"]["peak_gflop_per_s"]
+    assert peak > 0 and all(row["peak_gflop_per_s"] == peak for row in rows.values())
+    for row in rows.values():  # the achieved rate is the step's FLOPs times steps/s, set against the peak
+        assert row["step_mflop"] > 0 and row["gflop_per_s"] == pytest.approx(
+            row["step_mflop"] * row["steps_per_s"] / 1e3
+        )
+        assert row["ratio_to_peak"] == pytest.approx(row["gflop_per_s"] / peak)
+    assert rows["erm"]["step_mflop"] == rows["bare"]["step_mflop"], "the same model on the same first batch"
     assert rows["bare"]["ratio_to_bare"] == pytest.approx(1.0)
     assert [part.split(":")[0] for part in rows["jtt"]["stages"].split()] == ["identify", "upweighted"]
     assert len(rows["dro-lt"]["stages"].split()) == 3
@@ -42,7 +51,8 @@ def test_profile_trains_with_the_runs_threads_and_deterministic_setting(monkeypa
     monkeypatch.setattr(profiling, "train", lambda *args: seen.append(args[3]) or real(*args))
     runs = plan_sweep(["erm"], "digits-hetero", [0], 1, sets=["data.n_mnist1d=600"], threads=2, deterministic=True)
     profile(runs, fresh_process=False)
-    assert seen == [runs[0].execution] and seen[0].deterministic and seen[0].threads == 2
+    assert seen == [dataclasses.replace(runs[0].execution, count_flops=True)]
+    assert seen[0].deterministic and seen[0].threads == 2
 
 
 def test_profile_cli_writes_the_csv(tmp_path):

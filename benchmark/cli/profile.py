@@ -51,8 +51,11 @@ def profile(
     rows = run_profile(planned)
     table = pd.DataFrame(rows)[CSV_COLUMNS]
     headers = {"method": "method", "steps_per_s": "steps/s", "samples_per_s": "samples/s", "ratio_to_bare": "×bare"}
-    headers |= {"ratio_to_erm": "×erm", "peak_mem_mb": "peak MB", "stage_setup_ms": "stage setup ms"}
-    shown = Table(*headers.values(), title=f"{dataset}: batch {planned[0].spec.train.batch_size}, {threads} thread(s)")
+    headers |= {"ratio_to_erm": "×erm", "step_mflop": "MFLOP/step", "gflop_per_s": "GFLOP/s", "ratio_to_peak": "×peak"}
+    headers |= {"peak_mem_mb": "peak MB", "stage_setup_ms": "stage setup ms"}
+    peak = f"matrix-product peak {rows[0]['peak_gflop_per_s']:.1f} GFLOP/s"
+    batch = planned[0].spec.train.batch_size
+    shown = Table(*headers.values(), title=f"{dataset}: batch {batch}, {threads} thread(s), {peak}")
     for _, row in table.iterrows():
         cells = [row[c] for c in headers]
         shown.add_row(*("–" if v is None or v != v else f"{v:.2f}" if isinstance(v, float) else str(v) for v in cells))

@@ -5,7 +5,10 @@
 Runs ``bench run --methods all --dataset digits-hetero --seeds 0,1,2 --workers 2`` (the default budget) into a
 fresh results folder, samples the resident memory of the whole process tree (the sweep and its workers) every
 0.2 s, and writes one row per run (wall and training time, steps/s, the run's process peak RSS, test metrics)
-and a final ``total`` row (the sweep's wall time and the peak summed RSS of the tree). Linux only (/proc).
+and a final ``total`` row (the sweep's wall time and the peak summed RSS of the tree), and prints the sweep's
+efficiency: the runs' pure training time (steps, epoch hooks, batch drawing) over wall time × workers, and where
+the rest went (stage setup, evaluation and model building inside the runs, and outside them: process start,
+imports, dataset builds, planning, writing). Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -59,28 +62,54 @@ def run_suite(out: Path, extra: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - start, peak, code
 
 
+def workers_of(args: list[str]) -> int:
+    """The ``--workers`` value of the bench run arguments (the last one given)."""
+    values = [int(args[i + 1]) for i, a in enumerate(args[:-1]) if a == "--workers"]
+    return values[-1] if values else 1
+
+
+def efficiency(results: list[dict], wall: float, workers: int) -> dict[str, float]:
+    """The worker-seconds of the sweep (wall × workers) split into the runs' training, their stages' setup, the
+    rest inside the runs (evaluation, moving data, building the model) and what lies outside any run, as shares;
+    ``efficiency`` is the training share."""
+    budget = wall * workers
+    train = sum(r["train_time_s"] for r in results)
+    setup = sum(stage.get("setup_time_s", 0.0) for r in results for stage in r["stages"])
+    inside = sum(r["wall_time_s"] for r in results)
+    parts = {"training": train, "stage setup": setup, "evaluation and build": inside - train - setup}
+    parts["outside runs"] = budget - inside
+    return {"efficiency": train / budget, **{name: value / budget for name, value in parts.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="results folder (emptied first)")
     parser.add_argument("--csv", type=Path, required=True, help="where to write the timings")
     args, extra = parser.parse_known_args()
     shutil.rmtree(args.out, ignore_errors=True)
-    wall, peak, code = run_suite(args.out, [a for a in extra if a != "--"])
+    extra = [a for a in extra if a != "--"]
+    wall, peak, code = run_suite(args.out, extra)
     fields = ["method", "seed", "wall_s", "train_s", "steps_per_s", "peak_rss_mb", "test_wga", "test_acc"]
-    rows = []
+    rows, results = [], []
     for path in sorted(args.out.glob("digits-hetero/*/*/result.json")):
         r = json.loads(path.read_text())
         if r.get("status") != "ok":
             continue
+        results.append(r)
         values = [r["method"], r["seed"], r["wall_time_s"], r["train_time_s"], r["steps_per_s"], r["peak_memory_mb"]]
         rows.append(dict(zip(fields, [*values, r["test"]["wga"], r["test"]["acc"]])))
-    rows.append({"method": "total", "wall_s": wall, "peak_rss_mb": peak})
+    shares = efficiency(results, wall, workers_of([*COMMAND, *extra]))
+    rows.append({"method": "total", "wall_s": wall, "train_s": sum(r["train_time_s"] for r in results)})
+    rows[-1] |= {"peak_rss_mb": peak, "efficiency": shares["efficiency"]}
+    fields.append("efficiency")
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     with open(args.csv, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     print(f"suite: {wall:.1f} s wall, peak RSS of the process tree {peak:.0f} MB, exit code {code}; {args.csv}")
+    split = ", ".join(f"{name} {share:.0%}" for name, share in shares.items() if name != "efficiency")
+    print(f"efficiency (training time / wall × workers): {shares['efficiency']:.2f}; worker time: {split}")
     sys.exit(code)
 
 

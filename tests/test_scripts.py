@@ -25,6 +25,19 @@ def test_suite_script_writes_runs_and_total(tmp_path):
     assert total["wall_s"] >= erm["wall_s"] > 0
     assert total["peak_rss_mb"] > 100, "the sampled tree includes the sweep's Python process"
     assert "peak RSS of the process tree" in proc.stdout
+    assert 0 < total["efficiency"] < 1 and total["train_s"] == erm["train_s"]
+    assert "efficiency (training time / wall × workers)" in proc.stdout and "outside runs" in proc.stdout
+
+
+def test_the_sweeps_worker_time_splits_into_training_setup_evaluation_and_outside():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from default_suite import efficiency, workers_of
+
+    runs = [{"train_time_s": 6.0, "wall_time_s": 9.0, "stages": [{"setup_time_s": 1.0}]}] * 2
+    shares = efficiency(runs, wall=10.0, workers=2)
+    assert shares == {"efficiency": 0.6, "training": 0.6, "stage setup": 0.1, "evaluation and build": 0.2,
+                      "outside runs": 0.1}  # fmt: skip
+    assert workers_of(["run", "--workers", "2", "--workers", "3"]) == 3 and workers_of(["run"]) == 1
 
 
 def test_attainable_takes_each_groups_best_val_accuracy_over_the_curve(tmp_path):

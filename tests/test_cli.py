@@ -31,6 +31,7 @@ def assert_one_line_error(proc, *fragments: str) -> None:
         (["--methods", "grupdro"], ["unknown method 'grupdro'", "(did you mean 'groupdro'?)"]),
         (["--set", "train.lrr=1"], ["unknown setting 'train.lrr'", "(did you mean 'train.lr'?)"]),
         (["--select", "val-wgaa"], ["(did you mean 'val-wga'?)"]),
+        (["--log", "wandb"], ["bad --log 'wandb'; choose from tensorboard"]),
         (["--dataset", "nosuch"], ["unknown dataset 'nosuch'", "known: ", "digits-hetero, "]),
         (["--set", "train.nosuch=1"], ["unknown setting 'train.nosuch'", "train.lr"]),
         (["--set", "groupdro.step_size=fast"], ["bad value for groupdro.step_size", "not a float"]),

@@ -11,3 +11,11 @@ def did_you_mean(value: str, choices) -> str:
 
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def require(module: str, needed_for: str, extra: str) -> None:
+    """A BenchError naming the extra to install when the optional dependency ``module`` is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise BenchError(f"{needed_for} needs {module}: pip install -e '.[{extra}]'")

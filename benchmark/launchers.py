@@ -7,7 +7,6 @@ as failed with the reason, and the sweep goes on.
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 import os
 import queue
@@ -17,7 +16,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.errors import BenchError
+from benchmark.capacity import check_capacity
+from benchmark.errors import BenchError, require
 from benchmark.runner import Progress, execute_run, record_crash
 from benchmark.runs import Run
 
@@ -29,9 +29,11 @@ SLURM_CLUSTERS = ("slurm", "local")
 @dataclass(frozen=True)
 class LaunchOptions:
     """How to spread runs: ``workers`` parallel runs (local: processes; ray: CPUs of a local instance; slurm:
-    array parallelism), Ray's cluster address, and the SLURM job settings."""
+    array parallelism) or, locally, ``workers_per_device`` processes on each device (each GPU, or the CPU) after a
+    memory check (:func:`benchmark.capacity.check_capacity`), Ray's cluster address, and the SLURM job settings."""
 
     workers: int | None = None
+    workers_per_device: int | None = None
     ray_address: str | None = None
     slurm_partition: str | None = None
     slurm_time_min: int = 60
@@ -49,6 +51,17 @@ def default_workers(pending: list[Run]) -> int:
     return cuda_devices(pending) or max(1, min(MAX_DEFAULT_WORKERS, (os.cpu_count() or 1) // threads))
 
 
+def parallel_runs(pending: list[Run], launcher: str, options: LaunchOptions) -> int:
+    """How many of ``pending`` train at once: locally ``--workers-per-device`` × the GPUs (the CPU counting as one
+    device), else ``--workers``, else :func:`default_workers`, never more than the runs; elsewhere ``--workers``
+    (or 1: the cluster decides)."""
+    if launcher != "local":
+        return options.workers or 1
+    if options.workers_per_device:
+        return max(min(options.workers_per_device * max(cuda_devices(pending), 1), len(pending)), 1)
+    return max(min(options.workers or default_workers(pending), len(pending)), 1)
+
+
 def check_launcher(launcher: str, options: LaunchOptions) -> None:
     """Fail before any training if the launcher cannot work here (extra not installed, no SLURM) or an option
     is out of range."""
@@ -59,9 +72,10 @@ def check_launcher(launcher: str, options: LaunchOptions) -> None:
     ):
         if value < low:
             raise BenchError(f"bad --{name} {value}: must be >= {low}")
-    needs = {"ray": ("ray", "ray"), "slurm": ("submitit", "slurm")}
-    if launcher in needs and importlib.util.find_spec(needs[launcher][0]) is None:
-        raise BenchError(f"--launcher {launcher} needs {needs[launcher][0]}: pip install -e '.[{needs[launcher][1]}]'")
+    if options.workers_per_device is not None and (options.workers is not None or launcher != "local"):
+        raise BenchError("--workers-per-device is for the local launcher, instead of --workers")
+    if launcher in ("ray", "slurm"):
+        require({"ray": "ray", "slurm": "submitit"}[launcher], f"--launcher {launcher}", launcher)
     if launcher == "slurm" and options.slurm_cluster == "slurm" and shutil.which("srun") is None:
         raise BenchError("--launcher slurm: no SLURM here (srun not found); use --slurm-cluster local to test locally")
 
@@ -75,7 +89,9 @@ def launch(launcher: str, pending: list[Run], out: Path, progress: Progress, opt
     elif launcher == "slurm":
         run_slurm(pending, out, progress, options)
     else:
-        workers = min(options.workers or default_workers(pending), len(pending))
+        workers = parallel_runs(pending, launcher, options)
+        if options.workers_per_device and workers > 1:
+            check_capacity(pending, -(-workers // max(cuda_devices(pending), 1)), device_of(pending))
         if workers > 1:
             run_pool(pending, out, progress, workers)
         else:
@@ -115,13 +131,18 @@ def _pool_worker(worker: int, tasks, events, gpu: int | None, parent: int) -> No
         events.put(("finished", worker, index, result))
 
 
+def device_of(pending: list[Run]):
+    """The device the runs train on (the first CUDA device when there are several)."""
+    from benchmark.devices import resolve_device
+
+    return resolve_device(pending[0].execution.device)
+
+
 def cuda_devices(pending: list[Run]) -> int:
     """How many CUDA devices the runs can spread over (0 when they train on CPU)."""
     import torch
 
-    from benchmark.devices import resolve_device
-
-    return torch.cuda.device_count() if resolve_device(pending[0].execution.device).type == "cuda" else 0
+    return torch.cuda.device_count() if device_of(pending).type == "cuda" else 0
 
 
 def run_pool(pending: list[Run], out: Path, progress: Progress, workers: int) -> None:

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-from benchmark.errors import BenchError
+from benchmark.errors import require
 
 
 def check_tensorboard() -> None:
     """A BenchError before any training when the tensorboard package is missing."""
-    if importlib.util.find_spec("tensorboard") is None:
-        raise BenchError("--log tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'")
+    require("tensorboard", "--log tensorboard", "tensorboard")
 
 
 class TensorBoardLog:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -19,6 +20,12 @@ from benchmark.registry import DATASETS
 from benchmark.trainer import train_info
 
 load_builtins()
+
+IMAGE_DATASETS = ("waterbirds", "celeba")
+needs_torchvision = pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is None, reason="needs the images extra (torchvision)"
+)
+"""Marks a test that loads real-format images: it runs wherever the images extra is installed (CI installs it)."""
 
 SMALL_HETERO = ["--set", "data.n_mnist1d=600", "--epochs", "2"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import bench_in_process
+from conftest import bench_in_process, needs_torchvision
 from test_data_real_images import fake_waterbirds
 
 import benchmark as bm
@@ -50,6 +50,7 @@ def test_a_split_is_a_torch_dataset_in_sample_order(ds):
         ds.split("dev")
 
 
+@needs_torchvision
 def test_a_split_of_images_on_disk_loads_each_image(tmp_path):
     fake_waterbirds(tmp_path)
     images = bm.load_dataset("waterbirds", data_root=str(tmp_path), image_size=16, workers=0, encoder="cnn")
@@ -91,6 +92,7 @@ def test_run_returns_one_row_per_run_as_on_disk_and_resumes(tmp_path):
     assert np.allclose(board["wga_mean"], written["wga_mean"], atol=1e-4)
 
 
+@needs_torchvision
 def test_a_saved_model_loads_back_and_gives_the_runs_test_metrics(tmp_path):
     """--save-model keeps the model of the selected epoch: for a one-stage method, a method that retrains a
     fresh model (jtt) and one whose head is frozen (nc-frozen)."""

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import bench, bench_in_process
+from conftest import bench, bench_in_process, needs_torchvision
 from PIL import Image
 
 from benchmark.data import build_dataset
@@ -68,6 +68,7 @@ def options(name: str, **changes) -> dict:
     return {**DATASETS.get(name).option_defaults(), **TINY, **changes}
 
 
+@needs_torchvision
 def test_waterbirds_counts_groups_and_adjusted_weights(tmp_path):
     cells = fake_waterbirds(tmp_path)
     data = build_dataset("waterbirds", options("waterbirds"), str(tmp_path))
@@ -78,6 +79,7 @@ def test_waterbirds_counts_groups_and_adjusted_weights(tmp_path):
     assert isinstance(data.spaces[0].x, ImageFiles) and data.spaces[0].shape == (3, 16, 16)
 
 
+@needs_torchvision
 @pytest.mark.parametrize("txt", [False, True])
 def test_celeba_csv_and_txt_formats(tmp_path, txt):
     blond, male, partition = fake_celeba(tmp_path, txt=txt)
@@ -89,6 +91,7 @@ def test_celeba_csv_and_txt_formats(tmp_path, txt):
     assert other.group_names[0] == "not Attractive,not Young"
 
 
+@needs_torchvision
 def test_disk_batches_load_the_transformed_files_in_batch_order(tmp_path):
     fake_waterbirds(tmp_path)
     data = build_dataset("waterbirds", options("waterbirds", workers=2), str(tmp_path))
@@ -106,6 +109,7 @@ def test_disk_batches_load_the_transformed_files_in_batch_order(tmp_path):
     assert torch.equal(model.encode(data, plain), z)
 
 
+@needs_torchvision
 def test_resnet_backbone_and_missing_pretrained_weights(tmp_path, monkeypatch):
     fake_waterbirds(tmp_path)
     data = build_dataset("waterbirds", options("waterbirds", encoder="resnet18"), str(tmp_path))
@@ -132,6 +136,7 @@ def test_resnet_backbone_and_missing_pretrained_weights(tmp_path, monkeypatch):
         ),
     ],
 )
+@needs_torchvision
 def test_waterbirds_bad_files_are_one_clear_error(tmp_path, damage, message):
     fake_waterbirds(tmp_path)
     damage(tmp_path)
@@ -148,6 +153,7 @@ def test_celeba_bad_files(tmp_path):
         build_dataset("celeba", options("celeba", image_size=18), str(tmp_path))
 
 
+@needs_torchvision
 def test_waterbirds_quick_run_end_to_end_and_malformed_file_exit_2(tmp_path):
     root = tmp_path / "waterbirds"
     fake_waterbirds(root)
@@ -169,3 +175,14 @@ def test_waterbirds_quick_run_end_to_end_and_malformed_file_exit_2(tmp_path):
     assert not (tmp_path / "bad").exists()
     missing = bench_in_process("run", "--methods", "erm", "--dataset", "waterbirds", "--out", str(tmp_path / "none"))
     assert missing.returncode == 2 and "give --data-root" in missing.stderr
+
+
+def test_without_torchvision_an_image_dataset_is_one_line_naming_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    missing = lambda name, *args: None if name == "torchvision" else find_spec(name)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", missing)
+    fake_waterbirds(tmp_path)
+    with pytest.raises(BenchError, match=r"^the real image datasets \(waterbirds, celeba\) needs torchvision: pip"):
+        build_dataset("waterbirds", options("waterbirds"), str(tmp_path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import IMAGE_DATASETS, needs_torchvision
 from test_data_adult import write_adult
 from test_data_digits_full import write_all
 from test_data_real_images import fake_celeba, fake_waterbirds
@@ -41,7 +42,9 @@ def test_every_builtin_dataset_is_described_here():
     )
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS.names()))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=needs_torchvision) if n in IMAGE_DATASETS else n for n in sorted(DATASETS.names())]
+)
 def test_describe_prints_groups_and_counts(name, tmp_path):
     args = ["describe", name]
     root = None

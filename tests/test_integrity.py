@@ -15,7 +15,7 @@ import time
 
 import pytest
 import torch
-from conftest import SMALL_HETERO, bench, bench_in_process
+from conftest import SMALL_HETERO, bench, bench_in_process, needs_torchvision
 from test_data_adult import write_adult
 from test_data_real_images import fake_celeba, fake_waterbirds
 
@@ -112,6 +112,7 @@ def test_other_data_under_the_same_command_is_another_run(tmp_path):
     assert same.returncode == 0 and "finished erm" not in same.stdout and len(results(out, "adult")) == 2
 
 
+@needs_torchvision
 def test_an_image_listed_in_two_partitions_is_a_split_leak(tmp_path):
     fake_celeba(tmp_path)
     partition = tmp_path / "list_eval_partition.csv"
@@ -274,6 +275,7 @@ def test_output_paths_that_are_files_are_input_errors(tmp_path):
     assert f"--out {taken} is a file, not a folder" in line
 
 
+@needs_torchvision
 def test_missing_pretrained_weights_are_found_before_training(tmp_path):
     fake_waterbirds(tmp_path / "data")
     out = tmp_path / "r"

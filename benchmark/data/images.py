@@ -15,6 +15,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from benchmark.errors import require
+
 BACKBONES = ("resnet18", "resnet50", "resnet18-pretrained", "resnet50-pretrained")  # torchvision encoders by name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,6 +56,7 @@ class ImageFiles:
 def field_transform(resize: int, crop: int, crop_first: bool = False) -> Callable:
     """The field's standard evaluation transform: Resize + CenterCrop (CelebA crops first), ImageNet
     normalisation. Waterbirds: ``field_transform(256, 224)``; CelebA: ``field_transform(224, 178, True)``."""
+    require("torchvision", "the real image datasets (waterbirds, celeba)", "images")
     from torchvision import transforms
 
     steps = (

@@ -169,7 +169,10 @@ class GroupModel(nn.Module):
 
     Groups that share a feature space share its encoder. ``encode`` makes one encoder call per space
     present in the batch; batches are ordered by space (see :func:`benchmark.data.batches.make_batches`).
-    ``latent`` names the layer every encoder ends in (:data:`LATENTS`).
+    ``latent`` names the layer every encoder ends in (:data:`LATENTS`). Convolutions stay in the default NCHW
+    memory format: channels-last ran ERM's steps 1.10–1.22× faster on this CPU, but its oneDNN kernels then sum in
+    an order that depends on ``OMP_NUM_THREADS`` at process start (Ray sets it to 1 in its workers), so the same
+    run would give other numbers under another launcher (README "Speed").
     """
 
     def __init__(self, data: GroupDataset, k: int = 64, latent: str = "layernorm"):
@@ -201,6 +204,21 @@ class GroupModel(nn.Module):
             if size > 0
         ]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def encode_together(self, data: GroupDataset, batches: list[Batch]) -> list[torch.Tensor]:
+        """Latents of each of ``batches`` (as :meth:`encode` gives them) from one encoder call per feature space
+        on all their samples of that space: fewer, larger kernels than one :meth:`encode` per batch, the same
+        values up to floating-point reassociation (an encoder with batch statistics, a ResNet's BatchNorm,
+        normalises the batches together)."""
+        inputs = [self.inputs(data, batch) for batch in batches]
+        chunks = []  # per space: each batch's latents of that space
+        for s, encoder in enumerate(self.encoders):
+            sizes = [batch.space_sizes[s] for batch in batches]
+            chunks.append(encoder(torch.cat([x[s] for x in inputs])).split(sizes) if sum(sizes) else None)
+        return [
+            torch.cat([space[i] for space, size in zip(chunks, batch.space_sizes) if size > 0])
+            for i, batch in enumerate(batches)
+        ]
 
     def forward(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
         """Class logits for a batch."""

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import make_info, toy_dataset
+from conftest import make_info, needs_torchvision, toy_dataset
 from scipy import stats
 
 import benchmark.methods.jm1  # noqa: F401  (registers "jm1")
@@ -116,11 +116,14 @@ def test_alpha_one_reproduces_the_p_side_latents_exactly():
     ):
         ex = batch.extra
         h = method.mixed_latents(data, batch, torch.ones(len(batch)), at_input=False)
-        z_self = method.model.encode(data, batch)
-        z_partner = method.model.encode(data, batch.attached["partner"])[ex["partner_pos"]]
-        p_side = torch.where((ex["in_p"] | ~ex["mixable"])[:, None], z_self, z_partner)
+        z_self, z_partner = method.model.encode_together(data, [batch, batch.attached["partner"]])
+        p_side = torch.where((ex["in_p"] | ~ex["mixable"])[:, None], z_self, z_partner[ex["partner_pos"]])
         assert torch.equal(h, p_side)
         assert torch.equal(h[ex["in_p"]], z_self[ex["in_p"]])
+        # the same latents as encoding the batch and its partners separately, up to reassociation
+        separate = method.model.encode(data, batch.attached["partner"])[ex["partner_pos"]]
+        own = method.model.encode(data, batch)
+        assert torch.allclose(h, torch.where((ex["in_p"] | ~ex["mixable"])[:, None], own, separate), atol=1e-12)
 
 
 @pytest.mark.usefixtures("float64")
@@ -231,6 +234,7 @@ def test_jm1_trains_end_to_end(hparams):
     assert all(0 <= r["logs"]["alpha_mean"] <= 1 and 0 < r["logs"]["mixed_fraction"] <= 1 for r in mix_records)
 
 
+@needs_torchvision
 @pytest.mark.parametrize("mix_at", ["input", "random"])
 def test_input_mixing_works_on_images_on_disk(tmp_path, mix_at):
     """Issue 14's bug: mixing inputs indexed ``space.x`` directly, which disk-backed image spaces do not have."""

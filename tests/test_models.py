@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from conftest import toy_dataset
 
-from benchmark.data.batches import eval_batches
+from benchmark.data.batches import eval_batches, make_batches
 from benchmark.models import GroupModel, ImageCNN, SequenceCNN, VectorMLP
 
 
@@ -30,6 +32,23 @@ def test_latents_follow_batch_order(small_hetero):
         s, r = small_hetero.space[batch.idx[i]].item(), small_hetero.row[batch.idx[i]].item()
         single = model.encoders[s](small_hetero.spaces[s].x[r : r + 1])
         assert torch.allclose(z[i], single[0], atol=1e-5)
+
+
+@pytest.mark.usefixtures("float64")
+def test_encoding_batches_together_gives_each_its_own_latents():
+    data = toy_dataset(dtype=torch.float64)
+    model = GroupModel(data)
+    calls = []
+    for encoder in model.encoders:
+        encoder.register_forward_hook(lambda mod, inputs, out: calls.append(len(inputs[0])))
+    train = data.indices("train").numpy()
+    vec_only = train[data.space_cpu[train] == 0][:7]  # a batch with no sample of the other spaces
+    batches = make_batches(data, train[:30], [0] * 30) + make_batches(data, vec_only, [0] * len(vec_only))
+    together = model.encode_together(data, batches)
+    in_space = [sum(b.space_sizes[s] for b in batches) for s in range(3)]
+    assert sorted(calls) == sorted(n for n in in_space if n), "one call per space present"
+    for batch, z in zip(batches, together):
+        assert torch.allclose(z, model.encode(data, batch), atol=1e-12)
 
 
 def test_encoder_kinds_and_latent_size(small_hetero):

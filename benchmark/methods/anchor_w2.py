@@ -18,25 +18,29 @@ def cell_w2(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-cell W2² between the batch Gaussian N(m̂, AAᵀ) of a cell and its class anchor N(m_c, L_cL_cᵀ).
 
-    Cell j belongs to class ``j % C`` (C = len(m)). With A = (Z − m̂)ᵀ/√(n−1) (A = 0 when n = 1),
-    W2² = ‖m̂ − m_c‖² + ‖A‖_F² + ‖L_c‖_F² − 2‖AᵀL_c‖_*, the nuclear norm taken by one batched ``svdvals``
-    over all cells, each padded with zero rows to ``n_pad`` (≥ the largest cell) after centring.
+    Cell j belongs to class ``j % C`` (C = len(m); ``num_cells`` is a multiple of C). With A = (Z − m̂)ᵀ/√(n−1)
+    (A = 0 when n = 1), W2² = ‖m̂ − m_c‖² + ‖A‖_F² + ‖L_c‖_F² − 2‖AᵀL_c‖_*, the nuclear norm taken by one
+    batched ``svdvals`` over all cells, each padded with zero rows to ``n_pad`` (≥ the largest cell) after
+    centring. The padded rows are laid out class-major, so one batched product per class multiplies every cell
+    of the class by its L_c without copying L per cell.
     Returns the W2² per cell (0 for empty cells) and the cell counts.
     """
-    count = torch.zeros(num_cells, dtype=torch.long, device=z.device).index_add_(0, cell, torch.ones_like(cell))
+    C, k = m.shape
+    count = torch.bincount(cell, minlength=num_cells)
     n = count.to(z.dtype)
-    mean = z.new_zeros(num_cells, z.shape[1]).index_add_(0, cell, z) / n.clamp_min(1)[:, None]
+    mean = z.new_zeros(num_cells, k).index_add_(0, cell, z) / n.clamp_min(1)[:, None]
     rows = (z - mean[cell]) / (n - 1).clamp_min(1).sqrt()[cell, None]  # rows of Aᵀ; exactly 0 when n = 1
     order = torch.argsort(cell, stable=True)
     start = torch.cumsum(count, 0) - count
     rank = torch.arange(len(cell), device=z.device) - start[cell[order]]  # position of each sample in its cell
-    padded = z.new_zeros(num_cells, n_pad, z.shape[1]).index_put((cell[order], rank), rows[order])
-    cls = torch.arange(num_cells, device=z.device) % len(m)
-    anchor = L[cls]
-    prod = padded @ anchor
-    nuclear = torch.linalg.svdvals(prod.to(torch.promote_types(prod.dtype, torch.float32))).sum(-1)
+    sorted_cells = cell[order]
+    slot = (sorted_cells // C) * n_pad + rank  # the sample's row among its class's cells: (cell of class, rank)
+    padded = z.new_zeros(C, num_cells // C * n_pad, k).index_put((sorted_cells % C, slot), rows[order])
+    prod = (padded @ L).view(C, num_cells // C, n_pad, k)
+    nuclear = torch.linalg.svdvals(prod.to(torch.promote_types(prod.dtype, torch.float32))).sum(-1).T.reshape(-1)
     a_sq = z.new_zeros(num_cells).index_add_(0, cell, rows.pow(2).sum(1))
-    w2 = (mean - m[cls]).pow(2).sum(1) + a_sq + anchor.pow(2).sum((1, 2)) - 2 * nuclear.to(z.dtype)
+    l_sq = L.pow(2).sum((1, 2)).repeat(num_cells // C)
+    w2 = (mean - m.repeat(num_cells // C, 1)).pow(2).sum(1) + a_sq + l_sq - 2 * nuclear.to(z.dtype)
     return torch.where(count > 0, w2, torch.zeros_like(w2)), count
 
 

@@ -158,11 +158,15 @@ class JM1(Method):
         same-space pairs when ``at_input`` and latents otherwise."""
         ex = batch.extra
         w = torch.where(ex["in_p"], alpha, 1 - alpha).masked_fill(~ex["mixable"], 1.0)[:, None]  # own weight
-        z = self.encode_mixed_inputs(data, batch, w) if at_input else self.model.encode(data, batch)
-        if at_input and not ex["any_cross"]:
+        partner = batch.attached["partner"]
+        if not at_input:  # one encoder call per space for the batch and its partners
+            z, z_partner = self.model.encode_together(data, [batch, partner])
+            return w * z + (1 - w) * z_partner[ex["partner_pos"]]
+        z = self.encode_mixed_inputs(data, batch, w)
+        if not ex["any_cross"]:
             return z
-        mixed = w * z + (1 - w) * self.model.encode(data, batch.attached["partner"])[ex["partner_pos"]]
-        return torch.where(ex["same_space"][:, None], z, mixed) if at_input else mixed
+        mixed = w * z + (1 - w) * self.model.encode(data, partner)[ex["partner_pos"]]
+        return torch.where(ex["same_space"][:, None], z, mixed)
 
     def encode_mixed_inputs(self, data: GroupDataset, batch: Batch, w: torch.Tensor) -> torch.Tensor:
         """Latents of w·x + (1 − w)·x_partner for same-space pairs (others: of their own input), one

@@ -25,8 +25,8 @@ from benchmark.config import DEVICES
 from benchmark.data import build_dataset
 from benchmark.data.core import SPLITS, GroupDataset
 from benchmark.errors import BenchError, did_you_mean
+from benchmark.evaluation import split_metrics
 from benchmark.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher
-from benchmark.metrics import group_metrics
 from benchmark.plan import plan_sweep
 from benchmark.plugins import load_plugins
 from benchmark.registry import DATASETS
@@ -35,7 +35,7 @@ from benchmark.runner import Progress
 from benchmark.selection import SELECT_RULES
 from benchmark.settings import MAX_TRIALS, QUICK_EPOCHS, check_choice, check_seeds
 from benchmark.store import iter_results
-from benchmark.sweep import SweepOutcome, run_sweep
+from benchmark.sweep import SweepOutcome, run_sweep, run_tuned_sweep
 
 
 def as_sets(sets: Mapping[str, object] | Sequence[str] | None) -> list[str]:
@@ -69,10 +69,12 @@ def sweep(
     epochs: int | None = None,
     quick: bool = False,
     trials: int = 1,
+    tune_seeds: Iterable[int] | None = None,
     select: str = "val-wga",
     device: str = "auto",
     launcher: str = "local",
     workers: int | None = None,
+    workers_per_device: int | None = None,
     threads: int = 1,
     deterministic: bool = False,
     save_model: bool = False,
@@ -92,7 +94,10 @@ def sweep(
     progress: Progress | None = None,
 ) -> SweepOutcome:
     """Validate everything, then train methods × trials × seeds on one dataset, skipping finished runs; return
-    every run's outcome (:class:`~benchmark.sweep.SweepOutcome`). What ``bench run`` does before its report."""
+    every run's outcome (:class:`~benchmark.sweep.SweepOutcome`). What ``bench run`` does before its report.
+
+    With ``tune_seeds``, two-phase tuning (:func:`~benchmark.sweep.run_tuned_sweep`): the ``trials`` on the
+    tuning seeds only, then each method's best trial under ``select`` on every one of ``seeds``."""
     check_choice("--select", select, SELECT_RULES)
     check_choice("--device", device, DEVICES)
     check_choice("--launcher", launcher, LAUNCHERS)
@@ -103,14 +108,17 @@ def sweep(
         ("--epochs", epochs, 100_000),
         ("--trials", trials, MAX_TRIALS),
         ("--workers", workers, 1024),
+        ("--workers-per-device", workers_per_device, 1024),
         ("--threads", threads, 1024),
     ):
         if value is not None and not 1 <= value <= high:
             raise BenchError(f"bad {option} {value}: must be between 1 and {high}")
+    seeds = check_seeds(seeds)
+    tuning = None if tune_seeds is None else check_seeds(tune_seeds, "--tune-seeds")
     planned = plan_sweep(
         methods=[methods] if isinstance(methods, str) else list(methods),
         dataset=dataset,
-        seeds=check_seeds(seeds),
+        seeds=seeds if tuning is None else [*tuning, *(seed for seed in seeds if seed not in tuning)],
         epochs=QUICK_EPOCHS if quick else epochs,
         select=select,
         device=device,
@@ -123,8 +131,12 @@ def sweep(
         save_model=save_model,
         log=tuple(log),
     )
-    options = LaunchOptions(workers, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster)
+    options = LaunchOptions(
+        workers, workers_per_device, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster
+    )
     check_launcher(launcher, options)
+    if tuning is not None:
+        return run_tuned_sweep(planned, tuning, Path(out), launcher, options, progress, force, retry_failed)
     return run_sweep(planned, Path(out), launcher, options, progress, force, retry_failed)
 
 
@@ -178,8 +190,9 @@ def leaderboard(results: str | Path = "results", dataset: str | None = None, sel
 
 def evaluate(data: GroupDataset, split: str, predictions) -> dict:
     """Metrics of any model's predicted classes on ``split``, in the order of ``data.split(split)``: ``wga``,
-    ``acc``, ``bga``, ``delta_acc``, ``mean_group_acc``, the dataset's extra metrics, and ``groups``
-    (accuracy per group; None for a group absent from the split)."""
+    ``acc``, ``bga``, ``delta_acc``, ``mean_group_acc``, the dataset's extra metrics, ``groups`` (accuracy per
+    group; None for a group absent from the split), the worst-class accuracy ``wca`` and ``classes`` (accuracy
+    per class)."""
     check_choice("split", split, SPLITS)
     index = data.indices_cpu(split)
     predicted = torch.as_tensor(np.asarray(predictions)).reshape(-1)
@@ -187,11 +200,13 @@ def evaluate(data: GroupDataset, split: str, predictions) -> dict:
         raise BenchError(f"{len(predicted)} predictions for the {len(index)} samples of split '{split}'")
     if predicted.dtype.is_floating_point or predicted.dtype == torch.bool:
         raise BenchError("predictions must be integer class indices (take argmax of logits first)")
-    groups = data.g.cpu()[index]
-    hit = (predicted == data.y.cpu()[index]).double()
+    groups, classes = data.g.cpu()[index], data.y.cpu()[index]
+    hit = (predicted == classes).double()
     correct = torch.zeros(data.num_groups, dtype=torch.float64).index_add_(0, groups, hit)
     total = torch.bincount(groups, minlength=data.num_groups).double()
-    return group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)
+    class_correct = torch.zeros(data.num_classes, dtype=torch.float64).index_add_(0, classes, hit)
+    class_total = torch.bincount(classes, minlength=data.num_classes).double()
+    return split_metrics(data, correct, total, class_correct, class_total)
 
 
 def load_model(run: str | Path, data_root: str | None = None, plugins: Sequence[str] = ()) -> tuple:

@@ -30,8 +30,11 @@ class TrainConfig:
     ``latent``: the encoders' output layer (:data:`benchmark.models.LATENTS`). The default ``layernorm`` was chosen
     by measurement (README, "The shared latent"): seed 000's literal FC + ReLU (``relu``) lets latent-space losses,
     and even ERM, kill every unit of a small encoder on digits-hetero. ``amp``: bfloat16 autocast for training steps
-    and evaluation. ``compile``: ``torch.compile`` backend for the encoders (``inductor`` for speed on GPU,
-    ``aot_eager`` to check graph capture without code generation, ``off``).
+    and evaluation. ``compile``: ``torch.compile`` for the encoders (``inductor``: generated kernels;
+    ``reduce-overhead``: inductor with CUDA graphs on a GPU, which replay each step's many small kernels with one
+    launch, and plain inductor on CPU; ``aot_eager`` to check graph capture without code generation; ``off``, the
+    default: on this CPU inductor measured slower than eager and costs ~50 s of compilation per run, README
+    "Speed").
     """
 
     epochs: int = 20
@@ -50,7 +53,7 @@ class TrainConfig:
         "optimizer": ("adam", "sgd"),
         "sampler": ("auto", "stratified", "shuffle"),
         "latent": tuple(LATENTS),
-        "compile": ("off", "inductor", "aot_eager"),
+        "compile": ("off", "inductor", "reduce-overhead", "aot_eager"),
     }
     bounds = {
         "epochs": Range(1, 100_000),

@@ -32,6 +32,7 @@ from benchmark.data.images import prefetched
 from benchmark.devices import peak_memory_mb, resolve_device, synchronize
 from benchmark.plugins import load_plugins
 from benchmark.runs import Run
+from benchmark.step_breakdown import breakdown
 from benchmark.trainer import make_optimizer, run_settings, sampler_name, seeded_model, train
 
 BARE = "bare"
@@ -88,9 +89,9 @@ def profile_method(run: Run) -> dict:
     }
 
 
-def profile_bare(run: Run) -> dict:
+def profile_bare(run: Run, with_breakdown: bool = False) -> dict:
     """Steps/s of a bare loop over the run's budget: the same model, ERM's batches and optimiser, cross-entropy,
-    nothing else."""
+    nothing else; ``with_breakdown`` adds where one more epoch's step time goes (:func:`breakdown`)."""
     spec = run.spec
     device = resolve_device(run.execution.device)
     data = build_dataset(spec.dataset, spec.data_options, run.execution.data_root).to(device)
@@ -116,6 +117,7 @@ def profile_bare(run: Run) -> dict:
         seconds.append(time.perf_counter() - start)
     rate, flops = epoch_rate(steps, seconds), counter.get_total_flops()
     peak = matmul_peak(device, torch.bfloat16 if spec.train.amp else torch.float32)
+    kinds = breakdown(step, list(prefetched(data, stream.take(steps))), device, peak) if with_breakdown else None
     return {
         "method": BARE,
         "steps_per_s": rate,
@@ -124,23 +126,25 @@ def profile_bare(run: Run) -> dict:
         "peak_gflop_per_s": peak,
         "peak_mem_mb": peak_memory_mb(device)[0],
         "stages": f"train:{rate:.1f}",
+        **({"breakdown": kinds} if with_breakdown else {}),
     }
 
 
-def _profile_in_child(run: Run) -> dict:
+def _profile_in_child(run: Run, with_breakdown: bool = False) -> dict:
     load_plugins(run.execution.plugins)
     param = torch.zeros(1, device=resolve_device(run.execution.device), requires_grad=True)
     make_optimizer(run.spec.train, [param])  # the fused optimiser's one-off import (~2 s), outside any stage's setup
     if run.spec.method != BARE:
         return profile_method(run)
     with run_settings(run.execution):  # the trainer sets them itself
-        return profile_bare(run)
+        return profile_bare(run, with_breakdown)
 
 
-def profile(runs: list[Run], fresh_process: bool = True) -> list[dict]:
+def profile(runs: list[Run], fresh_process: bool = True, with_breakdown: bool = False) -> list[dict]:
     """One row per run plus the bare loop (first), with samples/s and the ratios to the bare loop and to ERM.
 
     ``fresh_process``: profile each in its own spawned process (its own peak memory); otherwise in this one.
+    ``with_breakdown``: the bare loop's row also has ``breakdown``, its step time by kind of operator.
     """
     bare = dataclasses.replace(runs[0], spec=dataclasses.replace(runs[0].spec, method=BARE, hparams={}))
     jobs = [bare, *runs]
@@ -149,9 +153,9 @@ def profile(runs: list[Run], fresh_process: bool = True) -> list[dict]:
         rows = []
         for job in jobs:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                rows.append(pool.submit(_profile_in_child, job).result())
+                rows.append(pool.submit(_profile_in_child, job, with_breakdown and job is bare).result())
     else:
-        rows = [_profile_in_child(job) for job in jobs]
+        rows = [_profile_in_child(job, with_breakdown and job is bare) for job in jobs]
     bare_rate, peak = rows[0]["steps_per_s"], rows[0]["peak_gflop_per_s"]
     erm = next((row["steps_per_s"] for row in rows if row["method"] == "erm"), None)
     for row, job in zip(rows, jobs):

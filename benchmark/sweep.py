@@ -3,8 +3,8 @@
 :func:`run_sweep` is what ``bench run`` calls after :func:`~benchmark.plan.plan_sweep`: it skips finished
 runs, checks everything a run needs before any trains (:func:`~benchmark.runner.preflight`), claims each run it
 will train so that concurrent sweeps on one folder train it once (DESIGN.md, "Results on disk"), launches them,
-and returns a :class:`SweepOutcome`. Ctrl-C or SIGTERM raise :class:`Interrupted` with what finished; every
-finished run is on disk either way.
+and returns a :class:`SweepOutcome`. :func:`run_tuned_sweep` makes two such sweeps (``--tune-seeds``). Ctrl-C
+or SIGTERM raise :class:`Interrupted` with what finished; every finished run is on disk either way.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from benchmark.launchers import LaunchOptions, default_workers, launch
+from benchmark.aggregate import runs_frame
+from benchmark.launchers import LaunchOptions, launch, parallel_runs
 from benchmark.runner import Progress, preflight, runs_to_do, stored_result, unique_runs
 from benchmark.runs import Run
+from benchmark.selection import select_trials
 from benchmark.store import claim_run, read_result, release_claim
 
 POLL_S = 1.0  # how often a sweep looks whether runs another sweep holds have finished
@@ -139,7 +141,7 @@ def run_sweep(
     try:
         pending = runs_to_do(unique, out, force, retry_failed)
         preflight(pending, out)
-        parallel = options.workers or (default_workers(pending) if launcher == "local" else 1)
+        parallel = parallel_runs(pending, launcher, options)
         pending = [replace(run, execution=replace(run.execution, parallel=parallel)) for run in pending]
         collecting.inner.begin(len(unique), parallel, pending)
         elsewhere = _claim(pending, out, force, retry_failed, collecting, mine)
@@ -162,3 +164,39 @@ def run_sweep(
     missing = {"status": "failed", "error": "the run left no result"}
     outcomes = [(run, collecting.results.get(run.run_id) or missing) for run in unique]
     return SweepOutcome(outcomes, {run.run_id for run in mine}, by_others)
+
+
+def tuning_winners(outcome: SweepOutcome) -> set[str]:
+    """The config ids of each family's best trial among ``outcome``'s finished runs, by the runs' selection rule
+    (:func:`~benchmark.selection.select_trials`, as the leaderboard chooses)."""
+    finished = [result for _, result in outcome.runs if result.get("status") == "ok"]
+    if not finished:
+        return set()
+    select = outcome.runs[0][0].select
+    return set(select_trials(runs_frame(finished, select), select)["config_id"])
+
+
+def run_tuned_sweep(
+    runs: list[Run],
+    tune_seeds: list[int],
+    out: Path,
+    launcher: str = "local",
+    options: LaunchOptions = LaunchOptions(),
+    progress: Progress | None = None,
+    force: bool = False,
+    retry_failed: bool = False,
+) -> SweepOutcome:
+    """Two-phase tuning: every trial of ``runs`` on the ``tune_seeds`` only, then each family's winning trial
+    (:func:`tuning_winners`) on its other seeds. Both phases are ordinary sweeps (resumable, finished runs
+    skipped); ``runs`` holds every trial on every seed (the tuning seeds and the final seeds)."""
+    tuning = [run for run in runs if run.spec.seed in tune_seeds]
+    first = run_sweep(tuning, out, launcher, options, progress, force, retry_failed)
+    winners = tuning_winners(first)
+    final = [run for run in runs if run.spec.config_id in winners and run.spec.seed not in tune_seeds]
+    if progress is not None and final:
+        progress.note(f"tuning done: {len(winners)} winning trial(s) now train on {len(final)} more run(s)")
+    if not final:
+        return first
+    second = run_sweep(final, out, launcher, options, progress, force, retry_failed)
+    attempted, by_others = first.attempted | second.attempted, first.by_others + second.by_others
+    return SweepOutcome(first.runs + second.runs, attempted, by_others)

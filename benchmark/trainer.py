@@ -44,6 +44,10 @@ def make_optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> tor
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
 
 
+COMPILE_MODES = {"reduce-overhead": {"backend": "inductor", "mode": "reduce-overhead"}}
+"""``train.compile`` values that are not a backend's name: their ``torch.compile`` arguments."""
+
+
 def seeded_model(data: GroupDataset, seed: int, compile_backend: str = "off", latent: str = "layernorm") -> GroupModel:
     """The shared model (encoders ending in the ``latent`` layer) initialised from ``seed`` without touching the
     global RNG; with a ``compile_backend`` other than ``off``, each encoder goes through ``torch.compile``
@@ -52,8 +56,9 @@ def seeded_model(data: GroupDataset, seed: int, compile_backend: str = "off", la
         torch.manual_seed(seed)
         model = GroupModel(data, latent=latent).to(data.device)
     if compile_backend != "off":
+        how = COMPILE_MODES.get(compile_backend, {"backend": compile_backend})
         for s, encoder in enumerate(model.encoders):
-            model.encoders[s] = torch.compile(encoder, backend=compile_backend, dynamic=True)
+            model.encoders[s] = torch.compile(encoder, dynamic=True, **how)
     return model
 
 

@@ -70,6 +70,26 @@ def test_two_workers_give_the_same_metrics_as_one(tmp_path, one_process):
     assert proc.stdout.count("finished ") == 4
 
 
+def test_two_workers_per_device_share_the_cpu_after_the_memory_check(tmp_path, one_process):
+    proc = bench(*SWEEP, "--seeds", "0", "--workers-per-device", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert_same_runs(tmp_path, one_process, runs=2)
+    assert {result["parallel_runs"] for result in results(tmp_path).values()} == {2}
+
+
+def test_workers_per_device_that_do_not_fit_are_refused_before_training(tmp_path, monkeypatch):
+    import benchmark.capacity as capacity
+    from benchmark.api import sweep
+    from benchmark.errors import BenchError
+
+    monkeypatch.setattr(capacity, "free_memory_mb", lambda device: 200.0)  # the probe process alone needs more
+    with pytest.raises(BenchError, match=r"^--workers-per-device 2: 2 runs need about \d+ MB on cpu .* at most 0 fit"):
+        sweep(["erm", "groupdro"], seeds=[0], epochs=1, sets=["data.n_mnist1d=600"], workers_per_device=2, out=tmp_path)
+    assert not list(tmp_path.glob("digits-hetero/*/*/result.json"))
+    with pytest.raises(BenchError, match="--workers-per-device is for the local launcher, instead of --workers"):
+        sweep(["erm"], seeds=[0], epochs=1, workers=2, workers_per_device=2, out=tmp_path)
+
+
 def test_ray_launcher_on_a_local_instance(tmp_path, one_process):
     proc = bench(*SWEEP, "--launcher", "ray", "--workers", "2", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr

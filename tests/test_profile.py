@@ -90,3 +90,53 @@ def test_compiled_encoders_train_like_eager_ones():
     torch._dynamo.reset()
     train(job("erm", compile="aot_eager"), toy_dataset(), compiled.append)
     assert [r["train_loss"] for r in compiled] == pytest.approx([r["train_loss"] for r in eager], rel=1e-5)
+
+
+def test_reduce_overhead_compiles_each_encoder_with_cuda_graphs_mode(monkeypatch):
+    from benchmark.trainer import seeded_model
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda module, **how: calls.append(how) or module)
+    model = seeded_model(toy_dataset(), 0, "reduce-overhead")
+    assert calls == [{"dynamic": True, "backend": "inductor", "mode": "reduce-overhead"}] * len(model.encoders)
+    calls.clear()
+    seeded_model(toy_dataset(), 0, "aot_eager")
+    assert calls == [{"dynamic": True, "backend": "aot_eager"}] * len(model.encoders)
+
+
+@pytest.mark.slow
+def test_reduce_overhead_trains_like_eager_on_cpu():
+    """On CPU the mode is inductor's generated kernels (CUDA graphs apply only on a GPU); ~1 min of compilation."""
+    eager, compiled = [], []
+    train(job("erm"), toy_dataset(), eager.append)
+    torch._dynamo.reset()
+    train(job("erm", compile="reduce-overhead"), toy_dataset(), compiled.append)
+    assert [r["train_loss"] for r in compiled] == pytest.approx([r["train_loss"] for r in eager], rel=1e-4)
+
+
+def test_the_breakdown_sorts_operators_by_kind_and_accounts_for_the_step_time():
+    from benchmark.step_breakdown import OUTSIDE, breakdown, op_kind
+
+    assert op_kind("aten::convolution_backward") == op_kind("aten::mkldnn_convolution") == "convolution"
+    assert op_kind("aten::addmm") == op_kind("aten::bmm") == "matrix product"
+    assert op_kind("aten::max_pool2d_with_indices") == "pooling" and op_kind("aten::_fused_adam_") == "optimizer"
+    assert op_kind("aten::to") == op_kind("aten::_to_copy") == "copy, index and layout"
+    assert op_kind("aten::topk") == op_kind("aten::sigmoid") == "elementwise and other"
+    weight = torch.randn(64, 64, requires_grad=True)
+    optimizer = torch.optim.Adam([weight])
+
+    def step(x):
+        loss = (x @ weight).relu().sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    rows = {row["kind"]: row for row in breakdown(step, [torch.randn(32, 64)] * 4, torch.device("cpu"), 100.0)}
+    assert {"matrix product", "optimizer", OUTSIDE} <= set(rows)
+    assert sum(row["share"] for row in rows.values()) == pytest.approx(1.0)
+    # forward x @ w and the backward's product for w's gradient (x is not a leaf): 2 × 2·32·64·64 FLOPs
+    assert rows["matrix product"]["mflop_per_step"] == pytest.approx(2 * 2 * 32 * 64 * 64 / 1e6)
+    gflops = rows["matrix product"]["mflop_per_step"] / rows["matrix product"]["ms_per_step"]
+    assert rows["matrix product"]["gflop_per_s"] == pytest.approx(gflops)
+    assert rows["matrix product"]["ratio_to_peak"] == pytest.approx(gflops / 100.0)
+    assert rows["optimizer"]["mflop_per_step"] is None

@@ -27,6 +27,9 @@ def profile(
     set_: List[str] = typer.Option([], "--set", help="KEY=VALUE: train.*, data.*, <method>.* (repeatable)"),
     data_root: Optional[str] = typer.Option(None, help="folder with the dataset's files"),
     csv: Optional[Path] = typer.Option(None, help="also write the table as CSV here"),
+    breakdown: bool = typer.Option(
+        False, "--breakdown", help="also show where the bare loop's step time goes, by kind of operator"
+    ),
 ) -> None:
     """Training steps/s and samples/s of each method through the trainer (a short run each, in a fresh process),
     its stages' setup time and peak memory, and the ratios to a bare PyTorch loop (same model, batches,
@@ -48,7 +51,7 @@ def profile(
     how = dict(device=device, plugins=tuple(plugin), data_root=data_root, threads=threads, deterministic=deterministic)
     planned = plan_sweep(names, dataset, [0], epochs, sets=sets, **how)
     preflight(planned)
-    rows = run_profile(planned)
+    rows = run_profile(planned, with_breakdown=breakdown)
     table = pd.DataFrame(rows)[CSV_COLUMNS]
     headers = {"method": "method", "steps_per_s": "steps/s", "samples_per_s": "samples/s", "ratio_to_bare": "×bare"}
     headers |= {"ratio_to_erm": "×erm", "step_mflop": "MFLOP/step", "gflop_per_s": "GFLOP/s", "ratio_to_peak": "×peak"}
@@ -60,7 +63,22 @@ def profile(
         cells = [row[c] for c in headers]
         shown.add_row(*("–" if v is None or v != v else f"{v:.2f}" if isinstance(v, float) else str(v) for v in cells))
     console.print(shown)
+    if breakdown:
+        console.print(breakdown_table(rows[0]["breakdown"]))
     if csv is not None:
         csv.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(csv, index=False, float_format="%.4f")
         console.print(f"written to {csv}")
+
+
+def breakdown_table(kinds: list[dict]) -> Table:
+    """The bare loop's step time by kind of operator, as :func:`benchmark.step_breakdown.breakdown` measured it."""
+    shown = Table("operators", "ms/step", "share", "MFLOP/step", "GFLOP/s", "×peak", title="bare loop: a step's time")
+    for row in kinds:
+        cells = [
+            row["ms_per_step"],
+            100 * row["share"],
+            *(row[k] for k in ("mflop_per_step", "gflop_per_s", "ratio_to_peak")),
+        ]
+        shown.add_row(row["kind"], *("–" if v is None else f"{v:.2f}" for v in cells))
+    return shown

@@ -22,13 +22,20 @@ def run(
     epochs: Optional[int] = typer.Option(None, help="epoch budget (overrides the dataset's default)"),
     quick: bool = typer.Option(False, "--quick", help=f"smoke-test budget: {QUICK_EPOCHS} epochs"),
     trials: int = typer.Option(1, help="random-search hparam trials per method (trial 0: the defaults)"),
-    select: str = typer.Option("val-wga", help="model selection (epoch and trial): val-wga, val-acc or oracle"),
+    tune_seeds: Optional[str] = typer.Option(
+        None, help="two-phase tuning: the trials on these seeds only, then each method's best trial on --seeds"
+    ),
+    select: str = typer.Option("val-wga", help="model selection (epoch, trial): val-wga, val-wca, val-acc or oracle"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     launcher: str = typer.Option("local", help="local, ray or slurm"),
     workers: Optional[int] = typer.Option(
         None,
         help="parallel runs (local: processes, default one per core on CPU and one per GPU; ray: CPUs of a local "
         "instance; slurm: array limit)",
+    ),
+    workers_per_device: Optional[int] = typer.Option(
+        None,
+        help="local: this many runs at once on each GPU (or on the CPU), after a check that they fit in its memory",
     ),
     threads: int = typer.Option(1, help="torch CPU threads per run (metrics are reproducible for a given count)"),
     save_model: bool = typer.Option(False, "--save-model", help="keep each run's selected model (model.pt)"),
@@ -64,10 +71,12 @@ def run(
                 epochs=epochs,
                 quick=quick,
                 trials=trials,
+                tune_seeds=None if tune_seeds is None else parse_seeds(tune_seeds, "--tune-seeds"),
                 select=select,
                 device=device,
                 launcher=launcher,
                 workers=workers,
+                workers_per_device=workers_per_device,
                 threads=threads,
                 deterministic=deterministic,
                 save_model=save_model,

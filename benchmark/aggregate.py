@@ -11,15 +11,18 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from benchmark.classwise import DIFFICULTY, add_difficulty
 from benchmark.errors import BenchError
 from benchmark.selection import FAMILY_KEYS as KEYS
 from benchmark.selection import select_epoch, select_trials, selection_score
 from benchmark.stats import bootstrap_ci, paired_ttest, wilson_interval
 
 ORDER = ("wga", "acc", "delta_acc", "bga", "mean_group_acc")
+CLASSWISE = ("wca", *DIFFICULTY)  # class-wise metrics: shown after the dataset's own extra summaries
 COST = ("train_time_s", "steps_per_s", "peak_memory_mb")
 # recorded by newer runs only: the cost table shows them when some run has them
 RECORDED_COST = ("train_cpu_s", "parallel_runs")
+PER_NAME = ("groups", "classes")  # a split's per-group and per-class accuracies (dicts), beside its metrics
 PER_GROUP_DERIVED = ("live:", "n_test:", "wilson_low:", "wilson_high:")  # per-group columns beside the accuracies
 BASELINE, TESTED, ALPHA = "erm", "wga", 0.05  # daggers: p < ALPHA against BASELINE on TESTED, better mean
 
@@ -31,7 +34,8 @@ def stage_steps(result: dict) -> str:
 
 def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
     """One row per successful run at the epoch ``select`` picks from its history: identity, hparams (JSON),
-    selection scores, test and val metrics (``test_*``, ``val_*``), test group accuracies (``group:*``), the
+    selection scores, test and val metrics (``test_*``, ``val_*``), test group and class accuracies (``group:*``,
+    ``class:*``, runs that record them), the
     share of live latent units per group on val (``live:*``, runs that record it), test group sizes
     (``n_test:*``), total and per-stage steps, cost."""
     rows = []
@@ -44,16 +48,17 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
         row["train"] = json.dumps(r.get("train", {}), sort_keys=True)
         row["select"], row["selected_epoch"] = select, best["epoch"]
         row["sel_score"], row["sel_tie"] = selection_score(best, select)
-        row.update({f"test_{m}": v for m, v in best["test"].items() if m != "groups"})
-        row.update({f"val_{m}": v for m, v in best["val"].items() if m != "groups"})
+        row.update({f"test_{m}": v for m, v in best["test"].items() if m not in PER_NAME})
+        row.update({f"val_{m}": v for m, v in best["val"].items() if m not in PER_NAME})
         row.update({f"group:{g}": acc for g, acc in best["test"]["groups"].items()})
+        row.update({f"class:{c}": acc for c, acc in best["test"].get("classes", {}).items()})
         row.update({f"live:{g}": share for g, share in (best.get("live_units") or {}).items()})
         row.update({f"n_test:{g}": n for g, n in r.get("group_sizes", {}).get("test", {}).items()})
         row["steps"], row["stage_steps"] = r.get("steps"), stage_steps(r)
         row.update({k: r.get(k) for k in RECORDED_COST})
         rows.append(row)
     frame = pd.DataFrame(rows)
-    numeric = [c for c in frame if c.startswith(("test_", "val_", "group:", "live:", "n_test:")) or c in COST]
+    numeric = [c for c in frame if c.startswith(("test_", "val_", "group:", "class:", "live:", "n_test:")) or c in COST]
     numeric += [c for c in RECORDED_COST if c in frame]
     return frame.astype({c: float for c in numeric})  # a metric missing (None) in every run is NaN, not object
 
@@ -71,14 +76,14 @@ def ci_high(values: pd.Series) -> float:
 def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and 95% bootstrap CI over seeds per (dataset, method, family) of the chosen trial's runs (see
     :func:`~benchmark.selection.select_trials`): columns ``<metric>_{mean,std,ci_low,ci_high}``, ``n_seeds``,
-    ``select``, ``trials``, the chosen ``trial`` and its ``hparams``, the mean cost, and the paired test of wga
-    against ERM (``wga_p_vs_erm``, ``wga_win_vs_erm``)."""
+    ``select``, ``trials`` (compared on the seeds ``tuned_on``), the chosen ``trial`` and its ``hparams``, the mean
+    cost, and the paired test of wga against ERM (``wga_p_vs_erm``, ``wga_win_vs_erm``)."""
     metrics = [c for c in runs.columns if c.startswith("test_")]
     grouped = runs.groupby(KEYS, sort=False)
     board = grouped[metrics].agg(["mean", "std", ci_low, ci_high])
     board.columns = [f"{col[5:]}_{stat}" for col, stat in board.columns]
     board["n_seeds"] = grouped["seed"].nunique()
-    for column in ("select", "trials", "trial", "hparams"):
+    for column in ("select", "trials", "tuned_on", "trial", "hparams"):
         board[column] = grouped[column].first()
     for cost in COST:
         board[cost] = grouped[cost].mean()
@@ -188,24 +193,29 @@ def curves_frame(results: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def shown_metrics(board: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:
-    """``columns`` that the board has, or by default the headline metrics then the dataset's extra summaries
-    (adj_acc, many/medium/few) if any."""
+    """``columns`` that the board has, or by default the headline metrics, the dataset's extra summaries
+    (adj_acc, many/medium/few) if any, then the class-wise ones it has (wca, easy/middle/hard)."""
     if columns:
         return [c for c in columns if f"{c}_mean" in board]
-    extras = [c[: -len("_mean")] for c in board.columns if c.endswith("_mean") and c[: -len("_mean")] not in ORDER]
-    return [*ORDER, *extras]
+    names = [c[: -len("_mean")] for c in board.columns if c.endswith("_mean")]
+    extras = [c for c in names if c not in ORDER and c not in CLASSWISE]
+    return [*ORDER, *extras, *(c for c in CLASSWISE if c in names)]
 
 
 def dataset_boards(
     results: list[dict], select: str = "val-wga", columns: Sequence[str] | None = None
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Per dataset of ``results``: its runs of the trial each method's family selects under ``select`` (one row
-    per run, without other datasets' columns) and its leaderboard. ``columns``, if given, must be metrics of the
+    per run, without other datasets' columns) and its leaderboard. Where ERM's runs record per-class accuracy
+    of at least 3 classes, the runs get MR²'s class-wise ``test_easy``/``test_middle``/``test_hard``
+    (:mod:`benchmark.classwise`), the leaderboard their means etc., and ``board.attrs["difficulty"]`` the split
+    (thirds, the ERM row's ``label``, ``seeds`` and ``trial``). ``columns``, if given, must be metrics of the
     runs."""
     runs = runs_frame(results, select)
     if runs.empty:
         return {}
     known = [c[len("test_") :] for c in runs.columns if c.startswith("test_")]
+    known += list(DIFFICULTY) if any(c.startswith("class:") for c in runs.columns) else []
     for column in columns or ():
         if column not in known:
             raise BenchError(
@@ -213,10 +223,15 @@ def dataset_boards(
             )
     tables = {}
     for dataset, dataset_runs in select_trials(runs, select).groupby("dataset", sort=False):
-        # other datasets' groups and extra metrics (e.g. adj_acc) are not this dataset's columns
+        # other datasets' groups, classes and extra metrics (e.g. adj_acc) are not this dataset's columns
         extra = [c for c in dataset_runs if c.startswith(("test_", "val_")) and c.split("_", 1)[1] not in ORDER]
-        per_group = [c for c in dataset_runs if c.startswith(("group:", "live:", "n_test:"))]
-        foreign = [c for c in [*extra, *per_group] if dataset_runs[c].isna().all()]
+        per_name = [c for c in dataset_runs if c.startswith(("group:", "class:", "live:", "n_test:"))]
+        foreign = [c for c in [*extra, *per_name] if dataset_runs[c].isna().all()]
         dataset_runs = dataset_runs.drop(columns=foreign).reset_index(drop=True)
-        tables[str(dataset)] = (dataset_runs, leaderboard(dataset_runs))
+        dataset_runs, split = add_difficulty(dataset_runs, BASELINE)
+        board = leaderboard(dataset_runs)
+        if split is not None:
+            row = (board["method"] == split["baseline"]) & (board["family_id"] == split["family_id"])
+            board.attrs["difficulty"] = {**split, "label": str(board.loc[row, "label"].iloc[0])}
+        tables[str(dataset)] = (dataset_runs, board)
     return tables

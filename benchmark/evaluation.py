@@ -8,7 +8,7 @@ from benchmark.data.batches import Batch, eval_batches
 from benchmark.data.core import GroupDataset
 from benchmark.data.images import prefetched
 from benchmark.methods.base import Method
-from benchmark.metrics import group_metrics
+from benchmark.metrics import class_metrics, group_metrics
 
 LIVE_SHARE = 0.01  # a latent unit is live for a group when it is non-zero on at least 1% of the group's samples
 
@@ -31,13 +31,22 @@ def live_units(active: torch.Tensor, counts: torch.Tensor, group_names: list[str
     return {name: (s if n > 0 else None) for name, s, n in zip(group_names, share, counts.tolist())}
 
 
+def split_metrics(data: GroupDataset, correct, total, class_correct, class_total) -> dict:
+    """A split's metrics from per-group and per-class counts of correct predictions and samples: the group
+    metrics (:func:`~benchmark.metrics.group_metrics`) with the class-wise ``wca`` and ``classes``."""
+    metrics = group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)
+    return {**metrics, **class_metrics(class_correct.tolist(), class_total.tolist(), data.class_names)}
+
+
 @torch.no_grad()
 def evaluate(method: Method, data: GroupDataset, batches: list[Batch], latents: bool = False) -> dict:
-    """Group metrics of the method's predictions over fixed batches (one host sync at the end); with
+    """Group and class metrics of the method's predictions over fixed batches (one host sync at the end); with
     ``latents`` also ``live_units`` per group (:func:`live_units`)."""
     method.eval()
     correct = torch.zeros(data.num_groups, device=data.device)
     total = torch.zeros(data.num_groups, device=data.device)
+    class_correct = torch.zeros(data.num_classes, device=data.device)
+    class_total = torch.zeros(data.num_classes, device=data.device)
     active = torch.zeros(data.num_groups, method.model.k, device=data.device) if latents else None
     for batch in prefetched(data, batches):
         if latents:
@@ -48,7 +57,9 @@ def evaluate(method: Method, data: GroupDataset, batches: list[Batch], latents: 
         hit = (logits.argmax(1) == batch.y).to(correct.dtype)
         correct.index_add_(0, batch.g, hit)
         total.index_add_(0, batch.g, torch.ones_like(hit))
-    metrics = group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)
+        class_correct.index_add_(0, batch.y, hit)
+        class_total.index_add_(0, batch.y, torch.ones_like(hit))
+    metrics = split_metrics(data, correct, total, class_correct, class_total)
     if latents:
         metrics["live_units"] = live_units(active.cpu(), total.cpu(), data.group_names)
     return metrics

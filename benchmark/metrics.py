@@ -44,3 +44,14 @@ def group_metrics(
         w = np.where(present, np.asarray(weights, dtype=np.float64), 0.0)
         metrics[name] = float((w * np.nan_to_num(acc_per_group)).sum() / w.sum()) if w.sum() > 0 else None
     return {**metrics, "groups": groups}
+
+
+def class_metrics(correct: Sequence[float], total: Sequence[float], class_names: Sequence[str]) -> dict:
+    """Class-wise metrics from per-class correct and total counts: ``wca``, the worst accuracy over the classes
+    present (SubpopBench's worst-class accuracy, which needs no group labels), and ``classes`` (accuracy per class
+    in percent; None for a class absent from the split)."""
+    correct, total = np.asarray(correct, dtype=np.float64), np.asarray(total, dtype=np.float64)
+    present = total > 0
+    accuracy = np.where(present, 100.0 * correct / np.maximum(total, 1), np.nan)
+    classes = {name: (float(v) if p else None) for name, v, p in zip(class_names, accuracy, present)}
+    return {"wca": float(accuracy[present].min()) if present.any() else None, "classes": classes}

@@ -52,7 +52,8 @@ class RichProgress(Progress):
 
     def begin(self, total: int, parallel: int, pending: list[Run] = ()) -> None:
         self.epochs_left = {run.run_id: run.spec.train.epochs for run in pending}
-        self.bars.update(self.sweep, total=sum(self.epochs_left.values()), description=self.summary())
+        trained = next(task.completed for task in self.bars.tasks if task.id == self.sweep)  # by an earlier phase
+        self.bars.update(self.sweep, total=trained + sum(self.epochs_left.values()), description=self.summary())
 
     def __enter__(self) -> "RichProgress":
         self.bars.__enter__()

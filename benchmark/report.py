@@ -7,8 +7,12 @@ trial (:mod:`benchmark.aggregate`). Per dataset, ``out/<dataset>/`` gets, by for
 ``leaderboard.csv`` (means, stds, bootstrap CIs, p-values against ERM), ``groups.csv`` and ``cost.csv``;
 ``tex``: ``leaderboard.tex``, ``groups.tex`` and ``cost.tex`` (booktabs); ``md``: ``leaderboard.md`` with all
 three tables; ``png``: ``groups.png``, ``wga_vs_acc.png`` and ``curves.png``; ``html``: ``report.html``
-(:mod:`benchmark.report_html`). Results over several datasets add ``out/combined.{csv,md,tex}``: worst-group
-accuracy of every method on every dataset. The tables' rows come from :mod:`benchmark.report_rows`.
+(:mod:`benchmark.report_html`, with a Validity section). Every dataset also gets validity diagnostics
+(:mod:`benchmark.validity`: ERM failure and discriminative power): ``validity.csv`` (``csv``) and ``validity.md``
+(``md``). Results over several datasets add ``out/combined.{csv,md,tex}``: worst-group accuracy of every method on
+every dataset, and ``out/validity.{csv,md}``: every dataset's validity figures and the Kendall tau between each
+pair of datasets' rankings (convergent validity). Several selection rules add ``selection.{csv,md,tex}`` per
+dataset (:mod:`benchmark.report_rules`). The tables' rows come from :mod:`benchmark.report_rows`.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ from benchmark.aggregate import (
     runs_frame,
     shown_metrics,
 )
+from benchmark.classwise import difficulty_note
 from benchmark.report_html import to_html
 from benchmark.report_rows import combined_rows, cost_rows, group_rows, leaderboard_rows, win_note
+from benchmark.report_rules import write_rules
 from benchmark.selection import FAMILY_KEYS as KEYS
 from benchmark.tables import LATEX, MARKDOWN, latex, latex_file, markdown
+from benchmark.validity import dataset_validity, write_combined_validity, write_dataset_validity
 
 __all__ = ["DEFAULT_FORMATS", "FORMATS", "dataset_boards", "runs_frame", "shown_metrics", "write_reports"]
 
@@ -43,9 +50,12 @@ DEFAULT_FORMATS = ("csv", "tex", "md")
 
 
 def to_markdown(board, groups, cost, metrics: Sequence[str], precision: int = 1) -> str:
-    """The leaderboard, the per-group accuracy table and the compute-cost table in Markdown."""
+    """The leaderboard, the per-group accuracy table and the compute-cost table in Markdown; under the leaderboard
+    the selection rule, the dagger's note and, where it has Easy/Middle/Hard, the classes of each third."""
     lines = markdown(*leaderboard_rows(board, MARKDOWN, metrics, precision))
     lines += ["", f"Model selection (epoch and hparam trial): {board['select'].iloc[0]}.", *win_note(board, MARKDOWN)]
+    if "difficulty" in board.attrs:
+        lines += ["", difficulty_note(board.attrs["difficulty"], MARKDOWN.escape)]
     lines += ["", "Test accuracy per group (mean over seeds; [Wilson 95% interval] on the group's n test samples):", ""]
     lines += markdown(*group_rows(board, groups, MARKDOWN, precision))
     lines += ["", "Compute cost per run (mean ± std over seeds):", ""]
@@ -54,8 +64,10 @@ def to_markdown(board, groups, cost, metrics: Sequence[str], precision: int = 1)
 
 
 def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, standalone: bool = False) -> dict:
-    """``leaderboard.tex``, ``groups.tex`` and ``cost.tex``: booktabs tabulars, or complete documents."""
+    """``leaderboard.tex``, ``groups.tex`` and ``cost.tex``: booktabs tabulars, or complete documents; where the
+    leaderboard has Easy/Middle/Hard, a comment in ``leaderboard.tex`` gives the classes of each third."""
     comments = [f"model selection (epoch and hparam trial): {board['select'].iloc[0]}"]
+    split = [difficulty_note(board.attrs["difficulty"])] if "difficulty" in board.attrs else []
     header, rows = leaderboard_rows(board, LATEX, metrics, precision)
     group_header, group_cells = group_rows(board, groups, LATEX, precision)
     cost_header, cost_cells = cost_rows(board, cost, LATEX)
@@ -64,7 +76,10 @@ def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, st
         "groups.tex": latex(group_header, group_cells, "l" + "c" * (len(group_header) - 1)),
         "cost.tex": latex(cost_header, cost_cells, "lrl" + "c" * (len(cost_header) - 3)),
     }
-    return {name: latex_file(tabular, comments, standalone) for name, tabular in tables.items()}
+    return {
+        name: latex_file(tabular, [*comments, *(split if name == "leaderboard.tex" else [])], standalone)
+        for name, tabular in tables.items()
+    }
 
 
 def write_combined(boards: dict[str, pd.DataFrame], out: Path, formats, precision: int, standalone: bool) -> None:
@@ -109,23 +124,30 @@ def write_reports(
     results: list[dict],
     out: Path,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
-    select: str = "val-wga",
+    select: str | Sequence[str] = "val-wga",
     columns: Sequence[str] | None = None,
     precision: int = 1,
     standalone: bool = False,
     warn=lambda message: None,
 ) -> dict[str, pd.DataFrame]:
     """Write the reports of every dataset in ``results`` under selection rule ``select`` to ``out/<dataset>/``
-    (and ``out/combined.*`` over several datasets); return the leaderboards by dataset. ``columns`` picks the
-    metrics of the Markdown, LaTeX and HTML leaderboards, ``precision`` their decimals, ``standalone`` makes
-    each .tex file a complete document, compiled to a cropped PDF where pdflatex is installed (``warn`` is told
-    when one does not compile)."""
+    (and ``out/combined.*`` and ``out/validity.*`` over several datasets); return the leaderboards by dataset.
+    Several rules (a sequence): the reports use the first, and each dataset also gets ``selection.*``, every
+    rule side by side (:mod:`benchmark.report_rules`).
+    ``columns`` picks the metrics of the Markdown, LaTeX and HTML leaderboards, ``precision`` their decimals,
+    ``standalone`` makes each .tex file a complete document, compiled to a cropped PDF where pdflatex is installed
+    (``warn`` is told when one does not compile)."""
+    rules = [select] if isinstance(select, str) else list(select)
+    select = rules[0]
     boards: dict[str, pd.DataFrame] = {}
+    validity: dict[str, dict] = {}
     for dataset, (dataset_runs, board) in dataset_boards(results, select, columns).items():
         groups, cost = group_table(dataset_runs), cost_table(dataset_runs)
         metrics = shown_metrics(board, columns)
         folder = Path(out) / str(dataset)
         folder.mkdir(parents=True, exist_ok=True)
+        validity[str(dataset)], pairs = dataset_validity(str(dataset), dataset_runs, board)
+        write_dataset_validity(folder, validity[str(dataset)], pairs, formats, precision)
         if "csv" in formats:
             p_value = f"{TESTED}_p_vs_{BASELINE}"  # 4 significant digits: 4 decimals would round small p to 0
             csv = board.assign(**{p_value: board[p_value].map(lambda p: f"{p:.4g}" if p == p else "")})
@@ -149,13 +171,19 @@ def write_reports(
                     (folder / name).write_bytes(png)
             if "html" in formats:
                 environments = [r.get("environment") for r in results if r.get("dataset") == dataset]
-                html = to_html(str(dataset), board, groups, cost, images, metrics, precision, environments)
+                html = to_html(
+                    str(dataset), board, groups, cost, images, metrics, precision, environments, validity[str(dataset)]
+                )
                 (folder / "report.html").write_text(html, encoding="utf-8")
         boards[str(dataset)] = board
     if len(boards) > 1:
         write_combined(boards, Path(out), formats, precision, standalone)
+        write_combined_validity(Path(out), validity, boards, formats, precision)
+    if len(rules) > 1:
+        write_rules(results, Path(out), rules, formats, precision, standalone)
     if standalone and "tex" in formats and shutil.which("pdflatex"):
         written = [Path(out) / name / f for name in boards for f in ("leaderboard.tex", "groups.tex", "cost.tex")]
+        written += [Path(out) / name / "selection.tex" for name in boards if len(rules) > 1]
         for tex in [*written, *([Path(out) / "combined.tex"] if len(boards) > 1 else [])]:
             problem = compile_pdf(tex)
             if problem:

@@ -13,6 +13,7 @@ import pandas as pd
 from benchmark.aggregate import BASELINE, TESTED
 from benchmark.report_rows import cost_rows, group_rows, leaderboard_rows, win_note
 from benchmark.tables import HTML, html_table
+from benchmark.validity import CITATION, summary_lines
 
 PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
@@ -40,6 +41,7 @@ $groups
 $cost
 <h2>Chosen settings, intervals and tests</h2>
 $details
+$validity
 <h2>Plots</h2>
 $figures
 <p><small>$footer</small></p>
@@ -76,6 +78,12 @@ def footer(environments: Sequence[dict]) -> str:
     return HTML.escape(text)
 
 
+def validity_section(summary: dict, precision: int) -> str:
+    """The Validity section: the dataset's ERM failure and discriminative power, as a list (no table)."""
+    items = "".join(f"<li>{HTML.escape(line)}</li>\n" for line in summary_lines(summary, precision))
+    return f"<h2>Validity</h2>\n<p>Is this dataset a valid benchmark ({HTML.escape(CITATION)})?</p>\n<ul>\n{items}</ul>"
+
+
 def to_html(
     dataset: str,
     board: pd.DataFrame,
@@ -85,9 +93,11 @@ def to_html(
     metrics: Sequence[str],
     precision: int = 1,
     environments: Sequence[dict] = (),
+    validity: dict | None = None,
 ) -> str:
-    """One self-contained page: the three tables, the chosen settings with intervals and p-values, the plots as
-    base64 data: URIs, and the date and recorded software versions (``environments``: the runs' records)."""
+    """One self-contained page: the three tables, the chosen settings with intervals and p-values, the dataset's
+    validity diagnostics (``validity``: a :func:`~benchmark.validity.dataset_validity` summary, if given), the plots
+    as base64 data: URIs, and the date and recorded software versions (``environments``: the runs' records)."""
     figures = "\n".join(
         f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>'
         for name, png in images.items()
@@ -100,6 +110,7 @@ def to_html(
         groups=html_table(*group_rows(board, groups, HTML, precision)),
         cost=html_table(*cost_rows(board, cost, HTML)),
         details=html_table(*details_rows(board, precision)),
+        validity="" if validity is None else validity_section(validity, precision),
         figures=figures,
         footer=footer(environments),
     )

@@ -106,14 +106,15 @@ def check_choice(option: str, value: str, choices: Sequence[str]) -> None:
         raise BenchError(f"bad {option} '{value}'; choose from {', '.join(choices)}{hint}")
 
 
-def check_seeds(seeds: Iterable[int]) -> list[int]:
-    """The seeds, each once and in order: at most :data:`MAX_SEEDS`, each a valid generator seed."""
+def check_seeds(seeds: Iterable[int], option: str = "--seeds") -> list[int]:
+    """The seeds, each once and in order: at most :data:`MAX_SEEDS`, each a valid generator seed (errors name
+    ``option``)."""
     seeds = list(seeds)
     if not seeds:
-        raise BenchError("--seeds is empty")
+        raise BenchError(f"{option} is empty")
     if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s not in SEED for s in seeds):
-        raise BenchError(f"bad --seeds {seeds[:5]}: seeds must be integers {SEED}")
+        raise BenchError(f"bad {option} {seeds[:5]}: seeds must be integers {SEED}")
     unique = list(dict.fromkeys(int(s) for s in seeds))
     if len(unique) > MAX_SEEDS:
-        raise BenchError(f"bad --seeds: more than {MAX_SEEDS} seeds")
+        raise BenchError(f"bad {option}: more than {MAX_SEEDS} seeds")
     return unique

@@ -101,7 +101,10 @@ def _is_number(value) -> bool:
 def _metrics_problem(metrics, where: str) -> str | None:
     if not isinstance(metrics, dict) or not isinstance(metrics.get("groups"), dict):
         return f"{where} is not a metrics object with groups"
-    values = [*metrics["groups"].values(), *(v for k, v in metrics.items() if k != "groups")]
+    if "classes" in metrics and not isinstance(metrics["classes"], dict):
+        return f"{where} has per-class accuracies that are not an object"
+    per_name = [*metrics["groups"].values(), *metrics.get("classes", {}).values()]
+    values = [*per_name, *(v for k, v in metrics.items() if k not in ("groups", "classes"))]
     if not all(_is_number(v) for v in values):
         return f"{where} has a metric that is not a number"
     return None

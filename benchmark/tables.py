@@ -18,7 +18,11 @@ import pandas as pd
 from benchmark.metrics import HIGHER_IS_BETTER
 
 LABELS = {"wga": "WGA", "acc": "Acc", "delta_acc": "ΔAcc", "bga": "BGA", "mean_group_acc": "Mean-group"}
-EXTRA_LABELS = {"adj_acc": "Adj-acc", "many": "Many", "medium": "Medium", "few": "Few"}
+EXTRA_LABELS = {
+    **{"adj_acc": "Adj-acc", "many": "Many", "medium": "Medium", "few": "Few"},
+    # class-wise: worst-class accuracy, MR²'s Easy/Medium/Hard thirds (Middle: Medium is digits-lt's Many/Medium/Few)
+    **{"wca": "WCA", "easy": "Easy", "middle": "Middle", "hard": "Hard"},
+}
 TEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",

@@ -40,7 +40,7 @@ def assert_one_line_error(proc, *fragments: str) -> None:
         (["--methods", "erm", "--set", "groupdro.step_size=0.1"], ["not among --methods"]),
         (["--set", "model.k=3"], ["unknown setting 'model.k'", "sections: train, data"]),
         (["--set", "data.nosuch=3"], ["unknown setting 'data.nosuch'", "data.n_mnist1d"]),
-        (["--select", "best"], ["bad --select 'best'", "val-wga, val-acc, oracle"]),
+        (["--select", "best"], ["bad --select 'best'", "val-wga, val-wca, val-acc, oracle"]),
         (["--seeds", "a,b"], ["bad --seeds"]),
         (["--plugin", "missing_plugin.py"], ["plugin file not found"]),
         (["--device", "tpu"], ["bad --device 'tpu'", "auto, cpu, cuda"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.metrics import group_metrics
+from benchmark.metrics import class_metrics, group_metrics
 
 
 def test_group_metrics_values():
@@ -32,3 +32,26 @@ def test_weighted_summaries_skip_absent_groups():
     assert m["adj_acc"] == pytest.approx((0.7 * 90 + 0.2 * 25) / 0.9)
     assert m["few"] == 25.0
     assert group_metrics([0], [0], ["a"], {"many": [1]})["many"] is None
+
+
+def test_worst_class_accuracy_skips_absent_classes():
+    got = class_metrics([3, 0, 9], [4, 0, 10], ["zero", "one", "two"])
+    assert got == {"wca": 75.0, "classes": {"zero": 75.0, "one": None, "two": 90.0}}
+    assert class_metrics([0], [0], ["zero"]) == {"wca": None, "classes": {"zero": None}}
+
+
+def test_every_evaluation_reports_each_class_and_the_worst(small_hetero):
+    from conftest import small_hetero_options
+
+    from benchmark.config import RunSpec, TrainConfig
+    from benchmark.trainer import train
+
+    records = []
+    train(
+        RunSpec("digits-hetero", small_hetero_options(), "erm", {}, 0, TrainConfig(epochs=1)),
+        small_hetero,
+        records.append,
+    )
+    test = records[0]["test"]
+    assert set(test["classes"]) == set(small_hetero.class_names)
+    assert test["wca"] == min(test["classes"].values()) <= test["acc"]

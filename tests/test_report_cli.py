@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from conftest import bench_in_process
 from test_report import table_rows
@@ -73,3 +74,24 @@ def test_bad_report_options_are_one_line_errors(tmp_path, stored, args, fragment
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert fragment in lines[0] and not out.exists()
+
+
+def test_several_selection_rules_side_by_side(tmp_path, stored):
+    out = tmp_path / "reports"
+    proc = bench_in_process("report", "--results", str(stored), "--out", str(out), "--select", "val-wga,oracle")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(out / "toy" / "selection.csv")
+    assert sorted(set(table["select"])) == ["oracle", "val-wga"]
+    assert len(table) == 2 * table["label"].nunique(), "every method under every rule"
+    board = pd.read_csv(out / "toy" / "leaderboard.csv")
+    assert set(board["select"]) == {"val-wga"}, "the reports use the first rule"
+    by_rule = table.set_index(["label", "select"])
+    for _, row in board.iterrows():
+        assert by_rule.loc[(row["label"], "val-wga"), "wga_mean"] == pytest.approx(row["wga_mean"], abs=1e-4)
+    rows = table_rows((out / "toy" / "selection.md").read_text())
+    assert rows["header"] == ["Method", "WGA ↑ (val-wga)", "WGA ↑ (oracle)"] and "(trial " in rows["erm"][0]
+
+
+def test_val_wca_on_runs_without_class_accuracy_is_one_line(tmp_path, stored):
+    proc = bench_in_process("report", "--results", str(stored), "--out", str(tmp_path / "r"), "--select", "val-wca")
+    assert proc.returncode == 2 and "--select val-wca: these runs do not record val wca" in proc.stderr

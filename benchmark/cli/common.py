@@ -62,22 +62,22 @@ def parse_list(text: str, what: str) -> list[str]:
     return items
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """``0,1,2`` or ``0-4`` (inclusive) or a mix: at most :data:`MAX_SEEDS` seeds, each a valid generator seed."""
     from benchmark.settings import SEED
 
     seeds: list[int] = []
-    for item in parse_list(text, "--seeds"):
+    for item in parse_list(text, option):
         low, dash, high = item.partition("-")
         try:
             start, end = (int(low), int(high)) if dash and low else (int(item), int(item))
         except ValueError:
-            raise BenchError(f"bad --seeds '{text}': expected integers like 0,1,2 or 0-4") from None
+            raise BenchError(f"bad {option} '{text}': expected integers like 0,1,2 or 0-4") from None
         if start not in SEED or end not in SEED:
-            raise BenchError(f"bad --seeds '{text}': seeds must be {SEED}")
+            raise BenchError(f"bad {option} '{text}': seeds must be {SEED}")
         if end < start:
-            raise BenchError(f"bad --seeds '{text}': the range {item} ends before it starts")
+            raise BenchError(f"bad {option} '{text}': the range {item} ends before it starts")
         if len(seeds) + end - start + 1 > MAX_SEEDS:
-            raise BenchError(f"bad --seeds '{text}': more than {MAX_SEEDS} seeds")
+            raise BenchError(f"bad {option} '{text}': more than {MAX_SEEDS} seeds")
         seeds += range(start, end + 1)
     return list(dict.fromkeys(seeds))

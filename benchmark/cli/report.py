@@ -23,7 +23,11 @@ def report_cmd(
         None, help="where to write <dataset>/* (and combined.* over several datasets); default: <results>/reports"
     ),
     formats: str = typer.Option("csv,tex,md,png,html", help="comma-separated: csv, tex, md, png, html"),
-    select: str = typer.Option("val-wga", help="re-select epochs and trials: val-wga, val-acc or oracle"),
+    select: str = typer.Option(
+        "val-wga",
+        help="re-select epochs and trials: val-wga, val-wca, val-acc or oracle; several (val-wga,val-wca,oracle) add "
+        "selection.* with every rule side by side",
+    ),
     columns: Optional[str] = typer.Option(
         None, help="comma-separated metrics of the Markdown/LaTeX/HTML leaderboard, e.g. wga,acc (default: all)"
     ),
@@ -38,7 +42,9 @@ def report_cmd(
     from benchmark.selection import SELECT_RULES
     from benchmark.store import iter_results
 
-    check_choice("--select", select, SELECT_RULES)
+    rules = parse_list(select, "--select")
+    for rule in rules:
+        check_choice("--select", rule, SELECT_RULES)
     chosen = tuple(parse_list(formats, "--formats"))
     for f in chosen:
         check_choice("--formats entry", f, FORMATS)
@@ -52,7 +58,7 @@ def report_cmd(
         raise BenchError(f"--out {out} is a file, not a folder")
     warn = functools.partial(console.print, "[yellow]warning:[/yellow]")
     found = list(iter_results(results, dataset, warn))
-    boards = write_reports(found, out, chosen, select, shown, precision, standalone, warn)
+    boards = write_reports(found, out, chosen, rules, shown, precision, standalone, warn)
     if not boards:
         raise BenchError(f"no finished runs under {results}" + (f" for dataset {dataset}" if dataset else ""))
     for name, board in boards.items():
@@ -61,6 +67,9 @@ def report_cmd(
     tables = [f for f in ("csv", "md", "tex") if f in chosen]
     if len(boards) > 1 and tables:
         console.print(f"worst-group accuracy over datasets written to {out}/combined.{{{','.join(tables)}}}")
+    kept = [f for f in ("csv", "md") if f in chosen]
+    if len(boards) > 1 and kept:
+        console.print(f"validity diagnostics over datasets written to {out}/validity.{{{','.join(kept)}}}")
 
 
 def print_leaderboard(dataset: str, board) -> None:

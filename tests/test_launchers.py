@@ -70,6 +70,7 @@ def test_two_workers_give_the_same_metrics_as_one(tmp_path, one_process):
     assert proc.stdout.count("finished ") == 4
 
 
+@pytest.mark.slow  # an end-to-end check kept out of the quick suite
 def test_two_workers_per_device_share_the_cpu_after_the_memory_check(tmp_path, one_process):
     proc = bench(*SWEEP, "--seeds", "0", "--workers-per-device", "2", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -96,6 +97,7 @@ def test_ray_launcher_on_a_local_instance(tmp_path, one_process):
     assert_same_runs(tmp_path, one_process)
 
 
+@pytest.mark.slow  # an end-to-end check kept out of the quick suite
 def test_slurm_launcher_with_submitits_local_executor(tmp_path, one_process):
     options = ["--launcher", "slurm", "--slurm-cluster", "local", "--slurm-cpus", "1", "--seeds", "0"]
     proc = bench(*SWEEP, *options, "--out", str(tmp_path))

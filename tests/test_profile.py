@@ -55,6 +55,7 @@ def test_profile_trains_with_the_runs_threads_and_deterministic_setting(monkeypa
     assert seen[0].deterministic and seen[0].threads == 2
 
 
+@pytest.mark.slow  # an end-to-end check kept out of the quick suite
 def test_profile_cli_writes_the_csv(tmp_path):
     csv = tmp_path / "profile.csv"
     args = ["profile", "--methods", "erm", "--epochs", "2", "--deterministic"]

@@ -45,6 +45,13 @@ class Choice:
         return self.options[int(rng.integers(len(self.options)))]
 
 
+#: What every method's random search draws besides its own ``space`` (SubpopBench does the same for every
+#: algorithm): the optimiser's learning rate and weight decay, so no method alone tunes them, and no two
+#: trials of a method share a configuration. A method's own ``space`` entry of the same name wins (groupdro's
+#: wider weight decay, part of that method).
+SHARED_SPACE = {"train.lr": LogUniform(-4, -2), "train.weight_decay": LogUniform(-6, -2)}
+
+
 def draw(method: str, hparam: str, trial: int, distribution) -> Any:
     """The value of ``hparam`` for ``method`` in random-search ``trial``, independent of all other draws."""
     digest = hashlib.sha256(f"{method}/{hparam}/{trial}".encode()).digest()

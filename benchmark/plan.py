@@ -41,7 +41,7 @@ def plan_sweep(
 
     ``methods`` may be ``["all"]`` (every registered method, plugins included). ``--set`` keys are
     ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep; they are fixed in every trial, while
-    trials 1.. draw the method's other ``space`` entries (trial 0 is the defaults). ``threads`` and
+    trials 1.. draw the other entries of the method's ``search_space()`` (trial 0 is the defaults). ``threads`` and
     ``deterministic``: how each run executes (see :class:`~benchmark.config.Execution`); ``save_model``: keep
     each run's selected model, ``log``: extra loggers (:class:`~benchmark.runs.Run`).
     """
@@ -69,7 +69,7 @@ def plan_sweep(
         base = apply_sets(name, cls.defaults(), parsed)
         family = ""
         for trial in range(trials):
-            drawn = trial_values(name, cls.space, trial, fixed)
+            drawn = trial_values(name, cls.search_space(), trial, fixed)
             hparams = cls.check_hparams({**base, **{k: v for k, v in drawn.items() if not k.startswith("train.")}})
             drawn_train = {k[6:]: v for k, v in drawn.items() if k.startswith("train.")}
             train = TrainConfig(**check_train({**config.to_dict(), **drawn_train}))

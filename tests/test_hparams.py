@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmark.hparams import Choice, LogUniform, Uniform, draw
+from benchmark.hparams import SHARED_SPACE, Choice, LogUniform, Uniform, draw
 from benchmark.plan import plan_sweep
 from benchmark.registry import METHODS
 
@@ -32,6 +32,22 @@ def test_builtin_spaces_name_real_hparams():
             assert key.startswith("train.") or key in cls.defaults(), (name, key)
 
 
+def test_every_method_tunes_the_shared_optimiser_settings_and_never_repeats_a_configuration():
+    """Equal budgets need equal search: every method's trials draw lr and weight decay (groupdro its own wider
+    weight decay), so ten trials are ten distinct runs even for spaces of a few Choices (jtt: 20 combinations)."""
+    assert set(SHARED_SPACE) == {"train.lr", "train.weight_decay"}
+    for name in METHODS.names():
+        space = METHODS.get(name).search_space()
+        assert space["train.lr"] == SHARED_SPACE["train.lr"], name
+        expected = LogUniform(-4, 0) if name == "groupdro" else SHARED_SPACE["train.weight_decay"]
+        assert space["train.weight_decay"] == expected, name
+    for dataset in ("digits-hetero", "waterbirds-style", "celeba-style", "digits-lt"):
+        runs = plan_sweep(["all"], dataset, [0], trials=10)
+        for name in METHODS.names():
+            configs = {r.spec.config_id for r in runs if r.spec.method == name}
+            assert len(configs) == 10, (dataset, name)
+
+
 def trial_hparams(specs, method: str) -> dict[int, list]:
     """trial -> the hparams (and drawn training settings) of every seed's run of ``method``."""
     out: dict[int, list] = {}
@@ -55,12 +71,14 @@ def test_trials_draw_per_name_independent_of_seed_and_of_other_hparams(monkeypat
     assert {s.family_id for s in specs if s.spec.method == "groupdro"} == {specs[2 * 4].spec.config_id}
 
     cls = METHODS.get("groupdro")
-    monkeypatch.setattr(cls, "space", {**cls.space, "train.lr": LogUniform(-4, -2)})
+    monkeypatch.setattr(cls, "space", {**cls.space, "adjust_absent": Choice((False, True))})
     widened = plan_sweep(**sweep)
     assert trial_hparams(widened, "erm") == trial_hparams(specs, "erm"), "another method's draws are unchanged"
     for trial, runs in trial_hparams(widened, "groupdro").items():
         before = groupdro[trial][0]
-        assert runs[0]["step_size"] == before["step_size"] and runs[0]["adjustment"] == before["adjustment"]
+        assert {k: v for k, v in runs[0].items() if k != "adjust_absent"} == {
+            k: v for k, v in before.items() if k != "adjust_absent"
+        }
 
 
 def test_set_values_are_fixed_in_every_trial():

@@ -19,6 +19,7 @@ from torch import nn
 from benchmark.data.batches import Batch, BatchSampler, eval_batches
 from benchmark.data.core import GroupDataset
 from benchmark.data.images import prefetched
+from benchmark.hparams import SHARED_SPACE
 from benchmark.models import GroupModel
 from benchmark.settings import Range, check_settings
 
@@ -57,8 +58,9 @@ class Stage:
 class Method(nn.Module):
     """Base class of registered methods; subclasses implement :meth:`loss`.
 
-    Class attributes: ``space`` maps hparam names to random-search distributions
-    (:mod:`benchmark.hparams`); ``choices`` lists the allowed values of string hparams and ``bounds`` the
+    Class attributes: ``space`` maps the method's own hparam names to random-search distributions
+    (:mod:`benchmark.hparams`; trials also draw :data:`~benchmark.hparams.SHARED_SPACE`, see
+    :meth:`search_space`); ``choices`` lists the allowed values of string hparams and ``bounds`` the
     allowed :class:`~benchmark.settings.Range` of numeric ones (checked with every setting, before training);
     ``needs_group_labels`` says whether the method reads *training* group labels.
     """
@@ -79,6 +81,12 @@ class Method(nn.Module):
         """Hyperparameters and their defaults, read from ``__init__``'s keyword arguments."""
         params = list(inspect.signature(cls.__init__).parameters.values())[3:]  # self, model, info
         return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+    @classmethod
+    def search_space(cls) -> dict:
+        """Everything a random-search trial draws: the shared optimiser settings, then the method's ``space``
+        (which overrides a shared entry of the same name)."""
+        return {**SHARED_SPACE, **cls.space}
 
     @classmethod
     def check_hparams(cls, hparams: dict) -> dict:

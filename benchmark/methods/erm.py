@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from benchmark.hparams import LogUniform
 from benchmark.methods.base import Method
 from benchmark.registry import register_method
 
@@ -12,8 +11,6 @@ from benchmark.registry import register_method
 @register_method("erm")
 class ERM(Method):
     """Mean cross-entropy; the baseline every leaderboard compares against. Uses no group labels."""
-
-    space = {"train.lr": LogUniform(-4, -2), "train.weight_decay": LogUniform(-6, -2)}
 
     def loss(self, data, batch):
         loss = F.cross_entropy(self.model(data, batch), batch.y)

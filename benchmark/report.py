@@ -38,7 +38,7 @@ from benchmark.aggregate import (
 from benchmark.classwise import difficulty_note
 from benchmark.report_html import to_html
 from benchmark.report_rows import combined_rows, cost_rows, group_rows, leaderboard_rows, win_note
-from benchmark.report_rules import write_rules
+from benchmark.report_rules import write_rules, write_tuning
 from benchmark.selection import FAMILY_KEYS as KEYS
 from benchmark.tables import LATEX, MARKDOWN, latex, latex_file, markdown
 from benchmark.validity import dataset_validity, write_combined_validity, write_dataset_validity
@@ -133,7 +133,7 @@ def write_reports(
     """Write the reports of every dataset in ``results`` under selection rule ``select`` to ``out/<dataset>/``
     (and ``out/combined.*`` and ``out/validity.*`` over several datasets); return the leaderboards by dataset.
     Several rules (a sequence): the reports use the first, and each dataset also gets ``selection.*``, every
-    rule side by side (:mod:`benchmark.report_rules`).
+    rule side by side, and each dataset with a random search ``tuning.*`` (:mod:`benchmark.report_rules`).
     ``columns`` picks the metrics of the Markdown, LaTeX and HTML leaderboards, ``precision`` their decimals,
     ``standalone`` makes each .tex file a complete document, compiled to a cropped PDF where pdflatex is installed
     (``warn`` is told when one does not compile)."""
@@ -181,6 +181,7 @@ def write_reports(
         write_combined_validity(Path(out), validity, boards, formats, precision)
     if len(rules) > 1:
         write_rules(results, Path(out), rules, formats, precision, standalone)
+    write_tuning(results, Path(out), select, formats, precision)
     if standalone and "tex" in formats and shutil.which("pdflatex"):
         written = [Path(out) / name / f for name in boards for f in ("leaderboard.tex", "groups.tex", "cost.tex")]
         written += [Path(out) / name / "selection.tex" for name in boards if len(rules) > 1]

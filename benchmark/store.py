@@ -159,11 +159,13 @@ def read_result(directory: Path) -> dict | None:
 
 
 def iter_results(results: Path, dataset: str | None = None, warn=lambda message: None):
-    """Every finished run's result.json under ``results`` (optionally one dataset), in path order, each run id
-    once. Corrupt files, results of an older schema and copies (a run folder whose name is not its run id,
-    e.g. ``cp -r <id> <id>.bak``, or a second folder holding the same run) are skipped, each with a ``warn``."""
-    pattern = f"{dataset}/*/*/result.json" if dataset else "*/*/*/result.json"
-    paths = sorted(Path(results).glob(pattern), key=lambda p: (p.parent.parent, p.parent.name))
+    """Every finished run's result.json under ``results`` (optionally only ``dataset``: one name or several,
+    comma-separated), in path order, each run id once. Corrupt files, results of an older schema and copies (a
+    run folder whose name is not its run id, e.g. ``cp -r <id> <id>.bak``, or a second folder holding the same
+    run) are skipped, each with a ``warn``."""
+    patterns = [f"{name}/*/*/result.json" for name in dataset.split(",")] if dataset else ["*/*/*/result.json"]
+    found = {path for pattern in patterns for path in Path(results).glob(pattern)}
+    paths = sorted(found, key=lambda p: (p.parent.parent, p.parent.name))
     seen: dict[str, Path] = {}
     for path in paths:
         result = read_result(path.parent)

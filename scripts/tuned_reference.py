@@ -5,7 +5,8 @@
 For each dataset in turn: ``bench run --methods all --dataset D --trials 10 --tune-seeds 0 --seeds 0,1,2``
 into ``OUT/runs`` (every method draws 10 trials on seed 0, trial 0 being its defaults; each method's best
 trial by val worst-group accuracy then runs on seeds 1 and 2), then one ``bench report --results OUT/runs
---out OUT --select val-wga,val-wca,oracle`` over all of them. Resumable: a rerun trains only what is missing
+--dataset DATASETS --out OUT --select val-wga,val-wca,oracle`` over them (combined tables and validity over
+datasets when there are several). Resumable: a rerun trains only what is missing
 (a sweep killed midway, or spread over several sessions, picks up where it stopped). Each invocation's wall time
 per dataset and the runs it added are appended to ``OUT/regeneration.csv``; the regeneration time is the sum of
 its ``wall_s`` column (invocations run one after another).
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REFERENCE = ("digits-hetero", "digits-lt", "waterbirds-style", "celeba-style")
-SWEEP = ["--methods", "all", "--trials", "10", "--tune-seeds", "0", "--seeds", "0,1,2"]
+SWEEP = ["--methods", "all", "--trials", "10", "--tune-seeds", "0", "--seeds", "0,1,2", "--no-report"]
 RULES = "val-wga,val-wca,oracle"
 
 
@@ -31,11 +32,9 @@ def finished_runs(runs: Path, dataset: str) -> int:
     return sum(1 for _ in (runs / dataset).glob("*/*/result.json"))
 
 
-def bench(*args: str) -> None:
-    """Run the ``bench`` CLI in this interpreter; stop with its exit code if it fails."""
-    code = subprocess.call([sys.executable, "-m", "benchmark.cli", *args])
-    if code:
-        sys.exit(code)
+def bench(*args: str) -> int:
+    """Run the ``bench`` CLI in this interpreter; its exit code."""
+    return subprocess.call([sys.executable, "-m", "benchmark.cli", *args])
 
 
 def main() -> None:
@@ -47,10 +46,12 @@ def main() -> None:
     args = parser.parse_args()
     runs, log = args.out / "runs", args.out / "regeneration.csv"
     args.out.mkdir(parents=True, exist_ok=True)
+    failed = []
     for dataset in args.datasets.split(","):
         before, started = finished_runs(runs, dataset), datetime.now(timezone.utc)
         start = time.perf_counter()
-        bench("run", *SWEEP, "--dataset", dataset, "--workers", args.workers, "--out", str(runs))
+        if bench("run", *SWEEP, "--dataset", dataset, "--workers", args.workers, "--out", str(runs)):
+            failed.append(dataset)  # bench run has listed the failed runs; the other datasets still train
         wall = time.perf_counter() - start
         new = not log.exists()
         with log.open("a", newline="") as handle:
@@ -59,8 +60,11 @@ def main() -> None:
                 writer.writerow(["dataset", "started_utc", "wall_s", "workers", "runs_before", "runs_after"])
             row = [dataset, started.isoformat(timespec="seconds"), f"{wall:.1f}", args.workers, before]
             writer.writerow([*row, finished_runs(runs, dataset)])
-    if not args.no_report:
-        bench("report", "--results", str(runs), "--out", str(args.out), "--select", RULES)
+    report = ["report", "--results", str(runs), "--dataset", args.datasets, "--out", str(args.out), "--select", RULES]
+    if not args.no_report and bench(*report):
+        failed.append("report")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -93,3 +93,14 @@ def test_celeba_style_reference_evaluates_every_group_on_over_130_samples():
     for r in runs_of("celeba-style"):
         assert min(r["group_sizes"]["test"].values()) >= 130 and min(r["group_sizes"]["val"].values()) >= 130
         assert r["group_sizes"]["train"]["blond,male"] == 34, "the minority stays rare in training"
+
+
+def test_report_of_several_named_datasets_combines_only_those(tmp_path):
+    chosen = "digits-hetero,waterbirds-style"
+    proc = bench_in_process(
+        "report", "--results", str(REPORTS / "runs"), "--dataset", chosen, "--out", str(tmp_path), "--formats", "csv"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == chosen.split(",")
+    header = (tmp_path / "combined.csv").read_text().splitlines()[0]
+    assert "digits-hetero" in header and "waterbirds-style" in header and "celeba-style" not in header

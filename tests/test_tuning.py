@@ -11,6 +11,7 @@ from conftest import SMALL_HETERO, bench_in_process
 
 from benchmark.api import leaderboard, sweep
 from benchmark.errors import BenchError
+from benchmark.report_rules import write_tuning
 from benchmark.selection import select_epoch, selection_score
 
 TUNED = dict(methods=["erm", "groupdro"], trials=2, tune_seeds=[0], seeds=[0, 1], epochs=2, sets=["data.n_mnist1d=600"])
@@ -100,3 +101,27 @@ def test_val_wca_selects_by_the_worst_class_and_old_runs_say_why_not(tuned):
     }
     with pytest.raises(BenchError, match="--select val-wca: these runs do not record val wca"):
         select_epoch(old["history"], "val-wca")
+
+
+def test_tuning_table_compares_each_methods_defaults_with_its_winner_on_the_tuning_seed(tuned, tmp_path):
+    out, _ = tuned
+    write_tuning(stored(out), tmp_path, "val-wga", ("csv", "md"))
+    table = pd.read_csv(tmp_path / "digits-hetero" / "tuning.csv").set_index("method")
+    for method in ("erm", "groupdro"):
+        mine = [r for r in stored(out) if r["method"] == method and r["seed"] == 0]
+        by_trial = {r["trial"]: select_epoch(r["history"], "val-wga") for r in mine}
+        row = table.loc[method]
+        assert row["trials"] == 2 and str(row["tuned_on"]) == "0"
+        assert row["defaults_wga"] == pytest.approx(by_trial[0]["test"]["wga"], abs=1e-4)
+        assert row["tuned_wga"] == pytest.approx(by_trial[row["trial"]]["test"]["wga"], abs=1e-4)
+        assert row["tuned_score"] >= row["defaults_score"] and row["tuned_score"] == pytest.approx(
+            max(b["val"]["wga"] for b in by_trial.values()), abs=1e-4
+        )
+    text = (tmp_path / "digits-hetero" / "tuning.md").read_text()
+    assert "| erm | 2 | 0 |" in text and "val-wga: defaults → tuned" in text
+
+
+def test_no_tuning_table_without_a_search(tuned, tmp_path):
+    out, _ = tuned
+    write_tuning([r for r in stored(out) if r["trial"] == 0], tmp_path / "out", "val-wga", ("csv", "md"))
+    assert not (tmp_path / "out").exists()

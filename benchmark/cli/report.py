@@ -18,7 +18,7 @@ from benchmark.settings import check_choice
 @cli_errors
 def report_cmd(
     results: Path = typer.Option(Path("results"), help="results folder to aggregate"),
-    dataset: Optional[str] = typer.Option(None, help="only this dataset"),
+    dataset: Optional[str] = typer.Option(None, help="only this dataset (or several, comma-separated)"),
     out: Optional[Path] = typer.Option(
         None, help="where to write <dataset>/* (and combined.* over several datasets); default: <results>/reports"
     ),

@@ -1,0 +1,88 @@
+"""The committed tuned reference (``scripts/tuned_reference.py``): equal trial budgets, two-phase tuning as
+specified, and reports that ``bench report`` regenerates exactly from the committed runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from conftest import bench_in_process
+
+from benchmark.registry import METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+TUNED = ROOT / "reports" / "tuned"
+RUNS = TUNED / "runs"
+DATASETS = sorted(p.name for p in RUNS.iterdir()) if RUNS.is_dir() else []
+TRIALS, SEEDS = 10, {0, 1, 2}
+GENERATED = ["leaderboard.csv", "leaderboard.md", "groups.csv", "cost.csv", "selection.csv", "validity.csv"]
+
+
+def results_of(dataset: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (RUNS / dataset).glob("*/*/result.json")]
+
+
+def leaderboard(dataset: str) -> list[dict]:
+    with (TUNED / dataset / "leaderboard.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_tuned_reference_is_committed():
+    assert {"digits-hetero", "digits-lt", "waterbirds-style"} <= set(DATASETS)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_method_tunes_ten_trials_on_seed_0_and_runs_only_its_winner_on_seeds_1_and_2(dataset):
+    by_method: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
+    for r in results_of(dataset):
+        assert r["status"] == "ok", (r["method"], r["trial"], r.get("error"))
+        by_method[r["method"]][r["config_id"]].add((r["trial"], r["seed"]))
+        assert (RUNS / dataset / r["method"] / r["run_id"] / "log.jsonl").is_file()
+    assert set(by_method) == set(METHODS.names())
+    board = {row["method"]: row for row in leaderboard(dataset)}
+    for method, configs in by_method.items():
+        assert sorted(trial for runs in configs.values() for trial, seed in runs if seed == 0) == list(range(TRIALS))
+        on_all_seeds = [config for config, runs in configs.items() if {seed for _, seed in runs} == SEEDS]
+        assert len(on_all_seeds) == 1, (method, "exactly one trial, the winner, runs on every seed")
+        row = board[method]
+        assert (row["trials"], row["tuned_on"], row["n_seeds"]) == (str(TRIALS), "0", "3"), method
+        assert row["family_id"] == next(c for c, runs in configs.items() if (0, 0) in runs), method
+        assert int(row["trial"]) == next(iter(configs[on_all_seeds[0]]))[0], method
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_each_winner_has_its_methods_best_val_worst_group_accuracy_on_the_tuning_seed(dataset):
+    seed0: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    for r in results_of(dataset):
+        if r["seed"] == 0:
+            seed0[r["method"]].append((r["val"]["wga"], r["val"]["acc"], -r["trial"]))
+    for row in leaderboard(dataset):
+        assert -max(seed0[row["method"]])[2] == int(row["trial"]), row["method"]
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_run_of_a_dataset_takes_the_same_optimizer_steps(dataset):
+    assert len({r["steps"] for r in results_of(dataset)}) == 1
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_committed_tuned_reports_regenerate_from_committed_runs(tmp_path, dataset):
+    proc = bench_in_process(
+        "report", "--results", str(RUNS), "--dataset", dataset, "--out", str(tmp_path),
+        "--formats", "csv,md", "--select", "val-wga,val-wca,oracle",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for name in GENERATED:
+        assert (tmp_path / dataset / name).read_text() == (TUNED / dataset / name).read_text(), name
+
+
+def test_readme_leads_with_the_tuned_tables():
+    readme = (ROOT / "README.md").read_text()
+    assert "python scripts/tuned_reference.py" in readme
+    for dataset in DATASETS:
+        table = (TUNED / dataset / "leaderboard.md").read_text().split("\n\n")[0].strip()
+        assert table in readme, dataset
+        assert readme.index(table) < readme.index("defaults, not tuned"), dataset

@@ -87,15 +87,22 @@ def write_tuning(results: list[dict], out: Path, select: str, formats, precision
             (folder / "tuning.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def seeds_note(n_seeds: int, most: int) -> str:
+    """``, 1 seed`` where a rule's chosen trial has fewer seeds than another rule's (after ``--tune-seeds``, a
+    trial that only another rule would choose ran on the tuning seeds only); empty otherwise."""
+    return "" if n_seeds == most else f", {n_seeds} seed{'s' if n_seeds > 1 else ''}"
+
+
 def rules_rows(table: pd.DataFrame, rules: Sequence[str], style: Style, precision: int):
     """Header and rows: per method, test WGA (mean ± std) and the chosen trial under each rule."""
     header = ["Method", *(f"{style.header('wga')} ({style.escape(rule)})" for rule in rules)]
     rows = []
     for _, family in table.groupby(KEYS, sort=False):
         by_rule = family.set_index("select")
+        most = family["n_seeds"].max()
         cells = [
             f"{mean_std(by_rule.loc[r, 'wga_mean'], by_rule.loc[r, 'wga_std'], style.plus_minus, precision)} "
-            f"(trial {by_rule.loc[r, 'trial']})"
+            f"(trial {by_rule.loc[r, 'trial']}{seeds_note(by_rule.loc[r, 'n_seeds'], most)})"
             if r in by_rule.index
             else style.missing
             for r in rules
@@ -113,7 +120,11 @@ def write_rules(
         folder.mkdir(parents=True, exist_ok=True)
         if "csv" in formats:
             table.to_csv(folder / "selection.csv", index=False, float_format="%.4f")
-        note = "test worst-group accuracy (%), mean ± std over seeds, and the trial each selection rule chose"
+        note = (
+            "test worst-group accuracy (%), mean ± std over seeds, and the trial each selection rule chose (with "
+            "its number of seeds where it has fewer than another rule's: after --tune-seeds only the first rule's "
+            "winner ran on every seed)"
+        )
         if "md" in formats:
             lines = [f"{note[0].upper()}{note[1:]}:", "", *markdown(*rules_rows(table, rules, MARKDOWN, precision))]
             (folder / "selection.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -11,7 +11,7 @@ from conftest import SMALL_HETERO, bench_in_process
 
 from benchmark.api import leaderboard, sweep
 from benchmark.errors import BenchError
-from benchmark.report_rules import write_tuning
+from benchmark.report_rules import seeds_note, write_tuning
 from benchmark.selection import select_epoch, selection_score
 
 TUNED = dict(methods=["erm", "groupdro"], trials=2, tune_seeds=[0], seeds=[0, 1], epochs=2, sets=["data.n_mnist1d=600"])
@@ -125,3 +125,7 @@ def test_no_tuning_table_without_a_search(tuned, tmp_path):
     out, _ = tuned
     write_tuning([r for r in stored(out) if r["trial"] == 0], tmp_path / "out", "val-wga", ("csv", "md"))
     assert not (tmp_path / "out").exists()
+
+
+def test_selection_cells_name_the_seeds_of_a_trial_only_another_rule_ran_on_every_seed():
+    assert seeds_note(3, 3) == "" and seeds_note(1, 3) == ", 1 seed" and seeds_note(2, 3) == ", 2 seeds"

@@ -211,23 +211,23 @@ def dataset_boards(
     (:mod:`benchmark.classwise`), the leaderboard their means etc., and ``board.attrs["difficulty"]`` the split
     (thirds, the ERM row's ``label``, ``seeds`` and ``trial``). ``columns``, if given, must be metrics of the
     runs."""
-    runs = runs_frame(results, select)
-    if runs.empty:
+    # one frame per dataset: other datasets' groups, classes and extra metrics (e.g. adj_acc) are not its
+    # columns, and its columns keep their order whatever other datasets ``results`` holds
+    names = dict.fromkeys(r.get("dataset") for r in results if r.get("status") == "ok")
+    frames = {name: runs_frame([r for r in results if r.get("dataset") == name], select) for name in names}
+    if not frames:
         return {}
-    known = [c[len("test_") :] for c in runs.columns if c.startswith("test_")]
-    known += list(DIFFICULTY) if any(c.startswith("class:") for c in runs.columns) else []
+    seen = list(dict.fromkeys(c for frame in frames.values() for c in frame.columns))
+    known = [c[len("test_") :] for c in seen if c.startswith("test_")]
+    known += list(DIFFICULTY) if any(c.startswith("class:") for c in seen) else []
     for column in columns or ():
         if column not in known:
             raise BenchError(
                 f"bad --columns entry '{column}': not a metric of these runs; choose from {', '.join(known)}"
             )
     tables = {}
-    for dataset, dataset_runs in select_trials(runs, select).groupby("dataset", sort=False):
-        # other datasets' groups, classes and extra metrics (e.g. adj_acc) are not this dataset's columns
-        extra = [c for c in dataset_runs if c.startswith(("test_", "val_")) and c.split("_", 1)[1] not in ORDER]
-        per_name = [c for c in dataset_runs if c.startswith(("group:", "class:", "live:", "n_test:"))]
-        foreign = [c for c in [*extra, *per_name] if dataset_runs[c].isna().all()]
-        dataset_runs = dataset_runs.drop(columns=foreign).reset_index(drop=True)
+    for dataset, frame in frames.items():
+        dataset_runs = select_trials(frame, select).reset_index(drop=True)
         dataset_runs, split = add_difficulty(dataset_runs, BASELINE)
         board = leaderboard(dataset_runs)
         if split is not None:

@@ -1,13 +1,15 @@
 """Regenerate the tuned reference leaderboards (the README's lead tables) from nothing.
 
     python scripts/tuned_reference.py [--datasets digits-hetero,...] [--workers 2] [--out reports/tuned]
+                                      [-- extra bench run args, e.g. --epochs 1 for a smoke test]
 
 For each dataset in turn: ``bench run --methods all --dataset D --trials 10 --tune-seeds 0 --seeds 0,1,2``
 into ``OUT/runs`` (every method draws 10 trials on seed 0, trial 0 being its defaults; each method's best
 trial by val worst-group accuracy then runs on seeds 1 and 2), then one ``bench report --results OUT/runs
 --dataset DATASETS --out OUT --select val-wga,val-wca,oracle`` over them (combined tables and validity over
 datasets when there are several). Resumable: a rerun trains only what is missing
-(a sweep killed midway, or spread over several sessions, picks up where it stopped). Each invocation's wall time
+(a sweep killed midway, or spread over several sessions, picks up where it stopped; stop it with Ctrl-C or
+``kill -INT`` to record the time spent so far). Each invocation's wall time
 per dataset and the runs it added are appended to ``OUT/regeneration.csv``; the regeneration time is the sum of
 its ``wall_s`` column (invocations run one after another).
 """
@@ -43,15 +45,19 @@ def main() -> None:
     parser.add_argument("--workers", default="2", help="parallel runs (bench run --workers)")
     parser.add_argument("--out", type=Path, default=Path("reports/tuned"))
     parser.add_argument("--no-report", action="store_true", help="train only")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
+    extra = [a for a in extra if a != "--"]  # later options win: `-- --methods erm` narrows the sweep
     runs, log = args.out / "runs", args.out / "regeneration.csv"
     args.out.mkdir(parents=True, exist_ok=True)
     failed = []
     for dataset in args.datasets.split(","):
         before, started = finished_runs(runs, dataset), datetime.now(timezone.utc)
         start = time.perf_counter()
-        if bench("run", *SWEEP, "--dataset", dataset, "--workers", args.workers, "--out", str(runs)):
-            failed.append(dataset)  # bench run has listed the failed runs; the other datasets still train
+        try:
+            if bench("run", *SWEEP, "--dataset", dataset, "--workers", args.workers, "--out", str(runs), *extra):
+                failed.append(dataset)  # bench run has listed the failed runs; the other datasets still train
+        except KeyboardInterrupt:  # Ctrl-C or kill -INT: the finished runs stay, the time so far is recorded
+            failed.append(f"{dataset} (interrupted)")
         wall = time.perf_counter() - start
         new = not log.exists()
         with log.open("a", newline="") as handle:
@@ -60,6 +66,8 @@ def main() -> None:
                 writer.writerow(["dataset", "started_utc", "wall_s", "workers", "runs_before", "runs_after"])
             row = [dataset, started.isoformat(timespec="seconds"), f"{wall:.1f}", args.workers, before]
             writer.writerow([*row, finished_runs(runs, dataset)])
+        if failed and failed[-1].endswith("(interrupted)"):
+            sys.exit(f"interrupted: {dataset}; rerun the same command to resume")
     report = ["report", "--results", str(runs), "--dataset", args.datasets, "--out", str(args.out), "--select", RULES]
     if not args.no_report and bench(*report):
         failed.append("report")

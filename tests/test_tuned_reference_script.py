@@ -1,0 +1,40 @@
+"""``scripts/tuned_reference.py`` end to end on a tiny budget: the two-phase sweep per dataset, one row per
+invocation in regeneration.csv, the reports with every rule, and a rerun that trains nothing (slow: two
+subprocess sweeps; the quick suite tests ``--tune-seeds`` itself in test_tuning.py)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "tuned_reference.py"
+TINY = ["--", "--methods", "erm", "--trials", "2", "--epochs", "1", "--set", "data.n_mnist1d=600"]
+
+
+def regenerate(out: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(SCRIPT), "--datasets", "digits-hetero", "--workers", "1", "--out", str(out), *TINY]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_the_regeneration_script_tunes_records_its_time_and_reports(tmp_path):
+    out = tmp_path / "tuned"
+    proc = regenerate(out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = sorted((out / "runs" / "digits-hetero" / "erm").glob("*/result.json"))
+    assert len(runs) == 4, "two trials on seed 0, the winner on seeds 1 and 2"
+    for name in ("leaderboard.csv", "selection.md", "tuning.md", "validity.csv"):
+        assert (out / "digits-hetero" / name).is_file(), name
+    again = regenerate(out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    with (out / "regeneration.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["dataset"], r["runs_before"], r["runs_after"]) for r in rows] == [
+        ("digits-hetero", "0", "4"),
+        ("digits-hetero", "4", "4"),
+    ]
+    assert float(rows[0]["wall_s"]) > float(rows[1]["wall_s"]) >= 0, "the rerun trains nothing"

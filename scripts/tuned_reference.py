@@ -7,11 +7,12 @@ For each dataset in turn: ``bench run --methods all --dataset D --trials 10 --tu
 into ``OUT/runs`` (every method draws 10 trials on seed 0, trial 0 being its defaults; each method's best
 trial by val worst-group accuracy then runs on seeds 1 and 2), then one ``bench report --results OUT/runs
 --dataset DATASETS --out OUT --select val-wga,val-wca,oracle`` over them (combined tables and validity over
-datasets when there are several). Resumable: a rerun trains only what is missing
-(a sweep killed midway, or spread over several sessions, picks up where it stopped; stop it with Ctrl-C or
-``kill -INT`` to record the time spent so far). Each invocation's wall time
-per dataset and the runs it added are appended to ``OUT/regeneration.csv``; the regeneration time is the sum of
-its ``wall_s`` column (invocations run one after another).
+datasets when there are several).
+
+Resumable: a rerun trains only what is missing, so a sweep killed midway or spread over several sessions picks
+up where it stopped (stop it with Ctrl-C or ``kill -INT`` to record the time spent so far). Each invocation's
+wall time per dataset and the runs it added are appended to ``OUT/regeneration.csv``; the regeneration time is
+the sum of its ``wall_s`` column (invocations run one after another).
 """
 
 from __future__ import annotations

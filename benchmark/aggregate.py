@@ -202,19 +202,31 @@ def shown_metrics(board: pd.DataFrame, columns: Sequence[str] | None = None) -> 
     return [*ORDER, *extras, *(c for c in CLASSWISE if c in names)]
 
 
+def dataset_frames(results: list[dict], select: str = "val-wga") -> dict[str, pd.DataFrame]:
+    """Per dataset of ``results``: :func:`runs_frame` of its runs alone (every trial), so that other datasets'
+    groups, classes and extra metrics (e.g. adj_acc) are not its columns, and its columns keep their order
+    whatever other datasets ``results`` holds."""
+    names = dict.fromkeys(r.get("dataset") for r in results if r.get("status") == "ok")
+    return {name: runs_frame([r for r in results if r.get("dataset") == name], select) for name in names}
+
+
 def dataset_boards(
     results: list[dict], select: str = "val-wga", columns: Sequence[str] | None = None
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Per dataset of ``results``: its runs of the trial each method's family selects under ``select`` (one row
-    per run, without other datasets' columns) and its leaderboard. Where ERM's runs record per-class accuracy
+    per run, without other datasets' columns) and its leaderboard (:func:`boards_of` its :func:`dataset_frames`)."""
+    return boards_of(dataset_frames(results, select), select, columns)
+
+
+def boards_of(
+    frames: dict[str, pd.DataFrame], select: str, columns: Sequence[str] | None = None
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per dataset of ``frames`` (:func:`dataset_frames` under ``select``): the runs of the trial each method's
+    family selects and the leaderboard. Where ERM's runs record per-class accuracy
     of at least 3 classes, the runs get MR²'s class-wise ``test_easy``/``test_middle``/``test_hard``
     (:mod:`benchmark.classwise`), the leaderboard their means etc., and ``board.attrs["difficulty"]`` the split
     (thirds, the ERM row's ``label``, ``seeds`` and ``trial``). ``columns``, if given, must be metrics of the
     runs."""
-    # one frame per dataset: other datasets' groups, classes and extra metrics (e.g. adj_acc) are not its
-    # columns, and its columns keep their order whatever other datasets ``results`` holds
-    names = dict.fromkeys(r.get("dataset") for r in results if r.get("status") == "ok")
-    frames = {name: runs_frame([r for r in results if r.get("dataset") == name], select) for name in names}
     if not frames:
         return {}
     seen = list(dict.fromkeys(c for frame in frames.values() for c in frame.columns))

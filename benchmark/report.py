@@ -27,10 +27,12 @@ import pandas as pd
 from benchmark.aggregate import (
     BASELINE,
     TESTED,
+    boards_of,
     combined_table,
     cost_table,
     curves_frame,
     dataset_boards,
+    dataset_frames,
     group_table,
     runs_frame,
     shown_metrics,
@@ -141,7 +143,8 @@ def write_reports(
     select = rules[0]
     boards: dict[str, pd.DataFrame] = {}
     validity: dict[str, dict] = {}
-    for dataset, (dataset_runs, board) in dataset_boards(results, select, columns).items():
+    frames = dataset_frames(results, select)
+    for dataset, (dataset_runs, board) in boards_of(frames, select, columns).items():
         groups, cost = group_table(dataset_runs), cost_table(dataset_runs)
         metrics = shown_metrics(board, columns)
         folder = Path(out) / str(dataset)
@@ -181,7 +184,7 @@ def write_reports(
         write_combined_validity(Path(out), validity, boards, formats, precision)
     if len(rules) > 1:
         write_rules(results, Path(out), rules, formats, precision, standalone)
-    write_tuning(results, Path(out), select, formats, precision)
+    write_tuning(frames, Path(out), select, formats, precision)
     if standalone and "tex" in formats and shutil.which("pdflatex"):
         written = [Path(out) / name / f for name in boards for f in ("leaderboard.tex", "groups.tex", "cost.tex")]
         written += [Path(out) / name / "selection.tex" for name in boards if len(rules) > 1]

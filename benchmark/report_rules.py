@@ -15,7 +15,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from benchmark.aggregate import dataset_boards, runs_frame
+from benchmark.aggregate import boards_of, dataset_boards
 from benchmark.selection import FAMILY_KEYS as KEYS
 from benchmark.tables import LATEX, MARKDOWN, Style, latex, latex_file, markdown, mean_std
 
@@ -36,14 +36,14 @@ TUNING = ["label", "trials", "tuned_on", "trial", "hparams"]
 COMPARED = {"score": "sel_score", "wga": "test_wga", "acc": "test_acc"}
 
 
-def tuning_table(results: list[dict], select: str) -> dict[str, pd.DataFrame]:
-    """Per dataset, one row per family searched over several trials that include trial 0: the leaderboard's
-    identity, chosen ``trial`` and ``hparams``, and ``defaults_*`` / ``tuned_*`` means over the ``tuned_on`` seeds
-    of the selection score (``score``), test ``wga`` and ``acc`` of trial 0 and of the chosen trial."""
-    runs = runs_frame(results, select)
+def tuning_table(frames: dict[str, pd.DataFrame], select: str) -> dict[str, pd.DataFrame]:
+    """Per dataset of ``frames`` (:func:`~benchmark.aggregate.dataset_frames` under ``select``), one row per family
+    searched over several trials that include trial 0: the leaderboard's identity, chosen ``trial`` and
+    ``hparams``, and ``defaults_*`` / ``tuned_*`` means over the ``tuned_on`` seeds of the selection score
+    (``score``), test ``wga`` and ``acc`` of trial 0 and of the chosen trial."""
     tables = {}
-    for dataset, (_, board) in dataset_boards(results, select).items():
-        rows = []
+    for dataset, (_, board) in boards_of(frames, select).items():
+        runs, rows = frames[dataset], []
         for _, family in board[board["trials"] > 1].iterrows():
             seeds = {int(seed) for seed in str(family["tuned_on"]).split(",")}
             mine = runs[(runs[KEYS] == family[KEYS]).all(axis=1) & runs["seed"].isin(seeds)]
@@ -71,9 +71,10 @@ def tuning_rows(table: pd.DataFrame, select: str, precision: int) -> tuple[list[
     return header, rows
 
 
-def write_tuning(results: list[dict], out: Path, select: str, formats, precision: int = 1) -> None:
-    """``out/<dataset>/tuning.{csv,md}`` (as ``formats`` asks) for every dataset with a searched family."""
-    for dataset, table in tuning_table(results, select).items():
+def write_tuning(frames: dict[str, pd.DataFrame], out: Path, select: str, formats, precision: int = 1) -> None:
+    """``out/<dataset>/tuning.{csv,md}`` (as ``formats`` asks) for every dataset of ``frames``
+    (:func:`~benchmark.aggregate.dataset_frames` under ``select``) with a searched family."""
+    for dataset, table in tuning_table(frames, select).items():
         folder = Path(out) / dataset
         folder.mkdir(parents=True, exist_ok=True)
         if "csv" in formats:

@@ -22,6 +22,8 @@ from benchmark.trainer import train_info
 load_builtins()
 
 IMAGE_DATASETS = ("waterbirds", "celeba")
+BUILTIN_METHODS = ("anchor-w2", "dro-lt", "erm", "groupdro", "jm1", "jtt", "mr2", "nc-frozen")
+"""The eight built-in methods (the registry may also hold plugins that tests register)."""
 needs_torchvision = pytest.mark.skipif(
     importlib.util.find_spec("torchvision") is None, reason="needs the images extra (torchvision)"
 )

@@ -117,7 +117,16 @@ def test_report_errors(tmp_path):
     missing = bench_in_process("report", "--results", str(tmp_path / "none"))
     assert_one_line_error(missing, "results folder not found")
     assert_one_line_error(bench_in_process("report", "--results", str(tmp_path)), "no finished runs")
-    assert_one_line_error(bench_in_process("report", "--results", str(tmp_path), "--select", "best"), "bad --select")
+    assert_one_line_error(bench_in_process("report", "--results", str(tmp_path), "--dataset", ""), "--dataset is empty")
+
+
+def test_report_names_a_requested_dataset_without_runs(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    trained = bench_in_process("run", "--methods", "erm", "--seeds", "0", "--out", str(runs), *IN_PROCESS)
+    assert trained.returncode == 0, trained.stderr
+    proc = bench_in_process("report", "--results", str(runs), "--dataset", "digits-hetero,nosuch", "--out", str(out))
+    assert_one_line_error(proc, "no finished runs", "for dataset nosuch")
+    assert not out.exists()
 
 
 def results_by_run(out) -> dict[str, dict]:

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import toy_dataset
+from conftest import BUILTIN_METHODS, toy_dataset
 
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.batches import BatchStream, ShuffleSampler, eval_batches
@@ -17,8 +17,6 @@ from benchmark.evaluation import evaluate, live_units
 from benchmark.models import LATENTS, GroupModel
 from benchmark.registry import METHODS
 from benchmark.trainer import build_method, start_stage, train
-
-BUILTINS = ("erm", "groupdro", "anchor-w2", "jtt", "jm1", "nc-frozen", "dro-lt", "mr2")
 
 
 def spec(method: str, epochs: int = 4, **train) -> RunSpec:
@@ -48,7 +46,7 @@ def regrouped(data):
 def test_methods_without_group_labels_get_batches_that_do_not_depend_on_them():
     data = toy_dataset()
     other = regrouped(data)
-    for name in BUILTINS:
+    for name in BUILTIN_METHODS:
         if METHODS.get(name).needs_group_labels:
             continue
         assert stage_batches(name, data) == stage_batches(name, other), name
@@ -64,7 +62,7 @@ def test_methods_with_group_labels_get_group_stratified_batches():
 def test_every_method_takes_the_same_steps_and_stages_split_them():
     data = toy_dataset()
     steps_per_epoch = -(-int((data.split_code == 0).sum()) // 8)
-    for name in BUILTINS:
+    for name in BUILTIN_METHODS:
         records = []
         result = train(spec(name, epochs=6), data, records.append)
         assert result["steps"] == 6 * steps_per_epoch, name

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import bench, toy_dataset
-from test_default_suite import BUILTIN_METHODS
+from conftest import BUILTIN_METHODS, bench, toy_dataset
 
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.plan import plan_sweep

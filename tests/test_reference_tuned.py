@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import bench_in_process
+from conftest import BUILTIN_METHODS, bench_in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNED = ROOT / "reports" / "tuned"
@@ -17,7 +17,6 @@ RUNS = TUNED / "runs"
 # datasets whose tuned sweep has finished and been reported (a sweep in progress has runs but no report yet)
 DATASETS = sorted(p.parent.name for p in TUNED.glob("*/leaderboard.csv"))
 TRIALS, SEEDS = 10, {0, 1, 2}
-BUILTIN = {"anchor-w2", "dro-lt", "erm", "groupdro", "jm1", "jtt", "mr2", "nc-frozen"}  # not test plugins
 GENERATED = ["leaderboard.csv", "leaderboard.md", "groups.csv", "cost.csv", "selection.csv", "validity.csv"]
 
 
@@ -41,7 +40,7 @@ def test_every_method_tunes_ten_trials_on_seed_0_and_runs_only_its_winner_on_see
         assert r["status"] == "ok", (r["method"], r["trial"], r.get("error"))
         by_method[r["method"]][r["config_id"]].add((r["trial"], r["seed"]))
         assert (RUNS / dataset / r["method"] / r["run_id"] / "log.jsonl").is_file()
-    assert set(by_method) == BUILTIN
+    assert set(by_method) == set(BUILTIN_METHODS)
     board = {row["method"]: row for row in leaderboard(dataset)}
     for method, configs in by_method.items():
         assert sorted(trial for runs in configs.values() for trial, seed in runs if seed == 0) == list(range(TRIALS))

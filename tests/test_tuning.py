@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import SMALL_HETERO, bench_in_process
 
+from benchmark.aggregate import dataset_frames
 from benchmark.api import leaderboard, sweep
 from benchmark.errors import BenchError
 from benchmark.report_rules import seeds_note, write_tuning
@@ -105,7 +106,7 @@ def test_val_wca_selects_by_the_worst_class_and_old_runs_say_why_not(tuned):
 
 def test_tuning_table_compares_each_methods_defaults_with_its_winner_on_the_tuning_seed(tuned, tmp_path):
     out, _ = tuned
-    write_tuning(stored(out), tmp_path, "val-wga", ("csv", "md"))
+    write_tuning(dataset_frames(stored(out)), tmp_path, "val-wga", ("csv", "md"))
     table = pd.read_csv(tmp_path / "digits-hetero" / "tuning.csv").set_index("method")
     for method in ("erm", "groupdro"):
         mine = [r for r in stored(out) if r["method"] == method and r["seed"] == 0]
@@ -123,7 +124,8 @@ def test_tuning_table_compares_each_methods_defaults_with_its_winner_on_the_tuni
 
 def test_no_tuning_table_without_a_search(tuned, tmp_path):
     out, _ = tuned
-    write_tuning([r for r in stored(out) if r["trial"] == 0], tmp_path / "out", "val-wga", ("csv", "md"))
+    defaults_only = dataset_frames([r for r in stored(out) if r["trial"] == 0])
+    write_tuning(defaults_only, tmp_path / "out", "val-wga", ("csv", "md"))
     assert not (tmp_path / "out").exists()
 
 

@@ -57,10 +57,13 @@ def report_cmd(
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file, not a folder")
     warn = functools.partial(console.print, "[yellow]warning:[/yellow]")
-    found = list(iter_results(results, dataset, warn))
+    names = parse_list(dataset, "--dataset") if dataset is not None else []
+    found = list(iter_results(results, ",".join(names) or None, warn))
+    finished = {r.get("dataset") for r in found if r.get("status") == "ok"}
+    missing = [name for name in names if name not in finished]
+    if missing or not finished:
+        raise BenchError(f"no finished runs under {results}" + (f" for dataset {','.join(missing)}" if missing else ""))
     boards = write_reports(found, out, chosen, rules, shown, precision, standalone, warn)
-    if not boards:
-        raise BenchError(f"no finished runs under {results}" + (f" for dataset {dataset}" if dataset else ""))
     for name, board in boards.items():
         print_leaderboard(name, board)
         console.print(f"written to {out / name}/")

@@ -188,15 +188,23 @@ def run_tuned_sweep(
 ) -> SweepOutcome:
     """Two-phase tuning: every trial of ``runs`` on the ``tune_seeds`` only, then each family's winning trial
     (:func:`tuning_winners`) on its other seeds. Both phases are ordinary sweeps (resumable, finished runs
-    skipped); ``runs`` holds every trial on every seed (the tuning seeds and the final seeds)."""
+    skipped); ``runs`` holds every trial on every seed (the tuning seeds and the final seeds). An
+    :class:`Interrupted` counts the runs of both phases (in the first, one winner per family still to come)."""
     tuning = [run for run in runs if run.spec.seed in tune_seeds]
-    first = run_sweep(tuning, out, launcher, options, progress, force, retry_failed)
+    to_come = len({(run.family, run.spec.seed) for run in runs if run.spec.seed not in tune_seeds})
+    try:
+        first = run_sweep(tuning, out, launcher, options, progress, force, retry_failed)
+    except Interrupted as stop:
+        raise Interrupted(stop.signum, stop.finished, stop.total + to_come) from None
     winners = tuning_winners(first)
     final = [run for run in runs if run.spec.config_id in winners and run.spec.seed not in tune_seeds]
     if progress is not None and final:
         progress.note(f"tuning done: {len(winners)} winning trial(s) now train on {len(final)} more run(s)")
     if not final:
         return first
-    second = run_sweep(final, out, launcher, options, progress, force, retry_failed)
+    try:
+        second = run_sweep(final, out, launcher, options, progress, force, retry_failed)
+    except Interrupted as stop:
+        raise Interrupted(stop.signum, len(first.runs) + stop.finished, len(first.runs) + stop.total) from None
     attempted, by_others = first.attempted | second.attempted, first.by_others + second.by_others
     return SweepOutcome(first.runs + second.runs, attempted, by_others)

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 from conftest import SMALL_HETERO, bench_in_process
 
+import benchmark.sweep as sweep_module
 from benchmark.aggregate import dataset_frames
 from benchmark.api import leaderboard, sweep
 from benchmark.errors import BenchError
 from benchmark.report_rules import seeds_note, write_tuning
 from benchmark.selection import select_epoch, selection_score
+from benchmark.sweep import Interrupted
 
 TUNED = dict(methods=["erm", "groupdro"], trials=2, tune_seeds=[0], seeds=[0, 1], epochs=2, sets=["data.n_mnist1d=600"])
 
@@ -57,6 +59,24 @@ def test_a_tuned_sweep_resumes_without_training_again(tuned):
     out, _ = tuned
     again = sweep(out=out, **TUNED)
     assert again.attempted == set() and len(again.runs) == 6
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_an_interrupted_tuned_sweep_counts_the_runs_of_both_phases(tuned, monkeypatch, phase):
+    out, _ = tuned
+    real, calls = sweep_module.run_sweep, []
+
+    def stopping(runs, *args, **kwargs):
+        calls.append(len(runs))
+        if len(calls) == phase:  # this phase stops after one of its runs
+            raise Interrupted(2, 1, len(runs))
+        return real(runs, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "run_sweep", stopping)
+    with pytest.raises(Interrupted) as stop:
+        sweep(out=out, **TUNED)
+    # 2 methods × 2 trials on seed 0, then each method's winner on seed 1: 6 runs in all
+    assert (stop.value.finished, stop.value.total) == ((1, 6) if phase == 1 else (5, 6))
 
 
 def test_tune_seeds_through_the_cli_and_bad_input(tmp_path):

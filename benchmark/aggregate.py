@@ -214,7 +214,7 @@ def dataset_boards(
     results: list[dict], select: str = "val-wga", columns: Sequence[str] | None = None
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Per dataset of ``results``: its runs of the trial each method's family selects under ``select`` (one row
-    per run, without other datasets' columns) and its leaderboard (:func:`boards_of` its :func:`dataset_frames`)."""
+    per run, without other datasets' columns) and its leaderboard: :func:`boards_of` of :func:`dataset_frames`."""
     return boards_of(dataset_frames(results, select), select, columns)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
@@ -31,6 +32,19 @@ def leaderboard(dataset: str) -> list[dict]:
 
 def test_the_tuned_reference_is_committed():
     assert {"digits-hetero", "digits-lt", "waterbirds-style"} <= set(DATASETS)
+
+
+def test_only_finished_runs_are_committed():
+    """A sweep in progress leaves claims and partial runs in its folders; none may be committed (a fresh clone
+    would see another sweep's claims). Checks what git tracks, so a sweep running here does not matter."""
+    tracked = subprocess.run(["git", "ls-files", str(RUNS)], cwd=ROOT, capture_output=True, text=True, check=True)
+    folders = defaultdict(set)
+    for path in tracked.stdout.split():
+        folder, name = path.rsplit("/", 1)
+        folders[folder].add(name)
+    assert folders, "no tuned runs tracked"
+    for folder, names in folders.items():
+        assert names == {"config.json", "log.jsonl", "result.json"}, (folder, names)
 
 
 @pytest.mark.parametrize("dataset", DATASETS)

@@ -19,7 +19,14 @@ from benchmark.errors import BenchError
 from benchmark.plugins import load_plugins
 from benchmark.runs import Run
 from benchmark.selection import selected, selection_score
-from benchmark.store import RunLog, check_run_paths, check_writable, read_result, write_json_atomic
+from benchmark.store import (
+    RunLog,
+    check_run_paths,
+    check_writable,
+    read_result,
+    remove_partial_writes,
+    write_json_atomic,
+)
 from benchmark.tensorboard_log import TensorBoardLog, check_tensorboard
 from benchmark.trainer import build_method, run_settings, train
 
@@ -100,6 +107,7 @@ def execute_run(run: Run, out: Path, progress: Progress | None = None) -> dict:
     directory = run.directory(out)
     header, how = run.header(), run.execution
     try:
+        remove_partial_writes(directory)
         write_json_atomic(directory / "config.json", {**header, "device": how.device, "data_root": how.data_root})
         log = RunLog(directory / "log.jsonl")
     except OSError as exc:

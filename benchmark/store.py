@@ -71,6 +71,15 @@ def write_json_atomic(path: Path, payload: dict) -> None:
         raise
 
 
+def remove_partial_writes(directory: Path) -> None:
+    """Delete the temp files a killed attempt at this run left half-written (``.result.json.*.tmp``,
+    ``model.pt.tmp``, ...); only the run's claimant calls this, so none is being written. Claim temp files are
+    left alone: a contender for the claim may be writing one."""
+    for leftover in Path(directory).glob("*.tmp"):
+        if not leftover.name.startswith(".claim."):
+            leftover.unlink(missing_ok=True)
+
+
 def check_writable(folder: Path) -> None:
     """Create ``folder`` and write, sync and remove a small probe file there, so that a read-only or full disk
     (or a file where the folder should be) is one clear error before any training."""

@@ -122,3 +122,30 @@ def test_batches_are_ordered_by_space_with_matching_sizes(small_hetero):
         assert batch.max_cell == torch.bincount(batch.g * 10 + batch.y).max().item()
     covered = torch.cat([b.idx for b in eval_batches(small_hetero, "test", 97)]).sort().values
     assert torch.equal(covered, small_hetero.indices("test"))
+
+
+def test_datasets_build_on_one_thread_whatever_the_process_uses(monkeypatch):
+    """A multi-threaded float32 BLAS product can sum in another order (it changed digits-proj's last bits on an
+    AVX-512 CPU), so builders run with NumPy's BLAS and torch on one thread; the caller's setting comes back."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from benchmark.registry import DATASETS
+
+    builder, seen = DATASETS.get("digits-hetero"), []
+    original = builder.build
+
+    def recording(self, options, data_root):
+        seen.append((torch.get_num_threads(), {pool["num_threads"] for pool in threadpool_info()}))
+        return original(self, options, data_root)
+
+    monkeypatch.setattr(builder, "build", recording)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with threadpool_limits(2):
+            build_dataset("digits-hetero", small_hetero_options(proj_dim=31))
+            assert {pool["num_threads"] for pool in threadpool_info()} == {2}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [(1, {1})]

@@ -108,3 +108,19 @@ def test_interrupted_run_leaves_no_result(tmp_path, monkeypatch):
         execute_run(spec, tmp_path)
     assert (spec.directory(tmp_path) / "config.json").exists()
     assert not (spec.directory(tmp_path) / "result.json").exists()
+
+
+def test_a_rerun_removes_what_a_killed_attempt_left_half_written(tmp_path, monkeypatch):
+    """A SIGKILL between a temp file's creation and its rename leaves the temp file; the run's next attempt
+    deletes it (claim temp files belong to contenders and stay)."""
+    import benchmark.runner as runner
+
+    monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
+    spec = Run(RunSpec("toy", {}, "erm", {}, 0, TrainConfig(epochs=1, batch_size=8)))
+    directory = spec.directory(tmp_path)
+    directory.mkdir(parents=True)
+    for name in (".result.json.k1ll3d.tmp", ".config.json.x.tmp", "model.pt.tmp", ".claim.contender.tmp"):
+        (directory / name).write_text("partial")
+    assert execute_run(spec, tmp_path)["status"] == "ok"
+    assert sorted(p.name for p in directory.glob("*.tmp")) == [".claim.contender.tmp"]
+    assert (directory / "result.json").is_file()

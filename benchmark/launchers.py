@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.capacity import check_capacity
+from benchmark.data import adopt_datasets, built_datasets
 from benchmark.errors import BenchError, require
 from benchmark.runner import Progress, execute_run, record_crash
 from benchmark.runs import Run
@@ -115,10 +116,12 @@ class _QueueProgress(Progress):
         self.events.put(("evaluated", self.worker, self.index, record))
 
 
-def _pool_worker(worker: int, tasks, events, gpu: int | None, parent: int) -> None:
-    """A pool process: take (index, run, out) tasks until None arrives or the parent is gone."""
+def _pool_worker(worker: int, tasks, events, gpu: int | None, parent: int, datasets: bytes | None) -> None:
+    """A pool process: take (index, run, out) tasks until None arrives or the parent is gone, reusing the
+    parent's built ``datasets`` (:func:`~benchmark.data.built_datasets`)."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    adopt_datasets(datasets)
     while os.getppid() == parent:
         try:
             task = tasks.get(timeout=1.0)
@@ -146,7 +149,8 @@ def cuda_devices(pending: list[Run]) -> int:
 
 
 def run_pool(pending: list[Run], out: Path, progress: Progress, workers: int) -> None:
-    """``workers`` spawned processes (each its own GPU when there are several); each builds the dataset once.
+    """``workers`` spawned processes (each its own GPU when there are several), which take over the datasets this
+    process built when checking the sweep (:func:`~benchmark.runner.preflight`) instead of building them again.
     A worker that dies has its run recorded as failed and is replaced; stopping the sweep (Ctrl-C, or SIGTERM,
     which :func:`benchmark.sweep.run_sweep` turns into the same interrupt) stops the workers, leaving their runs
     to be redone."""
@@ -156,11 +160,12 @@ def run_pool(pending: list[Run], out: Path, progress: Progress, workers: int) ->
     todo = deque(enumerate(pending))
     procs: dict[int, tuple] = {}  # worker -> (process, task queue)
     busy: dict[int, int] = {}  # worker -> index of the run it trains
+    datasets = built_datasets()
 
     def start_worker(worker: int) -> None:
         tasks = context.Queue()
         gpu = worker % gpus if gpus > 1 else None
-        args = (worker, tasks, events, gpu, os.getpid())
+        args = (worker, tasks, events, gpu, os.getpid(), datasets)
         process = context.Process(target=_pool_worker, args=args, name=f"bench-worker-{worker}")
         process.start()
         procs[worker] = (process, tasks)

@@ -7,8 +7,9 @@ fresh results folder, samples the resident memory of the whole process tree (the
 0.2 s, and writes one row per run (wall and training time, steps/s, the run's process peak RSS, test metrics)
 and a final ``total`` row (the sweep's wall time and the peak summed RSS of the tree), and prints the sweep's
 efficiency: the runs' pure training time (steps, epoch hooks, batch drawing) over wall time × workers, and where
-the rest went (stage setup, evaluation and model building inside the runs, and outside them: process start,
-imports, dataset builds, planning, writing). Linux only (/proc).
+the rest went (stage setup, evaluation and model building inside the runs; outside the trainer, from the times
+each run's files were written: dataset builds and file writing, startup, handing over runs, the idle end; see
+:func:`efficiency`). Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
-def run_suite(out: Path, extra: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, peak summed RSS in MB, exit code) of the sweep."""
+def run_suite(out: Path, extra: list[str]) -> tuple[float, float, float, int]:
+    """(start and end as wall-clock times, peak summed RSS in MB, exit code) of the sweep."""
     command = [sys.executable, "-m", "benchmark.cli", *COMMAND, "--out", str(out), *extra]
-    start = time.perf_counter()
+    start = time.time()
     proc = subprocess.Popen(command)
     peak = 0.0
     stop = threading.Event()
@@ -59,7 +60,7 @@ def run_suite(out: Path, extra: list[str]) -> tuple[float, float, int]:
     code = proc.wait()
     stop.set()
     sampler.join()
-    return time.perf_counter() - start, peak, code
+    return start, time.time(), peak, code
 
 
 def workers_of(args: list[str]) -> int:
@@ -68,16 +69,27 @@ def workers_of(args: list[str]) -> int:
     return values[-1] if values else 1
 
 
-def efficiency(results: list[dict], wall: float, workers: int) -> dict[str, float]:
-    """The worker-seconds of the sweep (wall × workers) split into the runs' training, their stages' setup, the
-    rest inside the runs (evaluation, moving data, building the model) and what lies outside any run, as shares;
-    ``efficiency`` is the training share."""
-    budget = wall * workers
+def efficiency(results: list[dict], spans: list[tuple[float, float]], start: float, end: float, workers: int):
+    """The worker-seconds of the sweep (wall × workers) split into shares; ``efficiency`` is the training share.
+
+    Inside the trainer: the runs' training, their stages' setup, and the rest (evaluation, moving data, building
+    the model). Outside it, from each run's ``spans`` (the wall-clock times its config.json and result.json were
+    written): "run files and dataset" (the part of each span the trainer did not take: building or reusing the
+    dataset, writing the files), "startup" (from the sweep's start to each worker's first run: the sweep's
+    imports and planning, process start, the workers' imports), "idle at the end" (from each worker's last run
+    to the sweep's exit: waiting for the other workers, the leaderboard) and "between runs" (the rest: handing
+    runs to workers, reporting). Workers are not named in the results, so the first ``workers`` spans to start
+    are taken as the workers' first runs and the last ``workers`` to end as their last."""
+    budget = (end - start) * workers
     train = sum(r["train_time_s"] for r in results)
     setup = sum(stage.get("setup_time_s", 0.0) for r in results for stage in r["stages"])
     inside = sum(r["wall_time_s"] for r in results)
+    spanned = sum(finish - begin for begin, finish in spans)
+    startup = sum(begin - start for begin in sorted(b for b, _ in spans)[:workers])
+    idle = sum(end - finish for finish in sorted(f for _, f in spans)[-workers:])
     parts = {"training": train, "stage setup": setup, "evaluation and build": inside - train - setup}
-    parts["outside runs"] = budget - inside
+    parts |= {"run files and dataset": spanned - inside, "startup": startup, "idle at the end": idle}
+    parts["between runs"] = budget - spanned - startup - idle
     return {"efficiency": train / budget, **{name: value / budget for name, value in parts.items()}}
 
 
@@ -88,17 +100,19 @@ def main() -> None:
     args, extra = parser.parse_known_args()
     shutil.rmtree(args.out, ignore_errors=True)
     extra = [a for a in extra if a != "--"]
-    wall, peak, code = run_suite(args.out, extra)
+    start, end, peak, code = run_suite(args.out, extra)
+    wall = end - start
     fields = ["method", "seed", "wall_s", "train_s", "steps_per_s", "peak_rss_mb", "test_wga", "test_acc"]
-    rows, results = [], []
+    rows, results, spans = [], [], []
     for path in sorted(args.out.glob("digits-hetero/*/*/result.json")):
         r = json.loads(path.read_text())
         if r.get("status") != "ok":
             continue
         results.append(r)
+        spans.append(((path.parent / "config.json").stat().st_mtime, path.stat().st_mtime))
         values = [r["method"], r["seed"], r["wall_time_s"], r["train_time_s"], r["steps_per_s"], r["peak_memory_mb"]]
         rows.append(dict(zip(fields, [*values, r["test"]["wga"], r["test"]["acc"]])))
-    shares = efficiency(results, wall, workers_of([*COMMAND, *extra]))
+    shares = efficiency(results, spans, start, end, workers_of([*COMMAND, *extra]))
     rows.append({"method": "total", "wall_s": wall, "train_s": sum(r["train_time_s"] for r in results)})
     rows[-1] |= {"peak_rss_mb": peak, "efficiency": shares["efficiency"]}
     fields.append("efficiency")

@@ -149,3 +149,25 @@ def test_datasets_build_on_one_thread_whatever_the_process_uses(monkeypatch):
     finally:
         torch.set_num_threads(threads)
     assert seen == [(1, {1})]
+
+
+def test_a_process_started_by_the_sweep_reuses_its_built_datasets(monkeypatch):
+    """Pool workers take the parent's datasets (:func:`built_datasets`) instead of building them again."""
+    import benchmark.data as data_layer
+    from benchmark.registry import DATASETS
+
+    options = small_hetero_options(proj_dim=30)
+    built = build_dataset("digits-hetero", options)
+    pickled = data_layer.built_datasets()
+    monkeypatch.setattr(data_layer, "_built", {})
+
+    def no_build(self, options, data_root):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(DATASETS.get("digits-hetero"), "build", no_build)
+    data_layer.adopt_datasets(pickled)
+    adopted = build_dataset("digits-hetero", options)
+    assert adopted is not built and torch.equal(adopted.y, built.y)
+    assert all(torch.equal(a.x, b.x) for a, b in zip(adopted.spaces, built.spaces))
+    with pytest.raises(AssertionError, match="built again"):
+        build_dataset("digits-hetero", small_hetero_options(proj_dim=29))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "default_suite.py"
 
@@ -26,17 +27,30 @@ def test_suite_script_writes_runs_and_total(tmp_path):
     assert total["peak_rss_mb"] > 100, "the sampled tree includes the sweep's Python process"
     assert "peak RSS of the process tree" in proc.stdout
     assert 0 < total["efficiency"] < 1 and total["train_s"] == erm["train_s"]
-    assert "efficiency (training time / wall × workers)" in proc.stdout and "outside runs" in proc.stdout
+    assert "efficiency (training time / wall × workers)" in proc.stdout and "startup" in proc.stdout
 
 
 def test_the_sweeps_worker_time_splits_into_training_setup_evaluation_and_outside():
+    """Two workers over 10 s: worker 1 runs A (1-5 s) then C (5.5-9 s), worker 2 runs B (2-7 s); the trainer
+    takes 3 s of each run, 2 s of it training and 0.5 s stage setup."""
     sys.path.insert(0, str(SCRIPT.parent))
     from default_suite import efficiency, workers_of
 
-    runs = [{"train_time_s": 6.0, "wall_time_s": 9.0, "stages": [{"setup_time_s": 1.0}]}] * 2
-    shares = efficiency(runs, wall=10.0, workers=2)
-    assert shares == {"efficiency": 0.6, "training": 0.6, "stage setup": 0.1, "evaluation and build": 0.2,
-                      "outside runs": 0.1}  # fmt: skip
+    runs = [{"train_time_s": 2.0, "wall_time_s": 3.0, "stages": [{"setup_time_s": 0.5}]}] * 3
+    spans = [(1.0, 5.0), (2.0, 7.0), (5.5, 9.0)]
+    shares = efficiency(runs, spans, start=0.0, end=10.0, workers=2)
+    expected = {
+        "efficiency": 0.3,
+        "training": 0.3,
+        "stage setup": 0.075,
+        "evaluation and build": 0.075,
+        "run files and dataset": 0.175,
+        "startup": 0.15,
+        "idle at the end": 0.2,
+        "between runs": 0.025,
+    }
+    assert shares == pytest.approx(expected)
+    assert list(shares) == list(expected)
     assert workers_of(["run", "--workers", "2", "--workers", "3"]) == 3 and workers_of(["run"]) == 1
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from functools import lru_cache
+import pickle
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -25,11 +25,38 @@ from benchmark.registry import DATASETS
 __all__ = ["Batch", "DatasetBuilder", "FeatureSpace", "GroupDataset", "build_dataset"]
 
 
+CACHED = 4  # datasets a process keeps built, the oldest dropped first
+_built: dict[tuple[str, str, str | None], GroupDataset] = {}
+
+
 def build_dataset(name: str, options: dict, data_root: str | None = None) -> GroupDataset:
     """Build (or reuse, within this process) the CPU dataset ``name`` with fully resolved options, after checking
     them (:meth:`DatasetBuilder.check_options`)."""
-    options = DATASETS.get(name).check_options(options)
-    return _build_cached(name, json.dumps(options, sort_keys=True), data_root)
+    options_json = json.dumps(DATASETS.get(name).check_options(options), sort_keys=True)
+    key = (name, options_json, data_root)
+    if key not in _built:
+        with one_thread():
+            data = DATASETS.get(name)().build(json.loads(options_json), data_root)
+        data.validate()
+        if len(_built) >= CACHED:
+            del _built[next(iter(_built))]
+        _built[key] = data
+    return _built[key]
+
+
+def built_datasets() -> bytes | None:
+    """The datasets this process has built, pickled for the processes it starts (a pool's workers then need not
+    build them again); None when one does not pickle."""
+    try:
+        return pickle.dumps(_built)
+    except Exception:  # a builder's dataset may hold something unpicklable; the workers then build their own
+        return None
+
+
+def adopt_datasets(pickled: bytes | None) -> None:
+    """Reuse the datasets of :func:`built_datasets` in this process."""
+    if pickled is not None:
+        _built.update(pickle.loads(pickled))
 
 
 @contextlib.contextmanager
@@ -45,11 +72,3 @@ def one_thread():
             yield
     finally:
         torch.set_num_threads(threads)
-
-
-@lru_cache(maxsize=4)
-def _build_cached(name: str, options_json: str, data_root: str | None) -> GroupDataset:
-    with one_thread():
-        data = DATASETS.get(name)().build(json.loads(options_json), data_root)
-    data.validate()
-    return data

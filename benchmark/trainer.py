@@ -196,8 +196,9 @@ def run_settings(execution: Execution):
         yield
     finally:
         torch.set_num_threads(previous[0])
-        torch.use_deterministic_algorithms(previous[1])
-        torch.backends.cudnn.benchmark = previous[2]
+        if execution.deterministic:  # only what was set: the call imports torch's compiler, 1-2 s in the checks
+            torch.use_deterministic_algorithms(previous[1])
+            torch.backends.cudnn.benchmark = previous[2]
 
 
 def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: torch.device, keep, count_flops: bool):

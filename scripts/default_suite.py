@@ -122,8 +122,13 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     print(f"suite: {wall:.1f} s wall, peak RSS of the process tree {peak:.0f} MB, exit code {code}; {args.csv}")
-    split = ", ".join(f"{name} {share:.0%}" for name, share in shares.items() if name != "efficiency")
-    print(f"efficiency (training time / wall × workers): {shares['efficiency']:.2f}; worker time: {split}")
+    budget = wall * workers_of([*COMMAND, *extra])
+    split = ", ".join(
+        f"{name} {share:.0%} ({share * budget:.1f} s)" for name, share in shares.items() if name != "efficiency"
+    )
+    print(
+        f"efficiency (training time / wall × workers): {shares['efficiency']:.2f}; worker time {budget:.1f} s: {split}"
+    )
     sys.exit(code)
 
 

@@ -11,6 +11,7 @@ from conftest import small_hetero_options
 
 from benchmark.data import build_dataset
 from benchmark.data.batches import ShuffleSampler, StratifiedSampler, eval_batches
+from benchmark.data.mnist1d_generator import generate
 from benchmark.data.sources import stratified_parts
 
 
@@ -76,6 +77,24 @@ def test_building_leaves_global_random_state_alone():
     assert np.array_equal(np.random.get_state()[1], np_state)
     assert random.getstate() == py_state
     assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+@pytest.mark.parametrize(("num_samples", "seed"), [(300, 0), (1_237, 11)])
+def test_mnist1d_generator_equals_the_package_bit_for_bit(num_samples, seed):
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed = num_samples, seed
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        reference = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    x, y = generate(num_samples, seed)
+    assert x.dtype == np.float64 and x.shape == (num_samples // 10 * 10, 40)
+    assert np.array_equal(x, np.concatenate([reference["x"], reference["x_test"]]))
+    assert np.array_equal(y, np.concatenate([reference["y"], reference["y_test"]]))
 
 
 def test_stratified_parts_fractions_per_class():

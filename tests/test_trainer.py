@@ -6,14 +6,14 @@ import pytest
 import torch
 from conftest import toy_dataset
 
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.config import Execution, RunSpec, TrainConfig
 from benchmark.launchers import run_in_process
 from benchmark.methods.base import Method
 from benchmark.registry import METHODS, register_method
 from benchmark.runner import Progress, execute_run, runs_to_do, stored_result
 from benchmark.runs import Run
 from benchmark.selection import selected
-from benchmark.trainer import NonFiniteLoss, train
+from benchmark.trainer import NonFiniteLoss, run_settings, train
 
 if "test-nan-after-3" not in METHODS:
 
@@ -124,3 +124,15 @@ def test_a_rerun_removes_what_a_killed_attempt_left_half_written(tmp_path, monke
     assert execute_run(spec, tmp_path)["status"] == "ok"
     assert sorted(p.name for p in directory.glob("*.tmp")) == [".claim.contender.tmp"]
     assert (directory / "result.json").is_file()
+
+
+def test_run_settings_touch_determinism_only_when_the_run_asks(monkeypatch):
+    calls = []
+    real = torch.use_deterministic_algorithms
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode: (calls.append(mode), real(mode)))
+    with run_settings(Execution(threads=1)):
+        pass
+    assert calls == []  # setting it imports torch's compiler: a sweep's checks would pay for it
+    with run_settings(Execution(threads=1, deterministic=True)):
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+    assert calls == [True, False] and not torch.are_deterministic_algorithms_enabled()

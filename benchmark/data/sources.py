@@ -19,26 +19,13 @@ def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def mnist1d(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``num_samples`` MNIST-1D sequences (n×40 float32, standardised) generated offline by ``mnist1d``.
+    """``num_samples`` MNIST-1D sequences (n×40 float32, standardised) and labels, generated offline: the
+    ``mnist1d`` package's ``make_dataset`` for this seed, bit for bit, without its per-sample calls
+    (:func:`~benchmark.data.mnist1d_generator.generate`); no global random state changes."""
+    from benchmark.data.mnist1d_generator import generate
 
-    The generator seeds NumPy's and Python's global RNGs; both are restored afterwards so that building
-    a dataset never changes anyone else's random state.
-    """
-    import random
-
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    args.num_samples, args.seed = num_samples, seed
-    np_state, py_state = np.random.get_state(), random.getstate()
-    try:
-        data = make_dataset(args)
-    finally:
-        np.random.set_state(np_state)
-        random.setstate(py_state)
-    x = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
-    y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
-    return x, y
+    x, y = generate(num_samples, seed)
+    return x.astype(np.float32), y.astype(np.int64)
 
 
 def stratified_parts(y: np.ndarray, fractions: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:

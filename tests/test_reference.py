@@ -42,7 +42,7 @@ def test_committed_reports_regenerate_from_committed_runs(tmp_path, dataset):
 
 
 def test_committed_combined_table_regenerates(tmp_path):
-    assert DATASETS == ["celeba-style", "digits-hetero", "waterbirds-style"]
+    assert DATASETS == ["celeba-style", "digits-hetero", "digits-lt", "waterbirds-style"]
     proc = bench_in_process(
         "report", "--results", str(REPORTS / "runs"), "--out", str(tmp_path), "--formats", "csv,md,tex"
     )

@@ -2,7 +2,8 @@
 
     python scripts/default_suite.py --out /tmp/suite --csv scripts/default_suite.csv [-- extra bench run args]
 
-Runs ``bench run --methods all --dataset digits-hetero --seeds 0,1,2 --workers 2`` (the default budget) into a
+Runs ``bench run --methods all --dataset digits-hetero --seeds 0,1,2 --workers 2`` (the default budget; the extra
+arguments come last, and ``--workers`` or ``--workers-per-device`` among them replace ``--workers 2``) into a
 fresh results folder, samples the resident memory of the whole process tree (the sweep and its workers) every
 0.2 s, and writes one row per run (wall and training time, steps/s, the run's process peak RSS, test metrics)
 and a final ``total`` row (the sweep's wall time and the peak summed RSS of the tree), and prints the sweep's
@@ -24,7 +25,15 @@ import threading
 import time
 from pathlib import Path
 
-COMMAND = ["run", "--methods", "all", "--dataset", "digits-hetero", "--seeds", "0,1,2", "--workers", "2"]
+COMMAND = ["run", "--methods", "all", "--dataset", "digits-hetero", "--seeds", "0,1,2"]
+PARALLEL = ["--workers", "2"]  # unless the extra arguments say how many run at once
+
+
+def suite_arguments(extra: list[str]) -> list[str]:
+    """The ``bench`` arguments of the timed sweep: :data:`COMMAND`, :data:`PARALLEL` unless ``extra`` sets
+    ``--workers`` or ``--workers-per-device``, then ``extra``."""
+    parallel = [] if {"--workers", "--workers-per-device"} & set(extra) else PARALLEL
+    return [*COMMAND, *parallel, *extra]
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -44,7 +53,7 @@ def tree_rss_mb(pid: int) -> float:
 
 def run_suite(out: Path, extra: list[str]) -> tuple[float, float, float, int]:
     """(start and end as wall-clock times, peak summed RSS in MB, exit code) of the sweep."""
-    command = [sys.executable, "-m", "benchmark.cli", *COMMAND, "--out", str(out), *extra]
+    command = [sys.executable, "-m", "benchmark.cli", *suite_arguments(extra), "--out", str(out)]
     start = time.time()
     proc = subprocess.Popen(command)
     peak = 0.0
@@ -61,12 +70,6 @@ def run_suite(out: Path, extra: list[str]) -> tuple[float, float, float, int]:
     stop.set()
     sampler.join()
     return start, time.time(), peak, code
-
-
-def workers_of(args: list[str]) -> int:
-    """The ``--workers`` value of the bench run arguments (the last one given)."""
-    values = [int(args[i + 1]) for i, a in enumerate(args[:-1]) if a == "--workers"]
-    return values[-1] if values else 1
 
 
 def efficiency(results: list[dict], spans: list[tuple[float, float]], start: float, end: float, workers: int):
@@ -102,7 +105,7 @@ def main() -> None:
     extra = [a for a in extra if a != "--"]
     start, end, peak, code = run_suite(args.out, extra)
     wall = end - start
-    fields = ["method", "seed", "wall_s", "train_s", "steps_per_s", "peak_rss_mb", "test_wga", "test_acc"]
+    fields = ["method", "seed", "device", "wall_s", "train_s", "steps_per_s", "peak_rss_mb", "test_wga", "test_acc"]
     rows, results, spans = [], [], []
     for path in sorted(args.out.glob("digits-hetero/*/*/result.json")):
         r = json.loads(path.read_text())
@@ -110,9 +113,10 @@ def main() -> None:
             continue
         results.append(r)
         spans.append(((path.parent / "config.json").stat().st_mtime, path.stat().st_mtime))
-        values = [r["method"], r["seed"], r["wall_time_s"], r["train_time_s"], r["steps_per_s"], r["peak_memory_mb"]]
-        rows.append(dict(zip(fields, [*values, r["test"]["wga"], r["test"]["acc"]])))
-    shares = efficiency(results, spans, start, end, workers_of([*COMMAND, *extra]))
+        run = [r["method"], r["seed"], r["device"], r["wall_time_s"], r["train_time_s"], r["steps_per_s"]]
+        rows.append(dict(zip(fields, [*run, r["peak_memory_mb"], r["test"]["wga"], r["test"]["acc"]])))
+    workers = max((r.get("parallel_runs", 1) for r in results), default=1)  # as the sweep counted them
+    shares = efficiency(results, spans, start, end, workers)
     rows.append({"method": "total", "wall_s": wall, "train_s": sum(r["train_time_s"] for r in results)})
     rows[-1] |= {"peak_rss_mb": peak, "efficiency": shares["efficiency"]}
     fields.append("efficiency")
@@ -122,7 +126,7 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     print(f"suite: {wall:.1f} s wall, peak RSS of the process tree {peak:.0f} MB, exit code {code}; {args.csv}")
-    budget = wall * workers_of([*COMMAND, *extra])
+    budget = wall * workers
     split = ", ".join(
         f"{name} {share:.0%} ({share * budget:.1f} s)" for name, share in shares.items() if name != "efficiency"
     )

@@ -34,7 +34,7 @@ def test_the_sweeps_worker_time_splits_into_training_setup_evaluation_and_outsid
     """Two workers over 10 s: worker 1 runs A (1-5 s) then C (5.5-9 s), worker 2 runs B (2-7 s); the trainer
     takes 3 s of each run, 2 s of it training and 0.5 s stage setup."""
     sys.path.insert(0, str(SCRIPT.parent))
-    from default_suite import efficiency, workers_of
+    from default_suite import efficiency
 
     runs = [{"train_time_s": 2.0, "wall_time_s": 3.0, "stages": [{"setup_time_s": 0.5}]}] * 3
     spans = [(1.0, 5.0), (2.0, 7.0), (5.5, 9.0)]
@@ -51,7 +51,16 @@ def test_the_sweeps_worker_time_splits_into_training_setup_evaluation_and_outsid
     }
     assert shares == pytest.approx(expected)
     assert list(shares) == list(expected)
-    assert workers_of(["run", "--workers", "2", "--workers", "3"]) == 3 and workers_of(["run"]) == 1
+
+
+def test_the_suites_parallelism_is_two_workers_unless_the_extra_arguments_say():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from default_suite import COMMAND, suite_arguments
+
+    assert suite_arguments([]) == [*COMMAND, "--workers", "2"]
+    assert suite_arguments(["--workers", "1"]) == [*COMMAND, "--workers", "1"]
+    per_device = ["--device", "cuda", "--workers-per-device", "4"]
+    assert suite_arguments(per_device) == [*COMMAND, *per_device]
 
 
 def test_attainable_takes_each_groups_best_val_accuracy_over_the_curve(tmp_path):

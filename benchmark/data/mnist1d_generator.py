@@ -44,7 +44,8 @@ def generate(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     labels = np.repeat(templates["y"], per_class)
     n, dilated = len(labels), args.template_len + args.padding[-1]
     low, high = args.padding
-    pad, scale, shift, shear = (np.empty(n) for _ in range(4))
+    pad, shift = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    scale, shear = np.empty(n), np.empty(n)
     corr, iid = np.empty((n, dilated)), np.empty((n, dilated))
     for i in range(n):  # the draws of transform(), in its order
         pad[i] = low + int(rng.rand() * (high - low + 1))
@@ -53,10 +54,10 @@ def generate(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         corr[i] = args.corr_noise_scale * rng.randn(dilated)
         iid[i] = args.iid_noise_scale * rng.randn(dilated)
         shear[i] = args.shear_scale * (rng.rand() - 0.5)
-    padded = [np.concatenate([templates["x"][y] + EPS, np.zeros(int(p))]) for y, p in zip(labels, pad)]
+    padded = [np.concatenate([templates["x"][y] + EPS, np.zeros(p)]) for y, p in zip(labels, pad)]
     x = linear_resample(padded, dilated)
     x *= scale[:, None]
-    x = x[np.arange(n)[:, None], (np.arange(dilated) - shift[:, None].astype(np.int64)) % dilated]  # roll right
+    x = x[np.arange(n)[:, None], (np.arange(dilated) - shift[:, None]) % dilated]  # roll right
     mask = x != 0
     x = mask * x + (1 - mask) * gaussian_filter1d(corr, 2, axis=-1)
     x = x + iid

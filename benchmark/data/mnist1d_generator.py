@@ -1,12 +1,13 @@
 """MNIST-1D generated in one pass over the random draws and array operations over all samples.
 
 The ``mnist1d`` package builds each sequence with a chain of small calls (``scipy.interpolate.interp1d``
-objects, ``gaussian_filter`` on one sequence at a time): about 4 s for the 10,000 sequences of digits-hetero,
-most of a dataset build. :func:`generate` draws the same random numbers from the same seeded stream in the
-same order, then applies the package's transformation (pad, dilate, scale, translate, correlated and iid
-noise, shear, subsample, standardise) with the same floating-point operations on every sample at once, so its
-output equals ``mnist1d.data.make_dataset``'s bit for bit (``tests/test_data.py`` checks this against the
-package). The templates and settings are the package's own (``get_templates``, ``get_dataset_args``).
+objects, ``gaussian_filter`` on one sequence at a time): about 2 s for the 10,000 sequences of digits-hetero,
+most of its 3.1-3.6 s build on this project's 2-core CPU (1.2-1.4 s with this). :func:`generate` draws the
+same random numbers from the same seeded stream in the same order, then applies the package's transformation
+(pad, dilate, scale, translate, correlated and iid noise, shear, subsample, standardise) with the same
+floating-point operations on every sample at once, so its output equals ``mnist1d.data.make_dataset``'s bit
+for bit (``tests/test_data.py`` checks this against the package). The templates and settings are the
+package's own (``get_templates``, ``get_dataset_args``).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import platform
 import socket
 import subprocess
@@ -38,9 +39,31 @@ def git_commit() -> str | None:
     return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
+@functools.lru_cache(maxsize=4)
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+    """The CPU's vendor and model name, and a digest of its feature flags and cache size (from /proc/cpuinfo on
+    Linux; elsewhere only the platform's processor string). Two machines with the same torch and instruction set
+    can still sum in another order (the math libraries choose kernels by vendor, flags and cache), so this is
+    what says whether two CPU results can be bitwise equal."""
+    fields: dict[str, str] = {}
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    identity = " ".join(fields.get(key, "") for key in ("vendor_id", "cpu family", "model", "flags", "cache size"))
+    return {
+        "name": fields.get("model name") or platform.processor() or None,
+        "features": hashlib.sha256(identity.encode()).hexdigest()[:12] if fields else None,
+    }
+
+
 def environment(device: torch.device) -> dict:
-    """Python, the benchmark and its main packages' versions, the git commit, host, platform, CPU instruction
-    set, and on CUDA the toolkit version and device name."""
+    """Python, the benchmark and its main packages' versions, the git commit, host, platform, CPU model and
+    instruction set, and on CUDA the toolkit version and device name."""
     cuda = device.type == "cuda"
     return {
         "python": platform.python_version(),
@@ -49,6 +72,7 @@ def environment(device: torch.device) -> dict:
         "git_commit": git_commit(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.version.cuda if cuda else None,
         "gpu": torch.cuda.get_device_name(device) if cuda else None,

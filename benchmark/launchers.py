@@ -116,12 +116,12 @@ class _QueueProgress(Progress):
         self.events.put(("evaluated", self.worker, self.index, record))
 
 
-def _pool_worker(worker: int, tasks, events, gpu: int | None, parent: int, datasets: bytes | None) -> None:
-    """A pool process: take (index, run, out) tasks until None arrives or the parent is gone, reusing the
-    parent's built ``datasets`` (:func:`~benchmark.data.built_datasets`)."""
+def _pool_worker(worker: int, tasks, events, gpu: int | None, parent: int) -> None:
+    """A pool process: adopt the parent's built datasets (:func:`~benchmark.data.built_datasets`, the first
+    message), then take (index, run, out) tasks until None arrives or the parent is gone."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    adopt_datasets(datasets)
+    adopt_datasets(tasks.get())
     while os.getppid() == parent:
         try:
             task = tasks.get(timeout=1.0)
@@ -165,9 +165,10 @@ def run_pool(pending: list[Run], out: Path, progress: Progress, workers: int) ->
     def start_worker(worker: int) -> None:
         tasks = context.Queue()
         gpu = worker % gpus if gpus > 1 else None
-        args = (worker, tasks, events, gpu, os.getpid(), datasets)
+        args = (worker, tasks, events, gpu, os.getpid())
         process = context.Process(target=_pool_worker, args=args, name=f"bench-worker-{worker}")
         process.start()
+        tasks.put(datasets)  # by the queue's feeder thread: the next worker starts while this one imports
         procs[worker] = (process, tasks)
 
     def assign(worker: int) -> None:

@@ -41,10 +41,10 @@ def git_commit() -> str | None:
 
 @functools.lru_cache(maxsize=4)
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
-    """The CPU's vendor and model name, and a digest of its feature flags and cache size (from /proc/cpuinfo on
-    Linux; elsewhere only the platform's processor string). Two machines with the same torch and instruction set
-    can still sum in another order (the math libraries choose kernels by vendor, flags and cache), so this is
-    what says whether two CPU results can be bitwise equal."""
+    """The CPU's model name and a digest of its vendor, family, model number, feature flags and cache size (from
+    /proc/cpuinfo on Linux; elsewhere only the platform's processor string and no digest). Two machines with the
+    same torch and instruction set can still sum in another order (the math libraries choose kernels by vendor,
+    flags and cache), so this is what says whether two CPU results can be bitwise equal."""
     fields: dict[str, str] = {}
     try:
         for line in cpuinfo.read_text().splitlines():

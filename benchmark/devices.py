@@ -1,7 +1,9 @@
-"""The training device: resolving ``--device``, waiting for queued work, and peak memory."""
+"""The training device: resolving ``--device``, waiting for queued work, peak memory, and the host allocator
+setting that keeps freed memory in the process."""
 
 from __future__ import annotations
 
+import ctypes
 import resource
 
 import torch
@@ -29,3 +31,23 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA); a no-op on CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value: blocks up to 32 MiB come from the heap
+TRIM_THRESHOLD = 1 << 30  # freed heap memory is returned to the OS only beyond 1 GiB
+
+
+def keep_freed_host_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of returning it to the OS (fixed thresholds:
+    blocks up to :data:`MMAP_THRESHOLD` from the heap, the heap trimmed only beyond :data:`TRIM_THRESHOLD`);
+    True if set, False where the C library has no ``mallopt`` (not glibc).
+
+    With glibc's adaptive defaults every evaluation of a run allocated its large activations afresh and
+    touched them page by page: about 10,000 page faults per split and epoch on digits-hetero, none with these
+    settings, and about a quarter less evaluation time (README "Speed"). Only where memory lives changes, not a
+    value; the process keeps its peak heap, which its peak RSS already counted."""
+    libc = ctypes.CDLL(None)
+    if not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -20,7 +20,7 @@ from benchmark.config import Execution, RunSpec, TrainConfig
 from benchmark.data.batches import SAMPLERS, Batch, BatchStream, eval_batches
 from benchmark.data.core import GroupDataset
 from benchmark.data.images import prefetched
-from benchmark.devices import peak_memory_mb, resolve_device, synchronize
+from benchmark.devices import keep_freed_host_memory, peak_memory_mb, resolve_device, synchronize
 from benchmark.evaluation import evaluate
 from benchmark.methods.base import Method, Stage, TrainInfo
 from benchmark.models import GroupModel
@@ -185,7 +185,9 @@ def train(
 def run_settings(execution: Execution):
     """For the duration of a run: ``execution.threads`` torch CPU threads and, with ``deterministic``, PyTorch's
     deterministic algorithms (cuDNN without autotuning; cuBLAS with a fixed workspace, set before CUDA's first
-    use in this process). The previous settings are restored afterwards."""
+    use in this process). The previous settings are restored afterwards. Also keeps freed host memory in the
+    process from then on (:func:`~benchmark.devices.keep_freed_host_memory`), which changes no value."""
+    keep_freed_host_memory()
     previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
     torch.set_num_threads(execution.threads)
     if execution.deterministic:

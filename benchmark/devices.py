@@ -45,8 +45,9 @@ def keep_freed_host_memory() -> bool:
 
     With glibc's adaptive defaults every evaluation of a run allocated its large activations afresh and
     touched them page by page: about 10,000 page faults per split and epoch on digits-hetero, none with these
-    settings, and about a quarter less evaluation time (README "Speed"). Only where memory lives changes, not a
-    value; the process keeps its peak heap, which its peak RSS already counted."""
+    settings: about a quarter less evaluation time, though training ran about 3% slower in the default suite, so
+    its wall time fell only about 1% (README "Speed"). Only where memory lives changes, not a value; the process
+    keeps its peak heap, which its peak RSS already counted."""
     libc = ctypes.CDLL(None)
     if not hasattr(libc, "mallopt"):
         return False

@@ -95,7 +95,9 @@ def bench_in_process(*args: str) -> subprocess.CompletedProcess:
     from typer.testing import CliRunner
 
     from benchmark.cli import app
+    from benchmark.cli.common import console
 
+    console.width = 200  # the console read COLUMNS once, when first imported: whichever test came first
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):

@@ -17,6 +17,9 @@ import pandas as pd
 import pytest
 from conftest import BUILTIN_METHODS
 
+# one pytest-xdist worker takes the whole module, so the module-scoped `default_suite` is built once
+pytestmark = pytest.mark.xdist_group("default_suite")
+
 COMMAND = ["run", "--methods", "erm,groupdro", "--dataset", "digits-hetero", "--seeds", "0,1,2"]
 GROUPS = ["mnist1d", "digits8", "digits16", "digits-proj"]
 

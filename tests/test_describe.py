@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import IMAGE_DATASETS, needs_torchvision
+from conftest import IMAGE_DATASETS, bench_in_process, needs_torchvision
 from test_data_adult import write_adult
 from test_data_digits_full import write_all
 from test_data_real_images import fake_celeba, fake_waterbirds
-from typer.testing import CliRunner
 
-from benchmark.cli import app
 from benchmark.data import build_dataset
 from benchmark.plan import dataset_options
 from benchmark.registry import DATASETS
@@ -56,15 +54,15 @@ def test_describe_prints_groups_and_counts(name, tmp_path):
     sets = SMALL.get(name, [])
     for item in sets:
         args += ["--set", item]
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
+    result = bench_in_process(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
     options = dataset_options(name, dict(item.split("=") for item in sets), root)
     data = build_dataset(name, options, root)
     counts = data.counts_table()
-    assert data.description.split()[0] in result.output
+    assert data.description.split()[0] in result.stdout
     for space in data.spaces:
-        assert space.name in result.output
-    lines = result.output.split("samples per split × group")[1].splitlines()
+        assert space.name in result.stdout
+    lines = result.stdout.split("samples per split × group")[1].splitlines()
     for i, group in enumerate(data.group_names):
         row = next(line for line in lines if line.split("│")[1:2] and line.split("│")[1].strip() == group)
         assert [cell.strip() for cell in row.split("│")[2:5]] == [str(counts[s][i]) for s in ("train", "val", "test")]

@@ -15,6 +15,9 @@ import pandas as pd
 import pytest
 from conftest import SMALL_HETERO, bench, bench_in_process
 
+# one pytest-xdist worker takes the whole module, so the module-scoped `one_process` is built once
+pytestmark = pytest.mark.xdist_group("one_process")
+
 SWEEP = ["run", "--methods", "erm,groupdro", "--seeds", "0,1", *SMALL_HETERO]
 METRIC_COLUMNS = ["method", "wga_mean", "wga_std", "acc_mean", "acc_std", "bga_mean", "delta_acc_mean", "n_seeds"]
 

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import BUILTIN_METHODS, bench_in_process
 
+# one pytest-xdist worker takes the whole module, so the module-scoped `regenerated` is built once
+pytestmark = pytest.mark.xdist_group("regenerated")
+
 ROOT = Path(__file__).resolve().parents[1]
 TUNED = ROOT / "reports" / "tuned"
 RUNS = TUNED / "runs"

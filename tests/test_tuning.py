@@ -17,6 +17,9 @@ from benchmark.report_rules import seeds_note, write_tuning
 from benchmark.selection import select_epoch, selection_score
 from benchmark.sweep import Interrupted
 
+# one pytest-xdist worker takes the whole module, so the module-scoped `tuned` is built once
+pytestmark = pytest.mark.xdist_group("tuned")
+
 TUNED = dict(methods=["erm", "groupdro"], trials=2, tune_seeds=[0], seeds=[0, 1], epochs=2, sets=["data.n_mnist1d=600"])
 
 

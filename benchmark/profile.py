@@ -9,7 +9,9 @@ more than one. The bare loop is the same model, ERM's batches and optimiser with
 nothing else, timed per epoch the same way. FLOPs are counted (matrix products and convolutions, forward and
 backward, :class:`~torch.utils.flop_counter.FlopCounterMode`) on one step in the untimed first epoch; the achieved
 GFLOP/s are set against the machine's measured peak: a square matrix product (:data:`PEAK_SIZE`) in the same
-dtype with the same threads, so the distance to the arithmetic limit is a printed ratio.
+dtype with the same threads, so the distance to the arithmetic limit is a printed ratio. With several rounds, every
+job is profiled once per round, round-robin, and each ratio is taken within its round, so a machine that slows
+down between rounds (a shared host) slows every method of that round alike; a row holds the medians over rounds.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from benchmark.trainer import make_optimizer, run_settings, sampler_name, seeded
 BARE = "bare"
 CSV_COLUMNS = ["method", "steps_per_s", "samples_per_s", "ratio_to_bare", "ratio_to_erm", "peak_mem_mb"]
 CSV_COLUMNS += ["step_mflop", "gflop_per_s", "ratio_to_peak", "peak_gflop_per_s", "stage_setup_ms", "stages"]
+CSV_COLUMNS += ["ratio_to_erm_min", "ratio_to_erm_max", "rounds"]
+MEDIANS = ["steps_per_s", "samples_per_s", "ratio_to_bare", "ratio_to_erm", "gflop_per_s", "ratio_to_peak"]
+MEDIANS += ["peak_gflop_per_s", "peak_mem_mb", "stage_setup_ms"]  # the numbers a row's rounds differ in
 PEAK_SIZE = 512  # the square matrix product whose rate is the machine's arithmetic peak here
 
 
@@ -84,7 +89,7 @@ def profile_method(run: Run) -> dict:
         "step_mflop": flops / sum(weights.values()) / 1e6,
         "gflop_per_s": flops / seconds / 1e9,
         "stage_setup_ms": 1000 * sum(stage["setup_time_s"] for stage in result["stages"]),
-        "stages": " ".join(f"{name}:{rate:.1f}" for name, rate in rates.items()),
+        "stage_rates": rates,
         "peak_mem_mb": result["peak_memory_mb"],
     }
 
@@ -125,7 +130,7 @@ def profile_bare(run: Run, with_breakdown: bool = False) -> dict:
         "gflop_per_s": flops * rate / 1e9,
         "peak_gflop_per_s": peak,
         "peak_mem_mb": peak_memory_mb(device)[0],
-        "stages": f"train:{rate:.1f}",
+        "stage_rates": {"train": rate},
         **({"breakdown": kinds} if with_breakdown else {}),
     }
 
@@ -140,22 +145,16 @@ def _profile_in_child(run: Run, with_breakdown: bool = False) -> dict:
         return profile_bare(run, with_breakdown)
 
 
-def profile(runs: list[Run], fresh_process: bool = True, with_breakdown: bool = False) -> list[dict]:
-    """One row per run plus the bare loop (first), with samples/s and the ratios to the bare loop and to ERM.
-
-    ``fresh_process``: profile each in its own spawned process (its own peak memory); otherwise in this one.
-    ``with_breakdown``: the bare loop's row also has ``breakdown``, its step time by kind of operator.
-    """
-    bare = dataclasses.replace(runs[0], spec=dataclasses.replace(runs[0].spec, method=BARE, hparams={}))
-    jobs = [bare, *runs]
+def profile_round(jobs: list[Run], fresh_process: bool, with_breakdown: bool) -> list[dict]:
+    """One row per job (the bare loop first), with samples/s and the ratios to the bare loop and to ERM."""
     if fresh_process:
         context = multiprocessing.get_context("spawn")
         rows = []
         for job in jobs:
             with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-                rows.append(pool.submit(_profile_in_child, job, with_breakdown and job is bare).result())
+                rows.append(pool.submit(_profile_in_child, job, with_breakdown and job is jobs[0]).result())
     else:
-        rows = [_profile_in_child(job, with_breakdown and job is bare) for job in jobs]
+        rows = [_profile_in_child(job, with_breakdown and job is jobs[0]) for job in jobs]
     bare_rate, peak = rows[0]["steps_per_s"], rows[0]["peak_gflop_per_s"]
     erm = next((row["steps_per_s"] for row in rows if row["method"] == "erm"), None)
     for row, job in zip(rows, jobs):
@@ -165,3 +164,33 @@ def profile(runs: list[Run], fresh_process: bool = True, with_breakdown: bool = 
         row["peak_gflop_per_s"] = peak
         row["ratio_to_peak"] = row["gflop_per_s"] / peak
     return rows
+
+
+def median_row(rounds: list[dict]) -> dict:
+    """One job's rows over rounds as one: the median of each number in :data:`MEDIANS` and of each stage's rate,
+    the ratio to ERM's smallest and largest, and the number of rounds; the rest (FLOPs, the breakdown) from the
+    first round."""
+    row = dict(rounds[0])
+    for key in MEDIANS:
+        values = [r[key] for r in rounds if r.get(key) is not None]
+        row[key] = statistics.median(values) if values else None
+    ratios = [r["ratio_to_erm"] for r in rounds if r["ratio_to_erm"] is not None]
+    row["ratio_to_erm_min"], row["ratio_to_erm_max"] = (min(ratios), max(ratios)) if ratios else (None, None)
+    rates = {name: statistics.median(r["stage_rates"][name] for r in rounds) for name in row.pop("stage_rates")}
+    row["stages"] = " ".join(f"{name}:{rate:.1f}" for name, rate in rates.items())
+    row["rounds"] = len(rounds)
+    return row
+
+
+def profile(runs: list[Run], fresh_process: bool = True, with_breakdown: bool = False, rounds: int = 1) -> list[dict]:
+    """One row per run plus the bare loop (first), with samples/s and the ratios to the bare loop and to ERM.
+
+    ``fresh_process``: profile each in its own spawned process (its own peak memory); otherwise in this one.
+    ``with_breakdown``: the bare loop's row also has ``breakdown``, its step time by kind of operator (first round).
+    ``rounds``: profile every job that many times, round-robin (the bare loop and each run, then again), each
+    round's ratios within the round; each row holds the medians over rounds (:func:`median_row`).
+    """
+    bare = dataclasses.replace(runs[0], spec=dataclasses.replace(runs[0].spec, method=BARE, hparams={}))
+    jobs = [bare, *runs]
+    measured = [profile_round(jobs, fresh_process, with_breakdown and i == 0) for i in range(rounds)]
+    return [median_row(list(job_rounds)) for job_rounds in zip(*measured)]

@@ -62,6 +62,11 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, fragments)
     assert not out.exists()
 
 
+@pytest.mark.parametrize("option", ["--rounds", "--epochs", "--threads"])
+def test_bad_profile_counts_are_one_line_exit_2(option):
+    assert_one_line_error(bench_in_process("profile", "--methods", "erm", option, "0"), f"bad {option} 0")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
 def test_cuda_without_a_gpu_is_an_input_error(tmp_path):
     proc = bench("run", "--device", "cuda", "--out", str(tmp_path / "r"))

@@ -67,6 +67,37 @@ def test_profile_cli_writes_the_csv(tmp_path):
     assert "×bare" in proc.stdout and "×erm" in proc.stdout
 
 
+def test_rounds_run_round_robin_and_take_each_ratio_within_its_round(monkeypatch):
+    import benchmark.profile as profiling
+
+    speed = iter([1.0] * 3 + [0.5] * 3 + [0.9] * 3)  # the machine slows down in round 2
+    jtt_to_erm = iter([0.6, 0.8, 0.7])
+    calls = []
+
+    def fake_child(run, with_breakdown=False):
+        calls.append((run.spec.method, with_breakdown))
+        f = next(speed)
+        rate = {"bare": 100 * f, "erm": 90 * f}.get(run.spec.method) or 90 * f * next(jtt_to_erm)
+        row = {"method": run.spec.method, "steps_per_s": rate, "step_mflop": 2.0, "gflop_per_s": 2e-3 * rate}
+        row |= {"peak_mem_mb": 10.0, "stage_rates": {"a": rate, "b": 2 * rate}}
+        return row | ({"peak_gflop_per_s": 50.0 * f} if run.spec.method == "bare" else {"stage_setup_ms": f})
+
+    monkeypatch.setattr(profiling, "_profile_in_child", fake_child)
+    runs = plan_sweep(["erm", "jtt"], "digits-hetero", [0], 1, sets=["data.n_mnist1d=600"])
+    rows = {row["method"]: row for row in profile(runs, fresh_process=False, with_breakdown=True, rounds=3)}
+    round_robin = [("bare", False), ("erm", False), ("jtt", False)]
+    assert calls == [("bare", True), *round_robin[1:], *round_robin * 2], "the breakdown in the first round only"
+    jtt = rows["jtt"]
+    # the median of the rounds' own ratios (0.6, 0.8, 0.7), not the ratio of the medians (54 / 81)
+    assert jtt["ratio_to_erm"] == pytest.approx(0.7) and jtt["rounds"] == 3
+    assert (jtt["ratio_to_erm_min"], jtt["ratio_to_erm_max"]) == pytest.approx((0.6, 0.8))
+    assert jtt["steps_per_s"] == pytest.approx(54.0) and jtt["samples_per_s"] == pytest.approx(5400.0)
+    assert jtt["stages"] == "a:54.0 b:108.0" and jtt["stage_setup_ms"] == pytest.approx(0.9)
+    assert rows["erm"]["ratio_to_erm"] == 1.0 and rows["erm"]["ratio_to_bare"] == pytest.approx(0.9)
+    assert rows["bare"]["peak_gflop_per_s"] == jtt["peak_gflop_per_s"] == pytest.approx(45.0)
+    assert rows["bare"]["stage_setup_ms"] is None and "stage_rates" not in jtt
+
+
 def test_a_stage_rate_is_the_median_epoch_without_the_warm_up_epoch():
     assert epoch_rate(10, [5.0, 1.0, 2.0, 0.5]) == 10 / 1.0  # the 5 s first epoch is left out
     assert epoch_rate(10, [2.0]) == 5.0  # a one-epoch stage keeps its only epoch

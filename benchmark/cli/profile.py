@@ -30,10 +30,14 @@ def profile(
     breakdown: bool = typer.Option(
         False, "--breakdown", help="also show where the bare loop's step time goes, by kind of operator"
     ),
+    rounds: int = typer.Option(
+        1, help="profile everything this many times, round-robin; ratios within each round, medians shown"
+    ),
 ) -> None:
     """Training steps/s and samples/s of each method through the trainer (a short run each, in a fresh process),
     its stages' setup time and peak memory, and the ratios to a bare PyTorch loop (same model, batches,
-    optimiser) and to ERM."""
+    optimiser) and to ERM. With ``--rounds N`` every method is profiled N times, round-robin, each ratio taken
+    within its round, and the medians are shown (the CSV adds the ratio to ERM's range over rounds)."""
     import pandas as pd
 
     from benchmark.config import DEVICES
@@ -43,7 +47,8 @@ def profile(
     from benchmark.runner import preflight
 
     check_choice("--device", device, DEVICES)
-    for option, value in (("--epochs", epochs), ("--threads", threads), ("--batch-size", batch_size)):
+    counts = {"--epochs": epochs, "--threads": threads, "--batch-size": batch_size, "--rounds": rounds}
+    for option, value in counts.items():
         if value is not None and value < 1:
             raise BenchError(f"bad {option} {value}: must be >= 1")
     sets = [*set_, *([f"train.batch_size={batch_size}"] if batch_size else [])]
@@ -51,12 +56,13 @@ def profile(
     how = dict(device=device, plugins=tuple(plugin), data_root=data_root, threads=threads, deterministic=deterministic)
     planned = plan_sweep(names, dataset, [0], epochs, sets=sets, **how)
     preflight(planned)
-    rows = run_profile(planned, with_breakdown=breakdown)
+    rows = run_profile(planned, with_breakdown=breakdown, rounds=rounds)
     table = pd.DataFrame(rows)[CSV_COLUMNS]
     headers = {"method": "method", "steps_per_s": "steps/s", "samples_per_s": "samples/s", "ratio_to_bare": "×bare"}
     headers |= {"ratio_to_erm": "×erm", "step_mflop": "MFLOP/step", "gflop_per_s": "GFLOP/s", "ratio_to_peak": "×peak"}
     headers |= {"peak_mem_mb": "peak MB", "stage_setup_ms": "stage setup ms"}
     peak = f"matrix-product peak {rows[0]['peak_gflop_per_s']:.1f} GFLOP/s"
+    peak += f", medians of {rounds} rounds" if rounds > 1 else ""
     batch = planned[0].spec.train.batch_size
     shown = Table(*headers.values(), title=f"{dataset}: batch {batch}, {threads} thread(s), {peak}")
     for _, row in table.iterrows():

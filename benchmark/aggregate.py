@@ -37,7 +37,8 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
     selection scores, test and val metrics (``test_*``, ``val_*``), test group and class accuracies (``group:*``,
     ``class:*``, runs that record them), the
     share of live latent units per group on val (``live:*``, runs that record it), test group sizes
-    (``n_test:*``), total and per-stage steps, cost."""
+    (``n_test:*``), total and per-stage steps, cost, and ``unrepeatable``: a CUDA run without deterministic
+    algorithms (``deterministic`` false in its result), which a rerun may not repeat bitwise."""
     rows = []
     for r in results:
         if r.get("status") != "ok":
@@ -55,6 +56,7 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
         row.update({f"live:{g}": share for g, share in (best.get("live_units") or {}).items()})
         row.update({f"n_test:{g}": n for g, n in r.get("group_sizes", {}).get("test", {}).items()})
         row["steps"], row["stage_steps"] = r.get("steps"), stage_steps(r)
+        row["unrepeatable"] = str(r.get("device", "cpu")).startswith("cuda") and not r.get("deterministic", False)
         row.update({k: r.get(k) for k in RECORDED_COST})
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -77,7 +79,9 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and 95% bootstrap CI over seeds per (dataset, method, family) of the chosen trial's runs (see
     :func:`~benchmark.selection.select_trials`): columns ``<metric>_{mean,std,ci_low,ci_high}``, ``n_seeds``,
     ``select``, ``trials`` (compared on the seeds ``tuned_on``), the chosen ``trial`` and its ``hparams``, the mean
-    cost, and the paired test of wga against ERM (``wga_p_vs_erm``, ``wga_win_vs_erm``)."""
+    cost, how many of its runs a rerun may not repeat (``unrepeatable``: CUDA runs without deterministic
+    algorithms; the column only when some run is such), and the paired test of wga against ERM
+    (``wga_p_vs_erm``, ``wga_win_vs_erm``)."""
     metrics = [c for c in runs.columns if c.startswith("test_")]
     grouped = runs.groupby(KEYS, sort=False)
     board = grouped[metrics].agg(["mean", "std", ci_low, ci_high])
@@ -87,6 +91,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         board[column] = grouped[column].first()
     for cost in COST:
         board[cost] = grouped[cost].mean()
+    if "unrepeatable" in runs and runs["unrepeatable"].any():  # a column only where it has something to say
+        board["unrepeatable"] = grouped["unrepeatable"].sum()
     board = board.reset_index()
     board.insert(2, "label", family_labels(board, grouped["train"].first().to_list()))
     return paired_tests(board, runs)

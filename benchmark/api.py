@@ -75,8 +75,9 @@ def sweep(
     launcher: str = "local",
     workers: int | None = None,
     workers_per_device: int | None = None,
+    stack: int = 1,
     threads: int = 1,
-    deterministic: bool = False,
+    deterministic: bool | None = None,
     save_model: bool = False,
     log: Sequence[str] = (),
     out: str | Path = "results",
@@ -97,7 +98,10 @@ def sweep(
     every run's outcome (:class:`~benchmark.sweep.SweepOutcome`). What ``bench run`` does before its report.
 
     With ``tune_seeds``, two-phase tuning (:func:`~benchmark.sweep.run_tuned_sweep`): the ``trials`` on the
-    tuning seeds only, then each method's best trial under ``select`` on every one of ``seeds``."""
+    tuning seeds only, then each method's best trial under ``select`` on every one of ``seeds``. With ``stack`` > 1,
+    up to that many runs that share the dataset and training budget train together in one process as one stacked
+    model (:mod:`benchmark.stacked`: what a GPU needs to be busy; the numbers equal each run's alone up to
+    floating-point reassociation)."""
     check_choice("--select", select, SELECT_RULES)
     check_choice("--device", device, DEVICES)
     check_choice("--launcher", launcher, LAUNCHERS)
@@ -109,6 +113,7 @@ def sweep(
         ("--trials", trials, MAX_TRIALS),
         ("--workers", workers, 1024),
         ("--workers-per-device", workers_per_device, 1024),
+        ("--stack", stack, 1024),
         ("--threads", threads, 1024),
     ):
         if value is not None and not 1 <= value <= high:
@@ -132,8 +137,9 @@ def sweep(
         log=tuple(log),
     )
     options = LaunchOptions(
-        workers, workers_per_device, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster
-    )
+        workers, workers_per_device, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster,
+        stack,
+    )  # fmt: skip
     check_launcher(launcher, options)
     if tuning is not None:
         return run_tuned_sweep(planned, tuning, Path(out), launcher, options, progress, force, retry_failed)

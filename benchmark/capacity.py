@@ -80,15 +80,18 @@ def run_footprint_mb(runs: list[Run], device) -> tuple[float, float]:
     return max(own_peak, free_before - free_during), free_before
 
 
-def check_capacity(pending: list[Run], per_device: int, device) -> float:
-    """Raise a BenchError unless ``per_device`` runs of the largest footprint among ``pending``'s methods fit in
-    ``device``'s free memory; return that footprint (MB)."""
+def check_capacity(pending: list[Run], per_device: int, device, stack: int = 1) -> float:
+    """Raise a BenchError unless ``per_device`` workers, each training up to ``stack`` runs together, fit in
+    ``device``'s free memory at the largest footprint of one run among ``pending``'s methods; return that footprint
+    (MB)."""
     one_per_method = list({run.spec.method: run for run in reversed(pending)}.values())
     footprint, free = run_footprint_mb(one_per_method, device)
-    need = per_device * footprint
+    need = per_device * stack * footprint
     if need > HEADROOM * free:
+        runs = per_device * stack
+        with_stack = f" with --stack {stack}" if stack > 1 else ""
         raise BenchError(
-            f"--workers-per-device {per_device}: {per_device} runs need about {need:.0f} MB on {device} (the "
+            f"--workers-per-device {per_device}{with_stack}: {runs} runs need about {need:.0f} MB on {device} (the "
             f"largest of {len(one_per_method)} method(s) measured at {footprint:.0f} MB a run) but only "
             f"{free:.0f} MB are free; at most {max(int(HEADROOM * free // footprint), 0)} fit"
         )

@@ -155,8 +155,12 @@ class Execution:
 
     ``device``: ``auto``, ``cpu`` or ``cuda``. ``threads``: torch CPU threads; a run's numbers are bitwise
     identical for the same thread count, whatever the launcher or number of parallel runs (different counts sum
-    in different orders, so the count is recorded with the result). ``deterministic`` asks for PyTorch's
-    deterministic algorithms (what CUDA needs for bitwise repeatability). ``data_root``: where a dataset's files
+    in different orders, so the count is recorded with the result). ``deterministic``: PyTorch's deterministic
+    algorithms, what CUDA needs for bitwise repeatability. True requires them (an operation without a deterministic
+    implementation fails the run), False leaves them off; None, the default, turns them on for CUDA runs only,
+    where an operation without one is recorded with the result instead of failing it (CPU runs are already
+    repeatable for a given thread count, and the setting would swap some CPU kernels and so the committed CPU
+    numbers). ``data_root``: where a dataset's files
     are (their content is in the identity, :attr:`RunSpec.data_fingerprint`). ``plugins``: modules or files to
     import first, so that a plugin method or dataset is registered in the worker. ``parallel``: how many runs
     the sweep trains at a time on this machine (set by the sweep; recorded with the costs). ``count_flops``:
@@ -165,7 +169,7 @@ class Execution:
 
     device: str = "auto"
     threads: int = 1
-    deterministic: bool = False
+    deterministic: bool | None = None
     data_root: str | None = None
     plugins: tuple[str, ...] = field(default=())
     parallel: int = 1

@@ -32,7 +32,7 @@ def plan_sweep(
     data_root: str | None = None,
     trials: int = 1,
     threads: int = 1,
-    deterministic: bool = False,
+    deterministic: bool | None = None,
     save_model: bool = False,
     log: tuple[str, ...] = (),
 ) -> list[Run]:

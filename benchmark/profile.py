@@ -99,6 +99,8 @@ def profile_bare(run: Run, with_breakdown: bool = False) -> dict:
     nothing else; ``with_breakdown`` adds where one more epoch's step time goes (:func:`breakdown`)."""
     spec = run.spec
     device = resolve_device(run.execution.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     data = build_dataset(spec.dataset, spec.data_options, run.execution.data_root).to(device)
     model = seeded_model(data, spec.seed, spec.train.compile, spec.train.latent)
     optimizer = make_optimizer(spec.train, list(model.parameters()))
@@ -146,13 +148,23 @@ def _profile_in_child(run: Run, with_breakdown: bool = False) -> dict:
 
 
 def profile_round(jobs: list[Run], fresh_process: bool, with_breakdown: bool) -> list[dict]:
-    """One row per job (the bare loop first), with samples/s and the ratios to the bare loop and to ERM."""
+    """One row per job (the bare loop first), with samples/s and the ratios to the bare loop and to ERM. With
+    ``fresh_process`` on CUDA, all jobs share one spawned process: CUDA's peak-memory counter is reset for each, so
+    a process of its own buys nothing there but another CUDA start (seconds per job)."""
     if fresh_process:
         context = multiprocessing.get_context("spawn")
-        rows = []
-        for job in jobs:
-            with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        shared = resolve_device(jobs[0].execution.device).type == "cuda"
+        rows, pool = [], None
+        try:
+            for job in jobs:
+                if pool is None or not shared:
+                    if pool is not None:
+                        pool.shutdown()
+                    pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
                 rows.append(pool.submit(_profile_in_child, job, with_breakdown and job is jobs[0]).result())
+        finally:
+            if pool is not None:
+                pool.shutdown()
     else:
         rows = [_profile_in_child(job, with_breakdown and job is jobs[0]) for job in jobs]
     bare_rate, peak = rows[0]["steps_per_s"], rows[0]["peak_gflop_per_s"]

@@ -39,7 +39,14 @@ from benchmark.aggregate import (
 )
 from benchmark.classwise import difficulty_note
 from benchmark.report_html import to_html
-from benchmark.report_rows import combined_rows, cost_rows, group_rows, leaderboard_rows, win_note
+from benchmark.report_rows import (
+    combined_rows,
+    cost_rows,
+    group_rows,
+    leaderboard_rows,
+    repeatability_note,
+    win_note,
+)
 from benchmark.report_rules import write_rules, write_tuning
 from benchmark.selection import FAMILY_KEYS as KEYS
 from benchmark.tables import LATEX, MARKDOWN, latex, latex_file, markdown
@@ -56,6 +63,7 @@ def to_markdown(board, groups, cost, metrics: Sequence[str], precision: int = 1)
     the selection rule, the dagger's note and, where it has Easy/Middle/Hard, the classes of each third."""
     lines = markdown(*leaderboard_rows(board, MARKDOWN, metrics, precision))
     lines += ["", f"Model selection (epoch and hparam trial): {board['select'].iloc[0]}.", *win_note(board, MARKDOWN)]
+    lines += repeatability_note(board, MARKDOWN)
     if "difficulty" in board.attrs:
         lines += ["", difficulty_note(board.attrs["difficulty"], MARKDOWN.escape)]
     lines += ["", "Test accuracy per group (mean over seeds; [Wilson 95% interval] on the group's n test samples):", ""]
@@ -74,7 +82,9 @@ def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, st
     group_header, group_cells = group_rows(board, groups, LATEX, precision)
     cost_header, cost_cells = cost_rows(board, cost, LATEX)
     tables = {
-        "leaderboard.tex": latex(header, rows, "l" + "c" * len(metrics) + "rr", win_note(board, LATEX)),
+        "leaderboard.tex": latex(
+            header, rows, "l" + "c" * len(metrics) + "rr", [*win_note(board, LATEX), *repeatability_note(board, LATEX)]
+        ),
         "groups.tex": latex(group_header, group_cells, "l" + "c" * (len(group_header) - 1)),
         "cost.tex": latex(cost_header, cost_cells, "lrl" + "c" * (len(cost_header) - 3)),
     }

@@ -83,6 +83,17 @@ def combined_rows(combined: pd.DataFrame, style: Style, precision: int):
     return header, [list(row) for row in zip(names, *cells)]
 
 
+def repeatability_note(board: pd.DataFrame, style: Style) -> list[str]:
+    """The line naming the rows whose runs a rerun may not repeat bitwise (CUDA without deterministic algorithms)."""
+    if "unrepeatable" not in board or not board["unrepeatable"].any():
+        return []
+    rows = board[board["unrepeatable"] > 0]
+    named = ", ".join(f"{label} ({int(n)} of {int(k)} runs)" for label, n, k in zip(rows["label"], rows["unrepeatable"],
+                                                                                  rows["n_seeds"]))  # fmt: skip
+    text = f"Not repeatable bitwise: {named} trained on CUDA without deterministic algorithms, so a rerun can differ."
+    return [style.escape(text)]
+
+
 def win_note(board: pd.DataFrame, style: Style) -> list[str]:
     """The line explaining the dagger, when some row was tested against ERM."""
     if board[f"{TESTED}_p_vs_{BASELINE}"].isna().all():

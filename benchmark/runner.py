@@ -19,6 +19,7 @@ from benchmark.errors import BenchError
 from benchmark.plugins import load_plugins
 from benchmark.runs import Run
 from benchmark.selection import selected, selection_score
+from benchmark.stacked import train_stacked
 from benchmark.store import (
     RunLog,
     check_run_paths,
@@ -95,6 +96,63 @@ def save_state(state: dict, path: Path) -> None:
     os.replace(temporary, path)
 
 
+class RunRecorder:
+    """One run's files while it trains: config.json and log.jsonl (with any extra loggers) from the start,
+    result.json, written last and atomically, at the end (:meth:`finish`). ``unstored`` holds the failed result
+    when the run's folder could not be written (a full disk); the run then does not train."""
+
+    def __init__(self, run: Run, out: Path, progress: Progress | None = None):
+        self.run, self.progress = run, progress or Progress()
+        self.directory, self.header = run.directory(out), run.header()
+        self.loggers, self.unstored, self.log = [], None, None
+        self.keep = best_so_far(run.select) if run.save_model else None
+        try:
+            remove_partial_writes(self.directory)
+            write_json_atomic(self.directory / "config.json", {**self.header, "device": run.execution.device,
+                                                                "data_root": run.execution.data_root})  # fmt: skip
+            self.log = RunLog(self.directory / "log.jsonl")
+            self.loggers.append(self.log)
+        except OSError as exc:
+            self.unstored = unstored({**self.header, "status": "failed"}, self.directory, exc)
+
+    def open_loggers(self) -> None:
+        """The extra loggers the run asks for (``--log``)."""
+        if "tensorboard" in self.run.log:
+            self.loggers.append(TensorBoardLog(self.directory / "tensorboard"))
+
+    def on_eval(self, record: dict) -> None:
+        for logger in self.loggers:
+            logger(record)
+        self.progress.evaluated(self.run, record)
+
+    def finish(self, outcome: dict | BaseException) -> dict:
+        """The run's result from what training returned, or the exception that stopped it (a ``SystemExit`` from a
+        plugin included), written to result.json; the loggers are closed."""
+        run = self.run
+        try:
+            if isinstance(outcome, SystemExit):
+                result = {**failure(outcome), "error": f"the run called sys.exit({outcome.code!r})"}
+            elif isinstance(outcome, BaseException):
+                result = failure(outcome)
+            else:
+                result = {"status": "ok", **selected(outcome, run.select), "parallel_runs": run.execution.parallel}
+                if run.save_model:
+                    save_state(result.pop("state_dict"), self.directory / MODEL_FILE)
+                    result["model_file"] = MODEL_FILE
+        except Exception as exc:  # saving the model failed: recorded, so that the sweep goes on
+            result = failure(exc)
+        finally:
+            for logger in self.loggers:
+                logger.close()
+        result = {**self.header, **result, "environment": environment(torch.device(result.get("device", "cpu")))}
+        result |= {"log_error": self.log.error} if self.log.error else {}
+        try:
+            write_json_atomic(self.directory / "result.json", result)
+        except OSError as exc:
+            return unstored(result, self.directory / "result.json", exc)
+        return result
+
+
 def execute_run(run: Run, out: Path, progress: Progress | None = None) -> dict:
     """Train one run and write config.json, log.jsonl and (last, atomically) result.json; return the result.
 
@@ -103,48 +161,65 @@ def execute_run(run: Run, out: Path, progress: Progress | None = None) -> dict:
     raising (``unstored``: the result is returned, not on disk). An interrupt (KeyboardInterrupt, a kill) leaves
     no result.json, so the run is redone next time.
     """
-    progress = progress or Progress()
-    directory = run.directory(out)
-    header, how = run.header(), run.execution
+    recorder = RunRecorder(run, out, progress)
+    if recorder.unstored:
+        return recorder.unstored
+    how = run.execution
     try:
-        remove_partial_writes(directory)
-        write_json_atomic(directory / "config.json", {**header, "device": how.device, "data_root": how.data_root})
-        log = RunLog(directory / "log.jsonl")
-    except OSError as exc:
-        return unstored({**header, "status": "failed"}, directory, exc)
-
-    loggers = [log]
-
-    def on_eval(record: dict) -> None:
-        for logger in loggers:
-            logger(record)
-        progress.evaluated(run, record)
-
-    try:
-        if "tensorboard" in run.log:
-            loggers.append(TensorBoardLog(directory / "tensorboard"))
+        recorder.open_loggers()
         load_plugins(how.plugins)
         data = build_dataset(run.spec.dataset, run.spec.data_options, how.data_root)
-        keep = best_so_far(run.select) if run.save_model else None
-        trained = train(run.spec, data, on_eval, how, keep)
-        result = {"status": "ok", **selected(trained, run.select), "parallel_runs": how.parallel}
-        if run.save_model:
-            save_state(result.pop("state_dict"), directory / MODEL_FILE)
-            result["model_file"] = MODEL_FILE
-    except SystemExit as exc:  # a plugin calling sys.exit must not end the sweep
-        result = {**failure(exc), "error": f"the run called sys.exit({exc.code!r})"}
-    except Exception as exc:  # recorded, so that the sweep goes on
-        result = failure(exc)
-    finally:
-        for logger in loggers:
-            logger.close()
-    result = {**header, **result, "environment": environment(torch.device(result.get("device", "cpu")))}
-    result |= {"log_error": log.error} if log.error else {}
+        outcome = train(run.spec, data, recorder.on_eval, how, recorder.keep)
+    except (SystemExit, Exception) as exc:  # recorded, so that the sweep goes on
+        outcome = exc
+    return recorder.finish(outcome)
+
+
+def execute_stack(runs: list[Run], out: Path, progress: Progress | None = None, finished=None) -> list[dict]:
+    """Train ``runs`` (one sweep's, sharing dataset and execution) together as one stacked model
+    (:func:`~benchmark.stacked.train_stacked`) and write each run's files as :func:`execute_run` does; each run's
+    result goes to ``finished(index, result)`` as soon as it ends (a run that fails ends early), and all are
+    returned in order. One run is simply :func:`execute_run`."""
+    if len(runs) > 1:
+        return _execute_stack(runs, out, progress, finished)
+    result = execute_run(runs[0], out, progress)
+    if finished is not None:
+        finished(0, result)
+    return [result]
+
+
+def _execute_stack(runs: list[Run], out: Path, progress: Progress | None, finished) -> list[dict]:
+    recorders = [RunRecorder(run, out, progress) for run in runs]
+    results: dict[int, dict] = {}
+
+    def done(i: int, result: dict) -> None:
+        results[i] = result
+        if finished is not None:
+            finished(i, result)
+
+    for i, recorder in enumerate(recorders):
+        if recorder.unstored:
+            done(i, recorder.unstored)
+    live = [i for i in range(len(runs)) if i not in results]
+    how = runs[0].execution
     try:
-        write_json_atomic(directory / "result.json", result)
-    except OSError as exc:
-        return unstored(result, directory / "result.json", exc)
-    return result
+        for i in live:
+            recorders[i].open_loggers()
+        load_plugins(how.plugins)
+        data = build_dataset(runs[0].spec.dataset, runs[0].spec.data_options, how.data_root)
+        train_stacked(
+            [runs[i].spec for i in live],
+            data,
+            [recorders[i].on_eval for i in live],
+            lambda j, outcome: done(live[j], recorders[live[j]].finish(outcome)),
+            how,
+            [recorders[i].keep for i in live],
+        )
+    except (SystemExit, Exception) as exc:  # what stopped the whole stack fails each run it left unfinished
+        for i in live:
+            if i not in results:
+                done(i, recorders[i].finish(exc))
+    return [results[i] for i in range(len(runs))]
 
 
 def record_crash(run: Run, out: Path, reason: str) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -101,15 +102,22 @@ def sampler_name(config: TrainConfig, needs_group_labels: bool) -> str:
     return "stratified" if needs_group_labels else "shuffle"
 
 
-def start_stage(method: Method, stage: Stage, data: GroupDataset, spec: RunSpec) -> tuple[dict, object, object]:
-    """Enter ``stage``: the method's stage hook (its facts), a fresh model if the stage asks, a new optimiser
-    over the parameters that require gradients, and the stage's batch sampler over the training set."""
+def enter_stage(method: Method, stage: Stage, data: GroupDataset, spec: RunSpec) -> tuple[dict, object]:
+    """Enter ``stage``: the method's stage hook (its facts), a fresh model if the stage asks, and the stage's batch
+    sampler over the training set."""
     facts = method.on_stage_start(stage, data)
     if stage.fresh_model:
         method.model = seeded_model(data, spec.seed, spec.train.compile, spec.train.latent)
-    optimizer = make_optimizer(spec.train, [p for p in method.parameters() if p.requires_grad])
     default = SAMPLERS[sampler_name(spec.train, method.needs_group_labels)]
     sampler = (stage.sampler or default)(data, data.indices_cpu("train"), spec.train.batch_size)
+    return facts, sampler
+
+
+def start_stage(method: Method, stage: Stage, data: GroupDataset, spec: RunSpec) -> tuple[dict, object, object]:
+    """:func:`enter_stage`, and a new optimiser over the parameters that require gradients: (facts, optimiser,
+    sampler)."""
+    facts, sampler = enter_stage(method, stage, data, spec)
+    optimizer = make_optimizer(spec.train, [p for p in method.parameters() if p.requires_grad])
     return facts, optimizer, sampler
 
 
@@ -174,117 +182,204 @@ def train(
     picks the reported epoch (:func:`~benchmark.selection.selected`); ``curve`` has every stage's val WGA per
     evaluation, for the reports' training curves. With ``keep``, a final-stage evaluation
     for which ``keep(record)`` is true replaces the kept copy of the method's state (on CPU), returned as
-    ``state_dict``: the runner keeps the model of the epoch its rule selects. Raises :class:`NonFiniteLoss` if
-    the loss turns NaN/inf.
+    ``state_dict``: the runner keeps the model of the epoch its rule selects. ``stacked_runs`` is 1 (the run trained
+    alone; :mod:`benchmark.stacked` trains several together). Raises :class:`NonFiniteLoss` if the loss turns NaN/inf.
     """
-    with run_settings(execution):
-        return _train(spec, data_cpu, on_eval, resolve_device(execution.device), keep, execution.count_flops)
+    with run_settings(execution) as settings:
+        result = _train(spec, data_cpu, on_eval, resolve_device(execution.device), keep, execution.count_flops)
+        return {**result, **settings.determinism()}
+
+
+NONDETERMINISTIC = " does not have a deterministic implementation"  # PyTorch's warning, after the operation's name
+
+
+class RunSettings:
+    """What :func:`run_settings` set for a run: whether deterministic algorithms are on, and the warnings raised
+    so far (``caught``), among them PyTorch's alerts for operations that ran without a deterministic
+    implementation (in its warn-only mode)."""
+
+    def __init__(self, deterministic: bool, caught: list):
+        self.deterministic, self.caught = deterministic, caught
+
+    def determinism(self) -> dict:
+        """For the result: ``deterministic`` (on, and no operation ran without a deterministic implementation) and,
+        when some did, ``nondeterministic_ops``, their names."""
+        alerts = [str(w.message) for w in self.caught if NONDETERMINISTIC in str(w.message)]
+        ops = sorted({alert.split(NONDETERMINISTIC)[0] for alert in alerts})
+        return {"deterministic": self.deterministic and not ops, **({"nondeterministic_ops": ops} if ops else {})}
 
 
 @contextlib.contextmanager
 def run_settings(execution: Execution):
-    """For the duration of a run: ``execution.threads`` torch CPU threads and, with ``deterministic``, PyTorch's
-    deterministic algorithms (cuDNN without autotuning; cuBLAS with a fixed workspace, set before CUDA's first
-    use in this process). The previous settings are restored afterwards. Also keeps freed host memory in the
-    process from then on (:func:`~benchmark.devices.keep_freed_host_memory`), which changes no value."""
+    """For the duration of a run: ``execution.threads`` torch CPU threads and, where ``execution.deterministic`` asks
+    (:class:`~benchmark.config.Execution`: by default on CUDA only), PyTorch's deterministic algorithms (cuDNN without
+    autotuning; cuBLAS with a fixed workspace, set before CUDA's first use in this process): required when
+    ``deterministic`` is True, else in warn-only mode, whose alerts are collected. Yields the
+    :class:`RunSettings`; the previous settings are restored afterwards and the warnings other than the alerts
+    are shown then. Also keeps freed host memory in the process from then on
+    (:func:`~benchmark.devices.keep_freed_host_memory`), which changes no value."""
     keep_freed_host_memory()
+    deterministic = execution.deterministic
+    if deterministic is None:
+        deterministic = resolve_device(execution.device).type == "cuda"
     previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
     torch.set_num_threads(execution.threads)
-    if execution.deterministic:
+    if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=execution.deterministic is None)
         torch.backends.cudnn.benchmark = False
     try:
-        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield RunSettings(deterministic, caught)
     finally:
         torch.set_num_threads(previous[0])
-        if execution.deterministic:  # only what was set: the call imports torch's compiler, 1-2 s in the checks
+        if deterministic:  # only what was set: the call imports torch's compiler, 1-2 s in the checks
             torch.use_deterministic_algorithms(previous[1])
             torch.backends.cudnn.benchmark = previous[2]
+        shown = {}
+        for w in caught:
+            if NONDETERMINISTIC not in str(w.message):
+                shown.setdefault((str(w.message), w.category, w.filename, w.lineno), w)
+        for w in shown.values():
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+class RunTraining:
+    """One run's training between steps: its method, stages, batch stream, evaluations, clocks and records.
+
+    The loop that takes the steps drives it: :func:`_train` for a run alone, :mod:`benchmark.stacked` for runs
+    trained together. Per stage: :meth:`begin_stage`; per epoch: :meth:`begin_epoch` (the epoch's batches), the
+    steps, then :meth:`end_epoch` (evaluation, records, the stage's end); finally :meth:`result`.
+    """
+
+    def __init__(self, spec: RunSpec, data: GroupDataset, on_eval: Callable, keep=None, count_flops=False, start=None):
+        self.spec, self.data, self.on_eval, self.keep, self.count_flops = spec, data, on_eval, keep, count_flops
+        self.start = time.perf_counter() if start is None else start  # the run's clock (time_s, wall_time_s)
+        self.method = build_method(spec, data)
+        self.batch_rng = np.random.default_rng([spec.seed, 0xBA7C])
+        self.evals = {split: eval_batches(data, split, spec.train.eval_batch_size) for split in ("val", "test")}
+        self.steps_per_epoch = self.method.info.steps_per_epoch
+        self.stages = self.method.stages()
+        self.stage_number, self.epochs_left, self.step, self.epoch = 0, 0, 0, 0
+        self.train_time, self.train_cpu, self.history, self.curve, self.stage_reports = 0.0, 0.0, [], [], []
+        self.kept = None
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.stage_number - 1]
+
+    def begin_stage(self, with_optimizer: bool = True):
+        """Enter the next stage (:func:`enter_stage`, timed as its setup); returns its optimiser over the parameters
+        that require gradients (None without ``with_optimizer``: the caller updates them)."""
+        self.stage_number += 1
+        self.stage_start, self.stage_train_time = time.perf_counter(), 0.0
+        self.facts, self.sampler = enter_stage(self.method, self.stage, self.data, self.spec)
+        params = [p for p in self.method.parameters() if p.requires_grad]
+        optimizer = make_optimizer(self.spec.train, params) if with_optimizer else None
+        synchronize(self.data.device)
+        self.setup_time = time.perf_counter() - self.stage_start
+        self.stream = BatchStream(self.sampler, self.batch_rng)
+        self.flops = [] if self.count_flops else None  # of the stage's first step
+        self.epochs_left = self.stage.epochs
+        return optimizer
+
+    def begin_epoch(self) -> list[Batch]:
+        """Start the next epoch (training mode, the method's epoch hook) and draw its batches."""
+        self.epoch += 1
+        self.method.train()
+        self.method.on_epoch_start(self.epoch, self.data)
+        return self.stream.take(self.steps_per_epoch)
+
+    def end_epoch(self, loss_sum: torch.Tensor, first_bad: torch.Tensor, logs: dict, train_s: float, cpu_s: float):
+        """After the epoch's steps (their summed loss, first non-finite step or -1, last logs, wall and CPU time):
+        raise :class:`NonFiniteLoss`, or evaluate, record, keep, and close the stage at its last epoch."""
+        spec, steps, evals = self.spec, self.steps_per_epoch, self.evals.items()
+        self.step += steps
+        self.stage_train_time += train_s
+        self.train_cpu += cpu_s
+        if first_bad.item() >= 0:
+            stage = self.stage.name
+            raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {self.epoch}, stage {stage})")
+        with autocast(spec.train, self.data.device):
+            metrics = {split: evaluate(self.method, self.data, batches, split == "val") for split, batches in evals}
+        record = {
+            "stage": self.stage.name,
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": loss_sum.item() / steps,
+            "logs": {k: v.detach().cpu().tolist() for k, v in logs.items()},
+            "live_units": metrics["val"].pop("live_units"),
+            **metrics,
+            "time_s": time.perf_counter() - self.start,
+            "train_s": train_s,
+        }
+        self.on_eval(record)
+        self.curve.append({"stage": self.stage.name, "epoch": self.epoch, "val_wga": record["val"]["wga"]})
+        if self.stage_number == len(self.stages):
+            self.history.append({key: record[key] for key in ("epoch", "val", "test", "live_units")})
+            if self.keep is not None and self.keep(record):
+                self.kept = {name: value.detach().cpu().clone() for name, value in self.method.state_dict().items()}
+        self.epochs_left -= 1
+        if self.epochs_left == 0:
+            self.end_stage()
+
+    def end_stage(self) -> None:
+        stage = self.stage
+        self.train_time += self.stage_train_time
+        self.stage_reports.append(
+            {
+                "name": stage.name,
+                "epochs": stage.epochs,
+                "steps": stage.epochs * self.steps_per_epoch,
+                "sampler": self.sampler.name,
+                "setup_time_s": self.setup_time,
+                **({"step_flops": self.flops[0]} if self.flops else {}),
+                "train_time_s": self.stage_train_time,
+                "wall_time_s": time.perf_counter() - self.stage_start,
+                **self.facts,
+            }
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.stage_number == len(self.stages) and self.epochs_left == 0
+
+    def result(self) -> dict:
+        """The run's history and costs (what :func:`train` returns)."""
+        device, names = self.data.device, self.data.group_names
+        memory, memory_kind = peak_memory_mb(device)
+        return {
+            "group_sizes": {split: dict(zip(names, n)) for split, n in self.data.counts_table().items()},
+            "epochs": self.spec.train.epochs,
+            "steps": self.step,
+            "stages": self.stage_reports,
+            "train_time_s": self.train_time,
+            "train_cpu_s": self.train_cpu,
+            "wall_time_s": time.perf_counter() - self.start,
+            "steps_per_s": self.step / self.train_time if self.train_time > 0 else None,
+            "peak_memory_mb": memory,
+            "memory_kind": memory_kind,
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "stacked_runs": 1,
+            "history": self.history,
+            "curve": self.curve,
+            **({} if self.keep is None else {"state_dict": self.kept}),
+        }
 
 
 def _train(spec: RunSpec, data_cpu: GroupDataset, on_eval: Callable, device: torch.device, keep, count_flops: bool):
     start = time.perf_counter()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    data = data_cpu.to(device)
-    method = build_method(spec, data)
-    batch_rng = np.random.default_rng([spec.seed, 0xBA7C])
-    evals = {split: eval_batches(data, split, spec.train.eval_batch_size) for split in ("val", "test")}
-    steps_per_epoch = method.info.steps_per_epoch
-    stages = method.stages()
-    step, epoch, train_time, train_cpu, history, curve, stage_reports, kept = 0, 0, 0.0, 0.0, [], [], [], None
-    for stage_number, stage in enumerate(stages, 1):
-        stage_start, stage_train_time = time.perf_counter(), 0.0
-        facts, optimizer, sampler = start_stage(method, stage, data, spec)
-        synchronize(device)
-        setup_time = time.perf_counter() - stage_start
-        stream = BatchStream(sampler, batch_rng)
-        flops = [] if count_flops else None  # of the stage's first step
-        for _ in range(stage.epochs):
-            epoch += 1
+    run = RunTraining(spec, data_cpu.to(device), on_eval, keep, count_flops, start)
+    while not run.finished:
+        optimizer = run.begin_stage()
+        for _ in range(run.stage.epochs):
             epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
-            method.train()
-            method.on_epoch_start(epoch, data)
-            batches = stream.take(steps_per_epoch)
-            loss_sum, first_bad, logs = train_steps(method, data, optimizer, batches, spec.train, step, flops)
-            step += len(batches)
+            batches = run.begin_epoch()
+            steps = train_steps(run.method, run.data, optimizer, batches, spec.train, run.step, run.flops)
             synchronize(device)
-            epoch_train_time = time.perf_counter() - epoch_start
-            stage_train_time += epoch_train_time
-            train_cpu += time.process_time() - epoch_cpu
-            if first_bad.item() >= 0:
-                raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {epoch}, stage {stage.name})")
-            with autocast(spec.train, device):
-                metrics = {split: evaluate(method, data, part, split == "val") for split, part in evals.items()}
-            record = {
-                "stage": stage.name,
-                "epoch": epoch,
-                "step": step,
-                "train_loss": loss_sum.item() / len(batches),
-                "logs": {k: v.detach().cpu().tolist() for k, v in logs.items()},
-                "live_units": metrics["val"].pop("live_units"),
-                **metrics,
-                "time_s": time.perf_counter() - start,
-                "train_s": epoch_train_time,
-            }
-            on_eval(record)
-            curve.append({"stage": stage.name, "epoch": epoch, "val_wga": record["val"]["wga"]})
-            if stage_number == len(stages):
-                history.append({key: record[key] for key in ("epoch", "val", "test", "live_units")})
-                if keep is not None and keep(record):
-                    kept = {name: value.detach().cpu().clone() for name, value in method.state_dict().items()}
-        train_time += stage_train_time
-        stage_reports.append(
-            {
-                "name": stage.name,
-                "epochs": stage.epochs,
-                "steps": stage.epochs * steps_per_epoch,
-                "sampler": sampler.name,
-                "setup_time_s": setup_time,
-                **({"step_flops": flops[0]} if flops else {}),
-                "train_time_s": stage_train_time,
-                "wall_time_s": time.perf_counter() - stage_start,
-                **facts,
-            }
-        )
-
-    memory, memory_kind = peak_memory_mb(device)
-    return {
-        "group_sizes": {split: dict(zip(data.group_names, n)) for split, n in data.counts_table().items()},
-        "epochs": spec.train.epochs,
-        "steps": step,
-        "stages": stage_reports,
-        "train_time_s": train_time,
-        "train_cpu_s": train_cpu,
-        "wall_time_s": time.perf_counter() - start,
-        "steps_per_s": step / train_time if train_time > 0 else None,
-        "peak_memory_mb": memory,
-        "memory_kind": memory_kind,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "deterministic": torch.are_deterministic_algorithms_enabled(),
-        "history": history,
-        "curve": curve,
-        **({} if keep is None else {"state_dict": kept}),
-    }
+            run.end_epoch(*steps, time.perf_counter() - epoch_start, time.process_time() - epoch_cpu)
+    return run.result()

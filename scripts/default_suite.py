@@ -82,12 +82,15 @@ def efficiency(results: list[dict], spans: list[tuple[float, float]], start: flo
     imports and planning, process start, the workers' imports), "idle at the end" (from each worker's last run
     to the sweep's exit: waiting for the other workers, the leaderboard) and "between runs" (the rest: handing
     runs to workers, reporting). Workers are not named in the results, so the first ``workers`` spans to start
-    are taken as the workers' first runs and the last ``workers`` to end as their last."""
+    are taken as the workers' first runs and the last ``workers`` to end as their last. Runs trained together
+    (``stacked_runs`` > 1, ``bench run --stack``) share their stack's clock, so each counts its times divided by
+    the stack's size."""
     budget = (end - start) * workers
-    train = sum(r["train_time_s"] for r in results)
-    setup = sum(stage.get("setup_time_s", 0.0) for r in results for stage in r["stages"])
-    inside = sum(r["wall_time_s"] for r in results)
-    spanned = sum(finish - begin for begin, finish in spans)
+    share = [1 / r.get("stacked_runs", 1) for r in results]
+    train = sum(r["train_time_s"] * w for r, w in zip(results, share))
+    setup = sum(stage.get("setup_time_s", 0.0) * w for r, w in zip(results, share) for stage in r["stages"])
+    inside = sum(r["wall_time_s"] * w for r, w in zip(results, share))
+    spanned = sum((finish - begin) * w for (begin, finish), w in zip(spans, share))
     startup = sum(begin - start for begin in sorted(b for b, _ in spans)[:workers])
     idle = sum(end - finish for finish in sorted(f for _, f in spans)[-workers:])
     parts = {"training": train, "stage setup": setup, "evaluation and build": inside - train - setup}
@@ -117,7 +120,8 @@ def main() -> None:
         rows.append(dict(zip(fields, [*run, r["peak_memory_mb"], r["test"]["wga"], r["test"]["acc"]])))
     workers = max((r.get("parallel_runs", 1) for r in results), default=1)  # as the sweep counted them
     shares = efficiency(results, spans, start, end, workers)
-    rows.append({"method": "total", "wall_s": wall, "train_s": sum(r["train_time_s"] for r in results)})
+    train_s = sum(r["train_time_s"] / r.get("stacked_runs", 1) for r in results)
+    rows.append({"method": "total", "wall_s": wall, "train_s": train_s})
     rows[-1] |= {"peak_rss_mb": peak, "efficiency": shares["efficiency"]}
     fields.append("efficiency")
     args.csv.parent.mkdir(parents=True, exist_ok=True)

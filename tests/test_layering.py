@@ -30,7 +30,7 @@ LAYERS = [
     {"config", "methods"},
     {"evaluation"},
     {"plugins", "trainer", "runs"},
-    {"aggregate"},
+    {"aggregate", "stacked"},
     {"report_rows", "validity", "report_rules"},
     {"report_html"},
     {"runner", "report", "profile", "plan", "capacity"},

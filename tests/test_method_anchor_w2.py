@@ -15,7 +15,7 @@ import benchmark.methods.anchor_w2  # noqa: F401  (registers the method)
 from benchmark.config import RunSpec, TrainConfig
 from benchmark.data.batches import StratifiedSampler, eval_batches
 from benchmark.errors import BenchError
-from benchmark.methods.anchor_w2 import AnchorW2, cell_w2
+from benchmark.methods.anchor_w2 import NUCLEAR_NORMS, AnchorW2, cell_w2
 from benchmark.models import GroupModel
 from benchmark.registry import METHODS
 from benchmark.selection import selected
@@ -240,3 +240,24 @@ def test_end_to_end_training_on_toy():
     logs = records[-1]["logs"]
     assert sum(logs["lambda"]) == pytest.approx(1.0, abs=1e-5) and len(logs["lambda"]) == 3
     assert math.isfinite(logs["fit"]) and math.isfinite(logs["sep"])
+
+
+@pytest.mark.parametrize("sizes, k", [((5, 5, 1, 2), 4), ((12, 3), 5), ((2, 9, 4), 8)])
+def test_gram_nuclear_norms_equal_the_svd_ones_with_their_gradients(float64, sizes, k):
+    """The Gram-eigenvalue path (a batched symmetric eigensolver) gives cell_w2's value and gradients as svdvals does,
+    for cells smaller and larger than k, singletons and padding (n_pad above the largest cell)."""
+    gen = torch.Generator().manual_seed(len(sizes) * k)
+    cells = torch.cat([torch.full((n,), j) for j, n in enumerate(sizes)])
+    C, num_cells = 2, 2 * len(sizes)
+    outputs = {}
+    for how in NUCLEAR_NORMS:
+        gen.manual_seed(0)
+        drawn = [torch.randn(shape, generator=gen) for shape in ((len(cells), k), (C, k), (C, k, k))]
+        inputs = [t.requires_grad_() for t in drawn]
+        w2, _ = cell_w2(inputs[0], cells, num_cells, max(sizes) + 2, *inputs[1:], nuclear=how)
+        (w2 * torch.arange(1, num_cells + 1)).sum().backward()
+        outputs[how] = (w2.detach(), [t.grad for t in inputs])
+    (svd, svd_grads), (gram, gram_grads) = outputs["svd"], outputs["gram"]
+    torch.testing.assert_close(gram, svd, rtol=1e-10, atol=1e-10)
+    for a, b in zip(gram_grads, svd_grads):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-8)

@@ -125,3 +125,19 @@ def test_combined_table_has_one_column_per_dataset(tmp_path):
 def test_one_dataset_has_no_combined_table(tmp_path):
     write_reports(suite(), tmp_path, ("csv", "md", "tex"))
     assert not list(tmp_path.glob("combined.*"))
+
+
+def test_rows_a_rerun_may_not_repeat_are_named_under_the_leaderboard(tmp_path):
+    """CUDA runs without deterministic algorithms (result.json: deterministic false) get a column and a note;
+    CPU runs never do (they repeat for a given thread count)."""
+    runs = suite()
+    for run in runs[:2]:  # two of erm's three runs
+        run |= {"device": "cuda:0", "deterministic": False}
+    runs[3] |= {"device": "cuda:0", "deterministic": True}
+    board = write_reports(runs, tmp_path, ("md", "csv"))["toy"]
+    assert board.set_index("label")["unrepeatable"].to_dict() == {"erm": 2, "groupdro": 0, "jtt": 0}
+    text = (tmp_path / "toy" / "leaderboard.md").read_text()
+    assert "Not repeatable bitwise: erm (2 of 3 runs) trained on CUDA without deterministic algorithms" in text
+    clean = write_reports(suite(), tmp_path / "cpu", ("md",))["toy"]
+    assert "unrepeatable" not in clean
+    assert "Not repeatable" not in (tmp_path / "cpu" / "toy" / "leaderboard.md").read_text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from conftest import toy_dataset
@@ -85,7 +87,7 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
     config = TrainConfig(epochs=2, batch_size=8)
     specs = [Run(RunSpec("toy", {}, m, {}, 0, config)) for m in ("test-nan-after-3", "erm")]
-    run_in_process(specs, tmp_path, Progress())
+    run_in_process([[spec] for spec in specs], tmp_path, Progress())
     failed, ok = (stored_result(spec, tmp_path) for spec in specs)
     assert failed["status"] == "failed" and "non-finite loss at step 4" in failed["error"]
     assert ok["status"] == "ok"
@@ -129,10 +131,39 @@ def test_a_rerun_removes_what_a_killed_attempt_left_half_written(tmp_path, monke
 def test_run_settings_touch_determinism_only_when_the_run_asks(monkeypatch):
     calls = []
     real = torch.use_deterministic_algorithms
-    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode: (calls.append(mode), real(mode)))
+    fake = lambda mode, **kw: (calls.append(mode), real(mode, **kw))  # noqa: E731
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", fake)
     with run_settings(Execution(threads=1)):
         pass
     assert calls == []  # setting it imports torch's compiler: a sweep's checks would pay for it
     with run_settings(Execution(threads=1, deterministic=True)):
         assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
     assert calls == [True, False] and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_cuda_runs_are_deterministic_by_default_and_record_what_was_not(monkeypatch):
+    """The default (``deterministic`` None) turns deterministic algorithms on for CUDA runs in warn-only mode: an
+    operation without a deterministic implementation (``put_`` has none, on any device) is recorded, not fatal;
+    other warnings still show. On CPU the default leaves them off; True makes such an operation an error."""
+    import benchmark.trainer as trainer
+
+    def nondeterministic_step():
+        torch.zeros(3).put_(torch.tensor([0, 0]), torch.ones(2))
+
+    with run_settings(Execution(device="cpu")) as settings:
+        assert not torch.are_deterministic_algorithms_enabled()
+        nondeterministic_step()
+    assert settings.determinism() == {"deterministic": False}
+    monkeypatch.setattr(trainer, "resolve_device", lambda name: torch.device("cuda"))  # as a CUDA run would
+    with pytest.warns(UserWarning, match="^something else$"):
+        with run_settings(Execution(device="cuda")) as settings:
+            assert torch.are_deterministic_algorithms_enabled()
+            assert settings.determinism() == {"deterministic": True}
+            nondeterministic_step()
+            nondeterministic_step()
+            warnings.warn("something else", stacklevel=1)
+            assert settings.determinism() == {"deterministic": False, "nondeterministic_ops": ["put_"]}
+    assert not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(RuntimeError, match="put_ does not have a deterministic implementation"):
+        with run_settings(Execution(device="cpu", deterministic=True)):
+            nondeterministic_step()

@@ -22,7 +22,9 @@ def profile(
     batch_size: Optional[int] = typer.Option(None, help="batch size (default: the dataset's)"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     threads: int = typer.Option(1, help="torch CPU threads (as in runs)"),
-    deterministic: bool = typer.Option(False, "--deterministic", help="deterministic algorithms (as in runs)"),
+    deterministic: Optional[bool] = typer.Option(
+        None, "--deterministic/--no-deterministic", help="deterministic algorithms (as in runs)", show_default=False
+    ),
     plugin: List[str] = typer.Option([], help="plugin file or module (repeatable)"),
     set_: List[str] = typer.Option([], "--set", help="KEY=VALUE: train.*, data.*, <method>.* (repeatable)"),
     data_root: Optional[str] = typer.Option(None, help="folder with the dataset's files"),

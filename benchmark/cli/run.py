@@ -37,11 +37,20 @@ def run(
         None,
         help="local: this many runs at once on each GPU (or on the CPU), after a check that they fit in its memory",
     ),
+    stack: int = typer.Option(
+        1,
+        help="train up to this many runs that share the dataset and budget together, as one stacked model in one "
+        "process (for GPUs; 1: each run alone)",
+    ),
     threads: int = typer.Option(1, help="torch CPU threads per run (metrics are reproducible for a given count)"),
     save_model: bool = typer.Option(False, "--save-model", help="keep each run's selected model (model.pt)"),
     log: List[str] = typer.Option([], help="also log every evaluation to: tensorboard (repeatable)"),
-    deterministic: bool = typer.Option(
-        False, "--deterministic", help="PyTorch's deterministic algorithms (bitwise-repeatable CUDA runs)"
+    deterministic: Optional[bool] = typer.Option(
+        None,
+        "--deterministic/--no-deterministic",
+        help="require PyTorch's deterministic algorithms, or leave them off (default: on for CUDA runs, where an "
+        "operation without one is recorded in result.json)",
+        show_default=False,
     ),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (default: start a local instance)"),
     slurm_partition: Optional[str] = typer.Option(None, help="SLURM partition"),
@@ -77,6 +86,7 @@ def run(
                 launcher=launcher,
                 workers=workers,
                 workers_per_device=workers_per_device,
+                stack=stack,
                 threads=threads,
                 deterministic=deterministic,
                 save_model=save_model,

@@ -62,7 +62,11 @@ class Method(nn.Module):
     (:mod:`benchmark.hparams`; trials also draw :data:`~benchmark.hparams.SHARED_SPACE`, see
     :meth:`search_space`); ``choices`` lists the allowed values of string hparams and ``bounds`` the
     allowed :class:`~benchmark.settings.Range` of numeric ones (checked with every setting, before training);
-    ``needs_group_labels`` says whether the method reads *training* group labels.
+    ``needs_group_labels`` says whether the method reads *training* group labels. ``stackable`` says whether its
+    runs may train stacked with others in one process (:mod:`benchmark.stacked`): its loss then sees latents the
+    stacked encoders computed, through the model's ``encode``, and the model's parameters as rows of the stack;
+    a method whose steps cannot run so (e.g. one that keeps its own references to the model's parameter tensors
+    across steps) sets it False and trains one run at a time.
     """
 
     name: ClassVar[str]
@@ -70,6 +74,7 @@ class Method(nn.Module):
     choices: ClassVar[dict[str, tuple]] = {}
     bounds: ClassVar[dict[str, Range]] = {}
     needs_group_labels: ClassVar[bool] = False
+    stackable: ClassVar[bool] = True
 
     def __init__(self, model: GroupModel, info: TrainInfo):
         super().__init__()

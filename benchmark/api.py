@@ -33,7 +33,7 @@ from benchmark.registry import DATASETS
 from benchmark.report import dataset_boards, runs_frame
 from benchmark.runner import Progress
 from benchmark.selection import SELECT_RULES
-from benchmark.settings import MAX_TRIALS, QUICK_EPOCHS, check_choice, check_seeds
+from benchmark.settings import DEFAULT_DATASET, MAX_TRIALS, QUICK_EPOCHS, check_choice, check_seeds
 from benchmark.store import iter_results
 from benchmark.sweep import SweepOutcome, run_sweep, run_tuned_sweep
 
@@ -64,7 +64,7 @@ def load_dataset(name: str, data_root: str | None = None, plugins: Sequence[str]
 
 def sweep(
     methods: Sequence[str] | str = "all",
-    dataset: str = "digits-hetero",
+    dataset: str = DEFAULT_DATASET,
     seeds: Iterable[int] = (0, 1, 2),
     epochs: int | None = None,
     quick: bool = False,

@@ -50,6 +50,7 @@ POSITIVE = Range(0, low_open=True)
 FRACTION = Range(0, 1, low_open=True, high_open=True)  # strictly between 0 and 1
 SEED = Range(0, 2**32 - 1)  # what numpy's and torch's generators accept
 QUICK_EPOCHS = 3  # the smoke-test budget of --quick
+DEFAULT_DATASET = "digits-hetero-spurious"  # what bench run, bench profile and bm.run train on unless told otherwise
 MAX_SEEDS = 1000  # seeds in one sweep
 MAX_TRIALS = 1000  # random-search trials per method
 

@@ -338,7 +338,7 @@ class Stack:
                 for row in losses:
                     self.params.hand_gradients(row, self.runs[training[row]].method.model, layout.present[t][row])
                     self.optimizers[row].step()
-                outcome.add(list(losses), stacked.detach(), first_step + t + 1)
+                outcome.add(tuple(losses), stacked.detach(), first_step + t + 1)
             for batch in step_batches.values():
                 for part in batch.parts():
                     part.latents = None
@@ -356,6 +356,7 @@ class _EpochOutcome:
         self.first_bad = torch.full((num_rows,), -1, device=device)
         self.logs: dict[int, dict] = {}
         self.errors: dict[int, BaseException] = {}
+        self.indices: dict[tuple[int, ...], torch.Tensor] = {}
 
     def end_epoch(self, row: int, run: RunTraining, times: tuple[float, float]) -> None:
         """Close the epoch of ``row``'s run (:meth:`~benchmark.trainer.RunTraining.end_epoch`) with the stack's
@@ -364,9 +365,12 @@ class _EpochOutcome:
             raise self.errors[row]
         run.end_epoch(self.loss_sum[row], self.first_bad[row], self.logs[row], *times)
 
-    def add(self, rows: list[int], losses: torch.Tensor, step: int) -> None:
-        """One step's detached ``losses`` of ``rows`` (no host sync)."""
-        index = torch.tensor(rows, device=losses.device)
+    def add(self, rows: tuple[int, ...], losses: torch.Tensor, step: int) -> None:
+        """One step's detached ``losses`` of ``rows`` (no host sync: the rows' index tensor is copied to the device
+        once, when the rows first come, not every step)."""
+        if rows not in self.indices:
+            self.indices[rows] = torch.tensor(rows, device=losses.device)
+        index = self.indices[rows]
         self.loss_sum.index_add_(0, index, losses)
         bad = (self.first_bad[index] < 0) & ~torch.isfinite(losses)
         self.first_bad[index] = torch.where(bad, step, self.first_bad[index])

@@ -1,6 +1,7 @@
-"""Statistics over seeds: a paired t-test against a baseline and percentile bootstrap confidence intervals.
+"""Statistics over seeds: a paired t-test against a baseline, the difference such a test can detect, and percentile
+bootstrap confidence intervals.
 
-Both are deterministic: the t-test has no randomness and the bootstrap draws from a fixed seed, so a report
+All are deterministic: the t-test has no randomness and the bootstrap draws from a fixed seed, so a report
 regenerated from the same result.json files is identical.
 """
 
@@ -11,7 +12,9 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap, ttest_rel
+from scipy.optimize import brentq
+from scipy.stats import bootstrap, nct, ttest_rel
+from scipy.stats import t as student_t
 
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_RESAMPLES = 10_000
@@ -35,6 +38,27 @@ def paired_ttest(a: pd.Series, b: pd.Series) -> PairedTest | None:
         warnings.simplefilter("ignore", RuntimeWarning)  # constant differences: scipy warns, t is ±inf or nan
         pvalue = float(ttest_rel(x, y).pvalue)
     return PairedTest(pvalue, float((x - y).mean()), len(shared))
+
+
+def detectable_difference(sd: float, seeds: int, alpha: float, power: float = 0.8) -> float:
+    """The smallest true mean difference that a two-sided paired t-test at level ``alpha`` over ``seeds`` seeds finds
+    with probability ``power``, when the paired differences have standard deviation ``sd`` (exact, from the
+    noncentral t distribution); nan with fewer than two seeds or an unknown ``sd``, 0 when ``sd`` is 0."""
+    if seeds < 2 or sd != sd:
+        return float("nan")
+    if sd == 0:
+        return 0.0
+    df, scale = seeds - 1, np.sqrt(seeds) / sd
+    critical = student_t.ppf(1 - alpha / 2, df)
+
+    def shortfall(delta: float) -> float:
+        ncp = delta * scale  # the far tail (a significant difference of the wrong sign) is ~0; scipy may say nan
+        return nct.sf(critical, df, ncp) + np.nan_to_num(nct.cdf(-critical, df, ncp)) - power
+
+    high = sd
+    while shortfall(high) < 0:
+        high *= 2
+    return float(brentq(shortfall, 0.0, high, xtol=1e-9 * sd))
 
 
 def bootstrap_ci(

@@ -16,6 +16,11 @@ done here):
 - Discriminative power: every pair of leaderboard rows, tested two-sided on test WGA over seeds: a paired t-test
   on the seeds both share when they share at least two, else Welch's t-test; Holm–Bonferroni over all pairs at
   α = 0.05. A pair that cannot be tested (a row with one seed, no variance at all) counts as p = 1.
+- Minimum detectable difference: the pooled standard deviation over seeds of the pairs' paired differences in
+  test WGA (``pair_sd``), and the smallest true difference a paired t-test finds with 80% power at Holm's strictest
+  level (α over the number of pairs, what the first pair must pass) with the seeds used (``mdd``), with 3 seeds
+  (``mdd_3``) and with 10 (``mdd_10``) (:func:`benchmark.stats.detectable_difference`). It assumes every pair
+  varies as the pooled one does.
 - Convergent validity: Kendall's tau-b between two datasets' mean test WGA over the rows both have (by label),
   when they share at least two (else n/a); the mean over the pairs of datasets where it is defined.
 
@@ -36,7 +41,7 @@ from scipy.stats import kendalltau, ttest_ind
 
 from benchmark.aggregate import ALPHA, BASELINE, TESTED
 from benchmark.selection import FAMILY_KEYS as KEYS
-from benchmark.stats import bootstrap_ci, paired_ttest
+from benchmark.stats import bootstrap_ci, detectable_difference, paired_ttest
 from benchmark.tables import MARKDOWN, markdown
 
 MIN_GAP = 5.0  # points of test accuracy minus WGA below which ERM does not fail (this project's threshold)
@@ -119,6 +124,34 @@ def power_summary(pairs: pd.DataFrame, alpha: float = ALPHA) -> dict:
             "significant_fraction": hits / n if n else NAN, "alpha": alpha}  # fmt: skip
 
 
+POWER = 0.8  # of the minimum detectable difference
+MDD_SEEDS = (3, 10)  # seeds at which the minimum detectable difference is also reported
+
+
+def paired_spread(runs: pd.DataFrame, board: pd.DataFrame) -> tuple[float, int]:
+    """The pooled standard deviation over seeds of every pair of rows' paired differences in test WGA (the pairs
+    with at least two shared seeds, each weighted by its degrees of freedom), and the seeds most rows have; nan
+    without such a pair."""
+    seeds = [rows.groupby("seed")[f"test_{TESTED}"].mean().dropna() for rows in row_runs(runs, board)]
+    squares = dof = 0.0
+    for a, b in itertools.combinations(seeds, 2):
+        shared = a.index.intersection(b.index)
+        if len(shared) >= 2:
+            squares += float((a.loc[shared] - b.loc[shared]).var(ddof=1)) * (len(shared) - 1)
+            dof += len(shared) - 1
+    counts = pd.Series([len(s) for s in seeds], dtype=int)
+    return (float(np.sqrt(squares / dof)) if dof else NAN), int(counts.mode().max()) if len(counts) else 0
+
+
+def detectable(runs: pd.DataFrame, board: pd.DataFrame, pairs: int, alpha: float = ALPHA) -> dict:
+    """The minimum detectable differences (module docstring): ``pair_sd``, ``seeds`` (most rows'), ``mdd`` at those
+    seeds and ``mdd_<n>`` at each of :data:`MDD_SEEDS`, at level ``alpha`` / ``pairs``."""
+    sd, seeds = paired_spread(runs, board)
+    level = alpha / max(pairs, 1)
+    found = {"pair_sd": sd, "seeds": seeds, "mdd": detectable_difference(sd, seeds, level, POWER)}
+    return found | {f"mdd_{n}": detectable_difference(sd, n, level, POWER) for n in MDD_SEEDS}
+
+
 def discriminative_power(runs: pd.DataFrame, board: pd.DataFrame, alpha: float = ALPHA) -> dict:
     """How many pairs of board rows differ significantly in test WGA over seeds (Holm-corrected at ``alpha``)."""
     return power_summary(pair_tests(runs, board, alpha), alpha)
@@ -131,7 +164,8 @@ def dataset_validity(dataset: str, runs: pd.DataFrame, board: pd.DataFrame) -> t
     erm_runs = row_runs(runs, board.iloc[erm])[0] if len(erm) else runs.iloc[:0]
     label = board["label"].iloc[erm[0]] if len(erm) else ""
     pairs = pair_tests(runs, board)
-    return {"dataset": dataset, **erm_failure(erm_runs, label), "rows": len(board), **power_summary(pairs)}, pairs
+    summary = {"dataset": dataset, **erm_failure(erm_runs, label), "rows": len(board), **power_summary(pairs)}
+    return summary | detectable(runs, board, len(pairs)), pairs
 
 
 def convergent_validity(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -154,6 +188,11 @@ def mean_tau(taus: pd.DataFrame) -> float:
     """The mean Kendall tau over the pairs of datasets where it is defined (nan where none is)."""
     defined = taus["tau"].dropna()
     return float(defined.mean()) if len(defined) else NAN
+
+
+def detectable_text(points: float, precision: int) -> str:
+    """A minimum detectable difference in WGA points: above 100 no difference of accuracies is detectable."""
+    return "–" if points != points else "> 100" if points > 100 else f"{points:.{precision}f}"
 
 
 def interval(low: float, high: float, precision: int) -> str:
@@ -188,19 +227,30 @@ def summary_lines(summary: dict, precision: int = 1) -> list[str]:
             f" {summary['pairs_untestable']} pair(s) could not be tested (a row with one seed, or no variance)"
             " and count as p = 1."
         )
+    if summary.get("mdd", NAN) == summary.get("mdd", NAN):
+        mdd = [f"{detectable_text(summary[f'mdd_{n}'], precision)} with {n}" for n in MDD_SEEDS]
+        power += (
+            f" Minimum detectable difference in WGA (80% power, paired t-test at Holm's strictest level "
+            f"α / {summary['pairs']}, pooled SD of the paired differences {summary['pair_sd']:.{precision}f} points): "
+            f"{detectable_text(summary['mdd'], precision)} points with the {summary['seeds']} seeds used; "
+            f"{', '.join(mdd)} seeds."
+        )
     return [erm, power]
 
 
 def figures_rows(summaries: list[dict], precision: int):
     """Header and Markdown rows of the per-dataset figures."""
     header = ["Dataset", "ERM acc − WGA", "95% CI", "ERM seeds", "ERM fails", "Rows", "Pairs", "Significant", "Share"]
+    header += ["Pair SD", "Seeds", "MDD", *(f"MDD {n} seeds" for n in MDD_SEEDS)]
+    number = lambda value: "–" if value != value else f"{value:.{precision}f}"  # noqa: E731
     rows = []
     for s in summaries:
-        gap = "–" if s["erm_gap_mean"] != s["erm_gap_mean"] else f"{s['erm_gap_mean']:.{precision}f}"
         share = "–" if not s["pairs"] else f"{s['significant_fraction']:.0%}"
         ci = interval(s["erm_gap_ci_low"], s["erm_gap_ci_high"], precision)
-        cells = [s["dataset"], gap, ci, s["erm_seeds"], s["erm_fails"], s["rows"], s["pairs"], s["pairs_significant"]]
-        rows.append([MARKDOWN.escape(str(c)) for c in cells] + [share])
+        cells = [s["dataset"], number(s["erm_gap_mean"]), ci, s["erm_seeds"], s["erm_fails"], s["rows"], s["pairs"]]
+        cells += [s["pairs_significant"], share, number(s.get("pair_sd", NAN)), s.get("seeds", "–")]
+        cells += [detectable_text(s.get(key, NAN), precision) for key in ("mdd", *(f"mdd_{n}" for n in MDD_SEEDS))]
+        rows.append([MARKDOWN.escape(str(c)) for c in cells])
     return header, rows
 
 

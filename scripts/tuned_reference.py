@@ -3,11 +3,11 @@
     python scripts/tuned_reference.py [--datasets digits-hetero,...] [--workers 2] [--out reports/tuned]
                                       [-- extra bench run args, e.g. --epochs 1 for a smoke test]
 
-For each dataset in turn: ``bench run --methods all --dataset D --trials 10 --tune-seeds 0 --seeds 0,1,2``
+For each dataset in turn: ``bench run --methods all --dataset D --trials 10 --tune-seeds 0 --seeds 0-9``
 into ``OUT/runs`` (every method draws 10 trials on seed 0, trial 0 being its defaults; each method's best
-trial by val worst-group accuracy then runs on seeds 1 and 2), then one ``bench report --results OUT/runs
---dataset DATASETS --out OUT --select val-wga,val-wca,oracle`` over them (combined tables and validity over
-datasets when there are several).
+trial by val worst-group accuracy then runs on seeds 1 to 9: ten seeds, from the power computation of
+``scripts/power.py``), then one ``bench report --results OUT/runs --dataset DATASETS --out OUT --select
+val-wga,val-wca,oracle`` over them (combined tables and validity over datasets when there are several).
 
 Resumable: a rerun trains only what is missing, so a sweep killed midway or spread over several sessions picks
 up where it stopped (stop it with Ctrl-C or ``kill -INT`` to record the time spent so far). Each invocation's
@@ -25,8 +25,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-REFERENCE = ("digits-hetero", "digits-lt", "waterbirds-style", "celeba-style")
-SWEEP = ["--methods", "all", "--trials", "10", "--tune-seeds", "0", "--seeds", "0,1,2", "--no-report"]
+REFERENCE = ("digits-hetero-spurious", "digits-hetero", "digits-lt", "waterbirds-style", "celeba-style")
+SWEEP = ["--methods", "all", "--trials", "10", "--tune-seeds", "0", "--seeds", "0-9", "--no-report"]
 RULES = "val-wga,val-wca,oracle"
 
 

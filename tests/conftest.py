@@ -29,7 +29,7 @@ needs_torchvision = pytest.mark.skipif(
 )
 """Marks a test that loads real-format images: it runs wherever the images extra is installed (CI installs it)."""
 
-SMALL_HETERO = ["--set", "data.n_mnist1d=600", "--epochs", "2"]
+SMALL_HETERO = ["--dataset", "digits-hetero", "--set", "data.n_mnist1d=600", "--epochs", "2"]
 
 
 def small_hetero_options(**overrides) -> dict:

@@ -15,6 +15,7 @@ from conftest import bench_in_process, needs_torchvision
 from test_data_real_images import fake_waterbirds
 
 import benchmark as bm
+from benchmark.settings import DEFAULT_DATASET
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"data.n_mnist1d": 600}
@@ -77,7 +78,8 @@ def test_evaluate_scores_any_predictions_against_a_float64_count(ds):
 
 def test_run_returns_one_row_per_run_as_on_disk_and_resumes(tmp_path):
     out = tmp_path / "results"
-    args = dict(methods=["erm", "groupdro"], seeds=[0, 1], epochs=2, sets=SMALL, out=out, workers=1)
+    args = dict(methods=["erm", "groupdro"], dataset="digits-hetero", seeds=[0, 1], epochs=2, sets=SMALL, out=out,
+                workers=1)  # fmt: skip
     runs = bm.run(**args)
     assert isinstance(runs, pd.DataFrame) and len(runs) == 4
     assert set(runs["status"]) == {"ok"} and set(runs["method"]) == {"erm", "groupdro"}
@@ -97,7 +99,7 @@ def test_a_saved_model_loads_back_and_gives_the_runs_test_metrics(tmp_path):
     """--save-model keeps the model of the selected epoch: for a one-stage method, a method that retrains a
     fresh model (jtt) and one whose head is frozen (nc-frozen)."""
     out = tmp_path / "results"
-    kept = dict(save_model=True, workers=1)
+    kept = dict(dataset="digits-hetero", save_model=True, workers=1)
     runs = bm.run(methods=["erm", "jtt", "nc-frozen"], seeds=[0], epochs=2, sets=SMALL, out=out, **kept)
     assert set(runs["status"]) == {"ok"}
     cost = pd.read_csv(out / "digits-hetero" / "cost.csv")
@@ -115,7 +117,7 @@ def test_a_saved_model_loads_back_and_gives_the_runs_test_metrics(tmp_path):
         assert set(stored["environment"]) >= environment_keys
         assert stored["environment"]["packages"]["torch"] == torch.__version__.split("+")[0]
         assert stored["train_cpu_s"] > 0 and stored["parallel_runs"] == 1
-    plain = bm.run(methods=["erm"], seeds=[1], epochs=1, sets=SMALL, out=tmp_path / "plain")
+    plain = bm.run(methods=["erm"], dataset="digits-hetero", seeds=[1], epochs=1, sets=SMALL, out=tmp_path / "plain")
     with pytest.raises(bm.BenchError, match="kept no model: train it with --save-model"):
         bm.load_model(tmp_path / "plain" / "digits-hetero" / "erm" / plain["run_id"][0])
 
@@ -138,13 +140,14 @@ def test_api_errors_are_the_clis_one_line_bench_errors(tmp_path, kwargs, message
 
 
 def test_the_cli_is_a_shell_over_the_api(tmp_path):
-    """bench run and bm.run train the same runs: the CLI's results folder is reused by the API without training."""
+    """bench run and bm.run train the same runs, on the same default dataset: the CLI's results folder is reused by
+    the API without training."""
     out = tmp_path / "results"
     cli = bench_in_process("run", "--methods", "erm", "--seeds", "0", "--epochs", "2", "--workers", "1",
                            "--set", "data.n_mnist1d=600", "--out", str(out))  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     runs = bm.run(methods=["erm"], seeds=[0], epochs=2, sets=SMALL, out=out, workers=1)
-    assert runs["run_id"].tolist() == [p.name for p in (out / "digits-hetero" / "erm").iterdir()]
+    assert runs["run_id"].tolist() == [p.name for p in (out / DEFAULT_DATASET / "erm").iterdir()]
 
 
 def test_the_readme_notebook_block_runs_as_written(tmp_path, monkeypatch, capsys):

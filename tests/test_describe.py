@@ -20,6 +20,7 @@ FAKE_ROOTS = {
 }
 SMALL = {
     "digits-hetero": ["data.n_mnist1d=600"],
+    "digits-hetero-spurious": ["data.n_mnist1d=600"],
     "waterbirds": ["data.image_size=16", "data.encoder=cnn"],
     "celeba": ["data.image_size=16", "data.encoder=cnn"],
 }
@@ -33,6 +34,7 @@ def test_every_builtin_dataset_is_described_here():
             "celeba-style",
             "digits-hetero",
             "digits-hetero-full",
+            "digits-hetero-spurious",
             "digits-lt",
             "waterbirds",
             "waterbirds-style",

@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 from conftest import BUILTIN_METHODS, SMALL_HETERO, bench_in_process, small_hetero_options, toy_dataset
+from test_trainer import NanAfterThree  # registers test-nan-after-3: NaN from its fourth step
 
 from benchmark.config import Execution, RunSpec, TrainConfig
 from benchmark.data import build_dataset
 from benchmark.launchers import stack_tasks
-from benchmark.methods.base import Method
 from benchmark.registry import METHODS, register_method
 from benchmark.runs import Run
 from benchmark.stacked import stack_problem, train_stacked
@@ -26,31 +26,14 @@ ACC_TOL = 0.5  # points: one val or test sample of a 200-sample group; measured:
 if "test-raise-at-5" not in METHODS:
 
     @register_method("test-raise-at-5")
-    class RaiseAtFive(Method):
-        """ERM whose loss raises at its fifth step."""
-
-        def __init__(self, model, info):
-            super().__init__(model, info)
-            self.steps = 0
+    class RaiseAtFive(NanAfterThree):
+        """ERM whose loss raises at its fifth step (it counts steps as test-nan-after-3 does)."""
 
         def loss(self, data, batch):
             self.steps += 1
             if self.steps == 5:
                 raise RuntimeError("broken at step 5")
             return torch.nn.functional.cross_entropy(self.model(data, batch), batch.y), {}
-
-    @register_method("test-nan-at-4")
-    class NanAtFour(Method):
-        """ERM whose loss turns NaN at its fourth step."""
-
-        def __init__(self, model, info):
-            super().__init__(model, info)
-            self.steps = 0
-
-        def loss(self, data, batch):
-            self.steps += 1
-            loss = torch.nn.functional.cross_entropy(self.model(data, batch), batch.y)
-            return (loss * float("nan") if self.steps >= 4 else loss), {}
 
     @register_method("test-alone")
     class Alone(RaiseAtFive):
@@ -114,7 +97,7 @@ def test_a_failing_run_stops_alone_and_the_others_keep_their_numbers():
     """On the toy set (batches of 8) a feature space is often absent from a batch: the stacked run's optimiser must
     skip that encoder as the run alone does (a gradient of zeros instead would move it by Adam's momentum)."""
     data = toy_dataset()
-    specs = [spec("erm", dataset="toy"), spec("test-nan-at-4", dataset="toy"), spec("test-raise-at-5", dataset="toy")]
+    specs = [spec(method, dataset="toy") for method in ("erm", "test-nan-after-3", "test-raise-at-5")]
     records, outcomes = together(specs, data)
     assert isinstance(outcomes[1], NonFiniteLoss) and "non-finite loss at step 4 " in str(outcomes[1])
     assert isinstance(outcomes[2], RuntimeError) and "broken at step 5" in str(outcomes[2])

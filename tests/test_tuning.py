@@ -20,7 +20,8 @@ from benchmark.sweep import Interrupted
 # one pytest-xdist worker takes the whole module, so the module-scoped `tuned` is built once
 pytestmark = pytest.mark.xdist_group("tuned")
 
-TUNED = dict(methods=["erm", "groupdro"], trials=2, tune_seeds=[0], seeds=[0, 1], epochs=2, sets=["data.n_mnist1d=600"])
+TUNED = dict(methods=["erm", "groupdro"], dataset="digits-hetero", trials=2, tune_seeds=[0], seeds=[0, 1], epochs=2,
+             sets=["data.n_mnist1d=600"])  # fmt: skip
 
 
 def stored(out) -> list[dict]:

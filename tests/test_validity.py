@@ -10,6 +10,7 @@ from scipy.stats import ttest_ind, ttest_rel
 from test_report import fake_result
 
 from benchmark.report import write_reports
+from benchmark.stats import detectable_difference
 from benchmark.validity import (
     convergent_validity,
     dataset_validity,
@@ -18,6 +19,7 @@ from benchmark.validity import (
     holm,
     mean_tau,
     pair_tests,
+    paired_spread,
 )
 
 A = [50.0, 51.0, 49.0, 50.0, 50.0]
@@ -172,3 +174,21 @@ def test_html_has_a_validity_section(tmp_path):
     assert "ERM failure: n/a (no ERM row on the leaderboard)." in section
     assert "Discriminative power: n/a (fewer than two rows on the leaderboard)." in section
     assert html.count("<table>") == 4, "the section adds no table"
+
+
+def test_the_paired_spread_pools_every_pairs_differences_over_shared_seeds():
+    runs = runs_of({"a": A, "b": B, "c": C[:3]}, seeds={"c": [0, 1, 7]})
+    sd, seeds = paired_spread(runs, board_of(runs))
+    pairs = [np.subtract(A, B), np.subtract(A[:2], C[:2]), np.subtract(B[:2], C[:2])]  # c shares seeds 0 and 1
+    dof = [len(d) - 1 for d in pairs]
+    expected = np.sqrt(sum(np.var(d, ddof=1) * k for d, k in zip(pairs, dof)) / sum(dof))
+    assert sd == pytest.approx(expected) and seeds == 5
+
+
+def test_validity_reports_the_minimum_detectable_difference_at_the_seeds_used_and_at_3_and_10():
+    runs = runs_of({"erm": A, "b": B, "c": C})
+    summary, pairs = dataset_validity("toy", runs, board_of(runs))
+    sd, level = paired_spread(runs, board_of(runs))[0], 0.05 / len(pairs)
+    assert summary["pair_sd"] == pytest.approx(sd) and summary["seeds"] == 5
+    assert summary["mdd"] == pytest.approx(detectable_difference(sd, 5, level))
+    assert summary["mdd_3"] > summary["mdd"] > summary["mdd_10"] == pytest.approx(detectable_difference(sd, 10, level))

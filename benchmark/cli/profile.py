@@ -10,13 +10,13 @@ from rich.table import Table
 
 from benchmark.cli.common import app, cli_errors, console, parse_list
 from benchmark.errors import BenchError
-from benchmark.settings import check_choice
+from benchmark.settings import DEFAULT_DATASET, check_choice
 
 
 @app.command(short_help="Steps/s per method through the trainer, vs a bare loop and ERM.")
 @cli_errors
 def profile(
-    dataset: str = typer.Option("digits-hetero", help="dataset name"),
+    dataset: str = typer.Option(DEFAULT_DATASET, help="dataset name"),
     methods: str = typer.Option("all", help="all, or a comma-separated list of methods"),
     epochs: int = typer.Option(8, help="the profiled run's budget in epochs (each stage's first epoch is warm-up)"),
     batch_size: Optional[int] = typer.Option(None, help="batch size (default: the dataset's)"),

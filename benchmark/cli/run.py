@@ -10,14 +10,14 @@ import typer
 
 from benchmark.cli.common import app, cli_errors, console, parse_list, parse_seeds
 from benchmark.cli.report import print_leaderboard
-from benchmark.settings import QUICK_EPOCHS
+from benchmark.settings import DEFAULT_DATASET, QUICK_EPOCHS
 
 
 @app.command(short_help="Train methods × trials × seeds, then write the leaderboard.")
 @cli_errors
 def run(
     methods: str = typer.Option("all", help="all, or a comma-separated list of methods"),
-    dataset: str = typer.Option("digits-hetero", help="dataset name"),
+    dataset: str = typer.Option(DEFAULT_DATASET, help="dataset name"),
     seeds: str = typer.Option("0,1,2", help="training seeds, e.g. 0,1,2 or 0-4"),
     epochs: Optional[int] = typer.Option(None, help="epoch budget (overrides the dataset's default)"),
     quick: bool = typer.Option(False, "--quick", help=f"smoke-test budget: {QUICK_EPOCHS} epochs"),

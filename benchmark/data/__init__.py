@@ -13,6 +13,7 @@ from benchmark.data import (  # noqa: F401  (registers the built-ins)
     adult,
     digits_full,
     digits_hetero,
+    digits_hetero_spurious,
     digits_lt,
     real_images,
     spurious,

@@ -45,7 +45,7 @@ def beta10_lt():
 
 def test_defaults_and_registration():
     builder = DATASETS.get("digits-lt")
-    assert builder.option_defaults() == {"seed": 0, "imbalance": 100.0, "n_max": 500, "n_eval": 200}
+    assert builder.option_defaults() == {"seed": 0, "imbalance": 100.0, "n_max": 500, "n_eval": 1000}
     assert builder.train_defaults == {"epochs": 15}
 
 
@@ -66,8 +66,8 @@ def test_training_profile_follows_the_formula(n_max, beta):
 
 def test_val_and_test_balanced(default_lt, beta10_lt):
     for data in (default_lt, beta10_lt):
-        assert class_counts(data, "val") == [200] * 10
-        assert class_counts(data, "test") == [200] * 10
+        assert class_counts(data, "val") == [1000] * 10
+        assert class_counts(data, "test") == [1000] * 10
     small = build_dataset("digits-lt", options(**SMALL))
     assert class_counts(small, "val") == class_counts(small, "test") == [10] * 10
 
@@ -77,7 +77,7 @@ def test_structure_single_space_and_g_equals_a_equals_y(default_lt):
     assert torch.equal(default_lt.g, default_lt.y) and torch.equal(default_lt.a, default_lt.y)
     assert default_lt.group_names == default_lt.class_names == default_lt.attr_names == [str(c) for c in range(10)]
     assert torch.equal(default_lt.row.sort().values, torch.arange(len(default_lt.spaces[0].x)))
-    assert len(default_lt.spaces[0].x) == len(default_lt.y) == 1242 + 2 * 2000
+    assert len(default_lt.spaces[0].x) == len(default_lt.y) == 1242 + 2 * 10000
     assert torch.isfinite(default_lt.spaces[0].x).all()
 
 

@@ -9,15 +9,18 @@ from pathlib import Path
 import pytest
 from conftest import bench_in_process
 
+from benchmark.settings import DEFAULT_DATASET
+
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
 GENERATED = ["leaderboard.csv", "leaderboard.md", "leaderboard.tex", "groups.csv", "groups.tex", "cost.csv", "cost.tex"]
 DATASETS = sorted(p.name for p in (REPORTS / "runs").iterdir())
 
 
-def test_reference_covers_the_default_dataset():
-    assert "digits-hetero" in DATASETS
-    runs = list((REPORTS / "runs" / "digits-hetero").glob("*/*/result.json"))
+@pytest.mark.parametrize("dataset", [DEFAULT_DATASET, "digits-hetero"])
+def test_reference_covers_the_default_dataset_and_digits_hetero(dataset):
+    assert dataset in DATASETS
+    runs = list((REPORTS / "runs" / dataset).glob("*/*/result.json"))
     assert len(runs) == 8 * 3, "eight methods × three seeds"
 
 
@@ -42,7 +45,7 @@ def test_committed_reports_regenerate_from_committed_runs(tmp_path, dataset):
 
 
 def test_committed_combined_table_regenerates(tmp_path):
-    assert DATASETS == ["celeba-style", "digits-hetero", "digits-lt", "waterbirds-style"]
+    assert DATASETS == ["celeba-style", "digits-hetero", "digits-hetero-spurious", "digits-lt", "waterbirds-style"]
     proc = bench_in_process(
         "report", "--results", str(REPORTS / "runs"), "--out", str(tmp_path), "--formats", "csv,md,tex"
     )
@@ -51,11 +54,12 @@ def test_committed_combined_table_regenerates(tmp_path):
         assert (tmp_path / name).read_text() == (REPORTS / name).read_text(), name
 
 
-def test_readme_shows_the_digits_hetero_leaderboard():
-    table = (REPORTS / "digits-hetero" / "leaderboard.md").read_text().split("\n\n")[0].strip()
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_readme_shows_every_default_leaderboard_and_its_command(dataset):
+    table = (REPORTS / dataset / "leaderboard.md").read_text().split("\n\n")[0].strip()
     readme = (ROOT / "README.md").read_text()
     assert table in readme
-    assert "bench run --methods all --dataset digits-hetero --seeds 0,1,2" in readme
+    assert f"bench run --methods all --dataset {dataset} --seeds 0,1,2" in readme
 
 
 def runs_of(dataset: str) -> list[dict]:

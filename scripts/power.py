@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmark.aggregate import dataset_boards
 from benchmark.stats import detectable_difference
-from benchmark.validity import ALPHA, POWER, paired_spread
+from benchmark.validity import ALPHA, POWER, detectable_text, paired_spread
 
 
 def worst_group(results: list[dict]) -> tuple[str, int]:
@@ -69,10 +69,10 @@ def main() -> None:
         training = max(sd**2 - evaluation_variance(p, n), 0.0)
         share = min(evaluation_variance(p, n) / sd**2, 1)
         cells = [name, f"{group} ({n})", f"{100 * p:.1f}", f"{sd:.1f}", f"{share:.0%}"]
-        cells += [f"{detectable_difference(sd, s, level, POWER):.1f}" for s in seeds]
+        cells += [detectable_text(detectable_difference(sd, s, level, POWER), 1) for s in seeds]
         for size in [*sizes, math.inf]:
             spread = math.sqrt(training + evaluation_variance(p, size))
-            cells.append(f"{detectable_difference(spread, seeds[-2], level, POWER):.1f}")
+            cells.append(detectable_text(detectable_difference(spread, seeds[-2], level, POWER), 1))
         print("| " + " | ".join(cells) + " |")
 
 

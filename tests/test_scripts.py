@@ -68,16 +68,22 @@ def test_attainable_takes_each_groups_best_val_accuracy_over_the_curve(tmp_path)
     seeds, from log.jsonl."""
     import json
 
-    curves = {"a1": [(50.0, 90.0), (80.0, 70.0)], "b2": [(60.0, 95.0), (40.0, None)]}
+    curves = {"a1": [(50.0, 90.0), (80.0, 70.0)], "b2": [(60.0, 95.0), (40.0, None)], "c3": [(10.0, 10.0)]}
+    configs = {"a1": "winner", "b2": "winner", "c3": "other trial"}  # --winners: the config on the most seeds
     for run, evals in curves.items():
         log = tmp_path / "toy" / "groupdro" / run / "log.jsonl"
         log.parent.mkdir(parents=True)
         lines = [{"epoch": e, "val": {"groups": {"g0": g0, "g1": g1}}} for e, (g0, g1) in enumerate(evals, 1)]
         log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        log.with_name("result.json").write_text(json.dumps({"config_id": configs[run]}))
     script = SCRIPT.with_name("attainable.py")
     command = [sys.executable, str(script), "--results", str(tmp_path), "--methods", "groupdro"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == (
+        "toy groupdro (best val accuracy, min / mean over seeds): g0 10.0 / 50.0; g1 10.0 / 65.0"
+    )
+    winners = subprocess.run([*command, "--winners"], capture_output=True, text=True, timeout=60)
+    assert winners.stdout.strip() == (
         "toy groupdro (best val accuracy, min / mean over seeds): g0 60.0 / 70.0; g1 90.0 / 92.5"
     )

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import SMALL_HETERO, bench, bench_in_process
@@ -74,6 +75,19 @@ def test_two_workers_give_the_same_metrics_as_one(tmp_path, one_process):
 
 
 @pytest.mark.slow  # an end-to-end check kept out of the quick suite
+def test_a_pool_of_two_workers_trains_stacks_of_two_runs(tmp_path, one_process):
+    """--stack 2 with two workers: each worker trains one stack (erm's seeds, groupdro's), every run reports its
+    own result, and the numbers are the one-process runs' up to floating-point reassociation."""
+    proc = bench(*SWEEP, "--workers", "2", "--stack", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    got, expected = results(tmp_path), results(one_process)
+    assert set(got) == set(expected) and {r["stacked_runs"] for r in got.values()} == {2}
+    losses, reference = train_losses(tmp_path), train_losses(one_process)
+    for run_id, result in got.items():
+        assert result["status"] == "ok" and result["parallel_runs"] == 2
+        np.testing.assert_allclose(losses[run_id], reference[run_id], rtol=1e-4)
+
+
 def test_two_workers_per_device_share_the_cpu_after_the_memory_check(tmp_path, one_process):
     proc = bench(*SWEEP, "--seeds", "0", "--workers-per-device", "2", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr

@@ -166,11 +166,12 @@ class EpochLayout:
 
 class StackedEncoders:
     """Each feature space's encoder as one call for all runs: ``torch.func.vmap`` over the runs' parameter rows of
-    the template model's encoder (its buffers, the data's standardisation, are the same for every run)."""
+    the template model's encoder (its buffers, the data's standardisation, are the same for every run), on each
+    run's own inputs (training) or on inputs all runs share (:meth:`shared`: evaluation)."""
 
     def __init__(self, template: GroupModel):
         self.template = template
-        self.calls = []
+        self.calls, self.shared_calls = [], []
         for s, encoder in enumerate(template.encoders):
             prefix = f"encoders.{s}."
 
@@ -178,6 +179,23 @@ class StackedEncoders:
                 return torch.func.functional_call(encoder, params, (x,))
 
             self.calls.append((prefix, torch.func.vmap(call)))
+            self.shared_calls.append((prefix, torch.func.vmap(call, in_dims=(0, None))))
+
+    @staticmethod
+    def rows_of(params: dict, prefix: str) -> dict:
+        """The stacked parameters of one encoder, named as in it."""
+        return {name[len(prefix) :]: value for name, value in params.items() if name.startswith(prefix)}
+
+    def shared(self, data: GroupDataset, batch: Batch, params: dict) -> torch.Tensor:
+        """Every run's latents of one batch (R × len(batch) × k, batch order), each space's inputs encoded once
+        for all runs."""
+        inputs = GroupModel.inputs(data, batch)
+        parts = [
+            call(self.rows_of(params, prefix), x)
+            for (prefix, call), x, size in zip(self.shared_calls, inputs, batch.space_sizes)
+            if size > 0
+        ]
+        return torch.cat(parts, 1)
 
     def __call__(self, data: GroupDataset, layout: EpochLayout, t: int, params: dict) -> torch.Tensor:
         """The latents of step ``t``'s parts, in the order of ``layout.positions[t]``."""
@@ -186,8 +204,7 @@ class StackedEncoders:
             width = layout.width[s]
             if width == 0:
                 continue
-            mine = {name[len(prefix) :]: value for name, value in params.items() if name.startswith(prefix)}
-            z = call(mine, data.spaces[s].x[layout.rows[s][t]])
+            z = call(self.rows_of(params, prefix), data.spaces[s].x[layout.rows[s][t]])
             outputs.append(z.reshape(-1, z.shape[-1]))
         return torch.cat(outputs)[layout.positions[t]]
 
@@ -297,10 +314,26 @@ class Stack:
             outcome = self.epoch(batches)
             synchronize(self.first.data.device)
             times = time.perf_counter() - epoch_start, time.process_time() - epoch_cpu
+            self.encode_evaluations()
             self.guarded(partial(outcome.end_epoch, times=times))
+            for run in self.runs.values():
+                for batch in (b for split in run.evals.values() for b in split):
+                    batch.latents = None
         for i in self.active.values():
             result = {**self.runs[i].result(), "stacked_runs": len(self.rows), **self.settings.determinism()}
             self.on_done(i, result)
+
+    @torch.no_grad()
+    def encode_evaluations(self) -> None:
+        """Every active run's latents of its val and test batches (the same batches for every run), computed for
+        all runs at once, for their evaluations (:meth:`~benchmark.trainer.RunTraining.end_epoch`) to use."""
+        data, params = self.first.data, self.params.tensors()
+        with autocast(self.first.spec.train, data.device):
+            for split, batches in self.first.evals.items():
+                for b, batch in enumerate(batches):
+                    latents = self.encoders.shared(data, batch, params)
+                    for row, i in self.active.items():
+                        self.runs[i].evals[split][b].latents = latents[row]
 
     def epoch(self, batches: dict[int, list[Batch]]) -> _EpochOutcome:
         """One epoch of steps for the active rows, each on its ``batches``."""

@@ -151,3 +151,24 @@ def test_bench_run_stack_writes_every_run_and_resumes(tmp_path):
     assert again.returncode == 0 and "finished" not in again.stdout  # nothing left to train
     bad = bench_in_process(*args, "--stack", "0")
     assert bad.returncode == 2 and bad.stderr.strip() == "error: bad --stack 0: must be between 1 and 1024"
+
+
+def test_the_stack_encodes_every_runs_batches_in_one_call(small, monkeypatch):
+    """In training and evaluation alike a stacked run's own encoders are never called: the stack's vmapped call of
+    the template (the first run's encoders) encodes for every run, and each run's loss and evaluation read the
+    latents computed for its batches."""
+    import benchmark.stacked as stacked
+
+    calls = []
+
+    class Recording(stacked.RunTraining):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if self.spec.seed == 1:  # the second run: not the template
+                for encoder in self.method.model.encoders:
+                    encoder.register_forward_hook(lambda module, inputs, output: calls.append(len(output)))
+
+    monkeypatch.setattr(stacked, "RunTraining", Recording)
+    records, outcomes = together([spec("erm", seed=s, epochs=2) for s in (0, 1)], small)
+    assert outcomes[1]["stacked_runs"] == 2 and len(records[1]) == 2
+    assert calls == []

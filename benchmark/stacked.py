@@ -8,7 +8,8 @@ even methods) train here in lockstep, epoch by epoch:
   their row, so evaluation and the methods' hooks read and write the stacked values (:class:`StackedParameters`);
 - each feature space's encoder runs once per step for every run (``torch.func.vmap`` over the rows), on each
   run's samples of that space padded to the epoch's largest count, and each batch gets its latents ahead
-  (:attr:`~benchmark.data.batches.Batch.latents`);
+  (:attr:`~benchmark.data.batches.Batch.latents`); at each evaluation the val and test batches, the same for
+  every run, are encoded once for all runs the same way;
 - each method's loss still runs once per run, on its own batch, with the model's parameters swapped for its rows,
   so methods need no change (a loss that encodes anything else runs its encoders on the rows too);
 - each run keeps its own optimiser (the one it would have alone, over its parameters that require gradients,
@@ -63,7 +64,7 @@ def stack_problem(data: GroupDataset, specs: list[RunSpec]) -> str | None:
 
 def stack_key(spec: RunSpec) -> tuple:
     """What runs must share to train stacked: the dataset, its options and files, and every training setting but
-    the learning rate and weight decay (which the stacked optimiser takes per run)."""
+    the learning rate and weight decay (each run's own optimiser takes its own)."""
     train = {k: v for k, v in spec.train.to_dict().items() if k not in ("lr", "weight_decay")}
     return (spec.dataset, repr(sorted(spec.data_options.items())), spec.data_fingerprint, repr(sorted(train.items())))
 

@@ -269,14 +269,13 @@ class RunTraining:
     def stage(self) -> Stage:
         return self.stages[self.stage_number - 1]
 
-    def begin_stage(self, with_optimizer: bool = True):
+    def begin_stage(self) -> torch.optim.Optimizer:
         """Enter the next stage (:func:`enter_stage`, timed as its setup); returns its optimiser over the parameters
-        that require gradients (None without ``with_optimizer``: the caller updates them)."""
+        that require gradients."""
         self.stage_number += 1
         self.stage_start, self.stage_train_time = time.perf_counter(), 0.0
         self.facts, self.sampler = enter_stage(self.method, self.stage, self.data, self.spec)
-        params = [p for p in self.method.parameters() if p.requires_grad]
-        optimizer = make_optimizer(self.spec.train, params) if with_optimizer else None
+        optimizer = make_optimizer(self.spec.train, [p for p in self.method.parameters() if p.requires_grad])
         synchronize(self.data.device)
         self.setup_time = time.perf_counter() - self.stage_start
         self.stream = BatchStream(self.sampler, self.batch_rng)

@@ -4,6 +4,10 @@
 #   bash scripts/gpu_check.sh                 # results (CSVs and logs) in $OUT, else /tmp/gpu_check
 #   DEVICE=cpu STEP_S=60 bash scripts/gpu_check.sh   # the same steps on the CPU, to try the script
 #
+# The device tool sends the working tree (64 MiB at most); reports/ alone is larger (the committed runs), so move
+# it out of the checkout for the device call (`mv reports /tmp/reports-aside`, then back): the script needs
+# benchmark/, scripts/, pyproject.toml and .whl/ only.
+#
 # Needs a python3 with torch (CUDA build) and the suite's dependencies. The suite is used from this checkout
 # (PYTHONPATH), not installed; wheels in .whl/ (e.g. mnist1d, which GPU images lack:
 # `python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl mnist1d==0.0.2.post1`)

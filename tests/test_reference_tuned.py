@@ -21,6 +21,7 @@ RUNS = TUNED / "runs"
 # datasets whose tuned sweep has finished and been reported (a sweep in progress has runs but no report yet)
 DATASETS = sorted(p.parent.name for p in TUNED.glob("*/leaderboard.csv"))
 TRIALS = 10
+SEEDS = 10
 GENERATED = ["leaderboard.csv", "leaderboard.md", "groups.csv", "cost.csv", "selection.csv", "validity.csv"]
 
 
@@ -52,8 +53,7 @@ def test_only_finished_runs_are_committed():
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_every_method_tunes_ten_trials_on_seed_0_and_runs_only_its_winner_on_the_other_seeds(dataset):
-    """Seeds 0 to n - 1 for every method of a dataset (n = 10 from scripts/tuned_reference.py; a dataset whose
-    extension from 3 seeds has not been committed yet has 3)."""
+    """Seeds 0 to 9 for every method of a dataset (scripts/tuned_reference.py's ten seeds)."""
     by_method: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
     for r in results_of(dataset):
         assert r["status"] == "ok", (r["method"], r["trial"], r.get("error"))
@@ -61,11 +61,10 @@ def test_every_method_tunes_ten_trials_on_seed_0_and_runs_only_its_winner_on_the
         assert (RUNS / dataset / r["method"] / r["run_id"] / "log.jsonl").is_file()
     assert set(by_method) == set(BUILTIN_METHODS)
     board = {row["method"]: row for row in leaderboard(dataset)}
-    (seeds,) = {int(row["n_seeds"]) for row in board.values()}
-    assert seeds in (3, 10), seeds
+    assert {int(row["n_seeds"]) for row in board.values()} == {SEEDS}
     for method, configs in by_method.items():
         assert sorted(trial for runs in configs.values() for trial, seed in runs if seed == 0) == list(range(TRIALS))
-        on_all_seeds = [config for config, runs in configs.items() if {seed for _, seed in runs} == set(range(seeds))]
+        on_all_seeds = [config for config, runs in configs.items() if {seed for _, seed in runs} == set(range(SEEDS))]
         assert len(on_all_seeds) == 1, (method, "exactly one trial, the winner, runs on every seed")
         row = board[method]
         assert (row["trials"], row["tuned_on"]) == (str(TRIALS), "0"), method

@@ -1,5 +1,6 @@
 """Scripts under scripts/: default_suite.py (a timed sweep: per-run rows and a total row with the tree's peak
-RSS) and attainable.py (each group's best val accuracy over a run's curve)."""
+RSS), attainable.py (each group's best val accuracy over a run's curve) and tuning_bias.py (the tuning seed against
+the winner's other seeds)."""
 
 from __future__ import annotations
 
@@ -87,3 +88,22 @@ def test_attainable_takes_each_groups_best_val_accuracy_over_the_curve(tmp_path)
     assert winners.stdout.strip() == (
         "toy groupdro (best val accuracy, min / mean over seeds): g0 60.0 / 70.0; g1 90.0 / 92.5"
     )
+
+
+def test_tuning_bias_compares_the_tuning_seed_with_the_winners_other_seeds(tmp_path):
+    """scripts/tuning_bias.py: the winner is the configuration on the most seeds, the tuning seed the one every
+    trial ran on; the other trials' runs on that seed do not count."""
+    import json
+
+    runs = {  # run: (config_id, seed, test WGA)
+        "w0": ("winner", 0, 80.0), "w1": ("winner", 1, 90.0), "w2": ("winner", 2, 60.0),
+        "t0": ("trial b", 0, 99.0), "u0": ("trial c", 0, 10.0),
+    }  # fmt: skip
+    for run, (config, seed, wga) in runs.items():
+        result = tmp_path / "toy" / "erm" / run / "result.json"
+        result.parent.mkdir(parents=True)
+        result.write_text(json.dumps({"config_id": config, "seed": seed, "test": {"wga": wga}}))
+    script = SCRIPT.with_name("tuning_bias.py")
+    proc = subprocess.run([sys.executable, str(script), "--results", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "| toy | erm | 80.0 | 75.0 | +5.0 | 2 |"

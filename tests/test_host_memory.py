@@ -38,6 +38,7 @@ def page_faults(mode: str) -> list[int]:
 def test_repeated_forward_passes_stop_page_faulting():
     plain, kept = page_faults("plain"), page_faults("keep")
     # 512 x 16 x 16 x 16 floats are 8 MiB (2,048 pages): glibc's adaptive defaults fault the activations in again in
-    # every pass; kept, the heap may still grow once to its high-water mark (measured: 0 or 2,048 in one later pass)
-    assert min(plain[1:]) > 1000, plain
-    assert sum(kept[1:]) < min(plain[1:]), (kept, plain)
+    # most passes (8,192-12,257 faults; an occasional later pass 0: in 3 of 9 processes, one pass of three); kept, the
+    # heap may still grow once to its high-water mark (measured: 0 or 2,048 in one later pass)
+    assert sum(faults > 1000 for faults in plain[1:]) >= 2, plain
+    assert sum(kept[1:]) < sum(plain[1:]) / 4, (kept, plain)

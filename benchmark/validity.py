@@ -192,7 +192,12 @@ def mean_tau(taus: pd.DataFrame) -> float:
 
 def detectable_text(points: float, precision: int) -> str:
     """A minimum detectable difference in WGA points: above 100 no difference of accuracies is detectable."""
-    return "–" if points != points else "> 100" if points > 100 else f"{points:.{precision}f}"
+    return "> 100" if points > 100 else number(points, precision)
+
+
+def number(value: float, precision: int) -> str:
+    """``value`` to ``precision`` decimals, or – for nan."""
+    return "–" if value != value else f"{value:.{precision}f}"
 
 
 def interval(low: float, high: float, precision: int) -> str:
@@ -227,7 +232,7 @@ def summary_lines(summary: dict, precision: int = 1) -> list[str]:
             f" {summary['pairs_untestable']} pair(s) could not be tested (a row with one seed, or no variance)"
             " and count as p = 1."
         )
-    if summary.get("mdd", NAN) == summary.get("mdd", NAN):
+    if pd.notna(summary.get("mdd", NAN)):
         mdd = [f"{detectable_text(summary[f'mdd_{n}'], precision)} with {n}" for n in MDD_SEEDS]
         power += (
             f" Minimum detectable difference in WGA (80% power, paired t-test at Holm's strictest level "
@@ -242,13 +247,13 @@ def figures_rows(summaries: list[dict], precision: int):
     """Header and Markdown rows of the per-dataset figures."""
     header = ["Dataset", "ERM acc − WGA", "95% CI", "ERM seeds", "ERM fails", "Rows", "Pairs", "Significant", "Share"]
     header += ["Pair SD", "Seeds", "MDD", *(f"MDD {n} seeds" for n in MDD_SEEDS)]
-    number = lambda value: "–" if value != value else f"{value:.{precision}f}"  # noqa: E731
     rows = []
     for s in summaries:
         share = "–" if not s["pairs"] else f"{s['significant_fraction']:.0%}"
         ci = interval(s["erm_gap_ci_low"], s["erm_gap_ci_high"], precision)
-        cells = [s["dataset"], number(s["erm_gap_mean"]), ci, s["erm_seeds"], s["erm_fails"], s["rows"], s["pairs"]]
-        cells += [s["pairs_significant"], share, number(s.get("pair_sd", NAN)), s.get("seeds", "–")]
+        cells = [s["dataset"], number(s["erm_gap_mean"], precision), ci, s["erm_seeds"], s["erm_fails"], s["rows"]]
+        cells += [s["pairs"], s["pairs_significant"], share, number(s.get("pair_sd", NAN), precision)]
+        cells += [s.get("seeds", "–")]
         cells += [detectable_text(s.get(key, NAN), precision) for key in ("mdd", *(f"mdd_{n}" for n in MDD_SEEDS))]
         rows.append([MARKDOWN.escape(str(c)) for c in cells])
     return header, rows

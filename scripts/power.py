@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import math
 from pathlib import Path
 
 from benchmark.aggregate import dataset_boards
 from benchmark.stats import detectable_difference
+from benchmark.store import iter_results
 from benchmark.validity import ALPHA, POWER, detectable_text, paired_spread
 
 
@@ -55,8 +55,7 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name in names:
-        results = [json.loads(p.read_text()) for p in (args.results / name).glob("*/*/result.json")]
-        results = [r for r in results if r.get("status") == "ok"]
+        results = list(iter_results(args.results, name))
         if not results:
             continue
         runs, board = dataset_boards(results, "val-wga")[name]

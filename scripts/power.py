@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import math
+import sys
 from pathlib import Path
 
 from benchmark.aggregate import dataset_boards
@@ -47,6 +48,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="3,5,10,20")
     parser.add_argument("--sizes", default="1000", help="worst-group test sizes to compare with the current one")
     args = parser.parse_args()
+    if not args.results.is_dir():
+        print(f"results folder not found: {args.results}", file=sys.stderr)
+        sys.exit(2)
     names = args.datasets.split(",") if args.datasets else sorted(p.name for p in args.results.iterdir() if p.is_dir())
     seeds = [int(s) for s in args.seeds.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -14,6 +14,7 @@ the winners' other seeds alone. Example (the committed reference):
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from benchmark.aggregate import dataset_boards
@@ -28,6 +29,9 @@ def main() -> None:
     parser.add_argument("--held-out", type=Path, help="write the reports of the winners' other seeds here")
     args = parser.parse_args()
     results = list(iter_results(args.results))
+    if not results:
+        print(f"no finished runs under {args.results}", file=sys.stderr)
+        sys.exit(2)
     print("| Dataset | Method | Tuning seeds' test WGA | Other seeds' mean | Gap | Rank |")
     print("|---|---|---|---|---|---|")
     held_out = set()

@@ -115,3 +115,11 @@ def test_tuning_bias_compares_the_tuning_seed_with_the_winners_other_seeds(tmp_p
     board = pd.read_csv(tmp_path / "out" / "digits-lt" / "leaderboard.csv").set_index("method")
     assert board.loc["erm", "n_seeds"] == 9 and board.loc["erm", "wga_mean"] == pytest.approx(rest, abs=1e-3)
     assert board.loc["erm", "trials"] == 1, "only the winner's runs on the held-out seeds"
+    missing = subprocess.run([*command[:2], "--results", str(tmp_path / "none")], capture_output=True, text=True)
+    assert (missing.returncode, missing.stderr.strip()) == (2, f"no finished runs under {tmp_path / 'none'}")
+
+
+def test_power_says_so_in_one_line_when_the_results_folder_is_missing(tmp_path):
+    command = [sys.executable, str(SCRIPT.with_name("power.py")), "--results", str(tmp_path / "none")]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr.strip()) == (2, f"results folder not found: {tmp_path / 'none'}")

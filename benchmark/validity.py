@@ -211,7 +211,7 @@ def summary_lines(summary: dict, precision: int = 1) -> list[str]:
         erm = f"ERM failure: n/a ({summary['erm_note']})."
     else:
         verdict = {
-            "yes": "ERM fails, so the dataset can rank robustness methods",
+            "yes": "ERM fails, which a dataset needs to rank robustness methods (whether it does: see below)",
             "no": f"ERM does not clearly fail ({summary['erm_note']}), so the dataset cannot rank robustness methods",
             "undecided": f"undecided ({summary['erm_note']})",
         }[summary["erm_fails"]]

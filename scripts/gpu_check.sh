@@ -70,7 +70,7 @@ for method, by in sorted(runs.items()):
     print(f"{method}: twice the same: {same}; deterministic {a.get('deterministic')} {a.get('nondeterministic_ops', '')};"
           f" train s {a.get('train_time_s', 0):.2f} / {b.get('train_time_s', 0):.2f}, without: {c.get('train_time_s', 0):.2f}")
 PY
-for dataset in digits-hetero waterbirds-style celeba-style digits-lt; do
+for dataset in digits-hetero-spurious waterbirds-style celeba-style digits-lt; do
     step "reference_$dataset" bench run --methods all --dataset "$dataset" --seeds 0 --device "$device" --workers 1 \
         --stack 8 --out "/tmp/gpu_reference" --no-report
 done

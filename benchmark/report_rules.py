@@ -17,6 +17,7 @@ import pandas as pd
 
 from benchmark.aggregate import boards_of, dataset_boards
 from benchmark.selection import FAMILY_KEYS as KEYS
+from benchmark.selection import tuned_seeds
 from benchmark.tables import LATEX, MARKDOWN, Style, latex, latex_file, markdown, mean_std
 
 COLUMNS = ["label", "select", "trial", "trials", "tuned_on", "n_seeds", "wga_mean", "wga_std", "acc_mean", "acc_std"]
@@ -45,7 +46,7 @@ def tuning_table(frames: dict[str, pd.DataFrame], select: str) -> dict[str, pd.D
     for dataset, (_, board) in boards_of(frames, select).items():
         runs, rows = frames[dataset], []
         for _, family in board[board["trials"] > 1].iterrows():
-            seeds = {int(seed) for seed in str(family["tuned_on"]).split(",")}
+            seeds = tuned_seeds(family["tuned_on"])
             mine = runs[(runs[KEYS] == family[KEYS]).all(axis=1) & runs["seed"].isin(seeds)]
             defaults, tuned = mine[mine["trial"] == 0], mine[mine["trial"] == family["trial"]]
             if defaults.empty:

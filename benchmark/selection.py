@@ -76,3 +76,8 @@ def select_trials(runs: pd.DataFrame, rule: str) -> pd.DataFrame:
     tuned_on = shared.map(lambda seeds: ",".join(str(seed) for seed in sorted(seeds))).rename("tuned_on")
     kept = runs[runs["config_id"].isin(chosen["config_id"])]
     return kept.merge(trials, on=keys, how="left").merge(tuned_on.reset_index(), on=keys, how="left")
+
+
+def tuned_seeds(tuned_on) -> set[int]:
+    """The seeds in a ``tuned_on`` value of :func:`select_trials` (``0`` or ``0,1,2``)."""
+    return {int(seed) for seed in str(tuned_on).split(",")}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmark.aggregate import dataset_boards
 from benchmark.report import write_reports
-from benchmark.selection import FAMILY_KEYS
+from benchmark.selection import FAMILY_KEYS, tuned_seeds
 from benchmark.store import iter_results
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     held_out = set()
     for dataset, (runs, _) in sorted(dataset_boards(results, "val-wga").items()):
         for (_, method, _), rows in runs.groupby(FAMILY_KEYS, sort=True):
-            tuning = {int(seed) for seed in str(rows["tuned_on"].iloc[0]).split(",")}
+            tuning = tuned_seeds(rows["tuned_on"].iloc[0])
             on_tuning = rows["seed"].isin(tuning)
             tuned, others = rows.loc[on_tuning, "test_wga"].mean(), rows.loc[~on_tuning, "test_wga"]
             rest, rank = others.mean(), 1 + int((others > tuned).sum())

@@ -8,7 +8,7 @@
     bm.evaluate(ds, "test", predictions)               # any model's predicted classes -> wga, acc, per group
     method, data = bm.load_model("results/digits-hetero/erm/<run id>")   # a run trained with save_model=True
 
-Every function validates its inputs the way the CLI does and raises :class:`~benchmark.errors.BenchError` with
+Every function validates its inputs the way the CLI does and raises :class:`~benchmark.core.errors.BenchError` with
 the same one-line messages.
 """
 
@@ -21,21 +21,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.config import DEVICES
+from benchmark.core.errors import BenchError, did_you_mean
+from benchmark.core.registry import DATASETS
+from benchmark.core.selection import SELECT_RULES
+from benchmark.core.settings import DEFAULT_DATASET, MAX_TRIALS, QUICK_EPOCHS, check_choice, check_seeds
 from benchmark.data import build_dataset
 from benchmark.data.core import SPLITS, GroupDataset
-from benchmark.errors import BenchError, did_you_mean
-from benchmark.evaluation import split_metrics
-from benchmark.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher
-from benchmark.plan import plan_sweep
 from benchmark.plugins import load_plugins
-from benchmark.registry import DATASETS
-from benchmark.report import dataset_boards, runs_frame
-from benchmark.runner import Progress
-from benchmark.selection import SELECT_RULES
-from benchmark.settings import DEFAULT_DATASET, MAX_TRIALS, QUICK_EPOCHS, check_choice, check_seeds
-from benchmark.store import iter_results
-from benchmark.sweep import SweepOutcome, run_sweep, run_tuned_sweep
+from benchmark.report.files import dataset_boards, runs_frame
+from benchmark.runs.events import Progress
+from benchmark.runs.spec import DEVICES
+from benchmark.runs.store import iter_results
+from benchmark.sweeps.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher
+from benchmark.sweeps.plan import plan_sweep
+from benchmark.sweeps.sweep import SweepOutcome, run_sweep, run_tuned_sweep
+from benchmark.training.evaluation import split_metrics
 
 
 def as_sets(sets: Mapping[str, object] | Sequence[str] | None) -> list[str]:
@@ -95,12 +95,12 @@ def sweep(
     progress: Progress | None = None,
 ) -> SweepOutcome:
     """Validate everything, then train methods × trials × seeds on one dataset, skipping finished runs; return
-    every run's outcome (:class:`~benchmark.sweep.SweepOutcome`). What ``bench run`` does before its report.
+    every run's outcome (:class:`~benchmark.sweeps.sweep.SweepOutcome`). What ``bench run`` does before its report.
 
-    With ``tune_seeds``, two-phase tuning (:func:`~benchmark.sweep.run_tuned_sweep`): the ``trials`` on the
+    With ``tune_seeds``, two-phase tuning (:func:`~benchmark.sweeps.sweep.run_tuned_sweep`): the ``trials`` on the
     tuning seeds only, then each method's best trial under ``select`` on every one of ``seeds``. With ``stack`` > 1,
     up to that many runs that share the dataset and training budget train together in one process as one stacked
-    model (:mod:`benchmark.stacked`: what a GPU needs to be busy; the numbers equal each run's alone up to
+    model (:mod:`benchmark.training.stacking`: what a GPU needs to be busy; the numbers equal each run's alone up to
     floating-point reassociation)."""
     check_choice("--select", select, SELECT_RULES)
     check_choice("--device", device, DEVICES)
@@ -161,7 +161,7 @@ def write_folder_reports(outcome: SweepOutcome, out: Path, select: str = "val-wg
     """The reports of the sweep's datasets into ``out/<dataset>/``, over every finished run of each dataset in
     ``out`` (earlier sweeps' runs too, so that a second sweep into a folder keeps the first one's methods on
     the leaderboard); returns the leaderboards by dataset."""
-    from benchmark.report import write_reports
+    from benchmark.report.files import write_reports
 
     datasets = dict.fromkeys(run.spec.dataset for run, _ in outcome.runs)
     found = [result for dataset in datasets for result in iter_results(out, dataset)]
@@ -220,9 +220,9 @@ def load_model(run: str | Path, data_root: str | None = None, plugins: Sequence[
     weights of its selected epoch, in eval mode on CPU, and the dataset it trained on (rebuilt from the run's
     identity; ``data_root`` for datasets read from files). ``bm.evaluate(data, "test",
     bm.predict(method, data, "test"))`` gives the run's stored test metrics back."""
-    from benchmark.config import RunSpec, TrainConfig
-    from benchmark.store import read_result
-    from benchmark.trainer import build_method
+    from benchmark.runs.spec import RunSpec, TrainConfig
+    from benchmark.runs.store import read_result
+    from benchmark.training.engine import build_method
 
     folder = Path(run)
     result = read_result(folder)
@@ -245,7 +245,7 @@ def load_model(run: str | Path, data_root: str | None = None, plugins: Sequence[
 
 def predict(method, data: GroupDataset, split: str) -> torch.Tensor:
     """The method's predicted class of every sample of ``split``, in the order :func:`evaluate` expects."""
-    from benchmark.evaluation import predicted_classes
+    from benchmark.training.evaluation import predicted_classes
 
     check_choice("split", split, SPLITS)
     return predicted_classes(method, data, split)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from benchmark.core.errors import BenchError
 from benchmark.data.images import BACKBONES
-from benchmark.errors import BenchError
 
 if TYPE_CHECKING:  # annotations only
     from benchmark.data.batches import Batch

@@ -2,7 +2,7 @@
 as a ``.py`` file or a dotted module name (``bench run --plugin path/to/file.py`` / ``--plugin package.module``;
 entry-point groups ``benchmark.methods`` and ``benchmark.datasets``).
 
-It sits above the methods and datasets it imports; :mod:`benchmark.registry` below them only holds names.
+It sits above the methods and datasets it imports; :mod:`benchmark.core.registry` below them only holds names.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import benchmark.data  # noqa: F401  (registers the built-in datasets)
 import benchmark.methods  # noqa: F401  (registers the built-in methods)
-from benchmark.errors import BenchError
-from benchmark.registry import DATASETS, METHODS
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import DATASETS, METHODS
 
 
 def load_builtins() -> None:

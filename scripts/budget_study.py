@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmark.selection import select_epoch
+from benchmark.core.selection import select_epoch
 
 LAST_SHARE = 0.1  # the selected evaluation must not fall in the last 10% of the budget
 

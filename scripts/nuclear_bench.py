@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from benchmark.devices import synchronize
 from benchmark.methods.anchor_w2 import NUCLEAR_NORMS, cell_w2
+from benchmark.training.devices import synchronize
 
 GROUPS, CLASSES, K, BATCH = 4, 10, 64, 100
 

@@ -4,7 +4,7 @@ computation from committed runs.
     python scripts/power.py --results reports/tuned/runs [--datasets a,b] [--seeds 3,5,10,20] [--sizes 200,1000]
 
 Per dataset, from its leaderboard's rows (each method's chosen trial, test WGA over seeds): the pooled standard
-deviation of the pairs' paired differences (``benchmark.validity.paired_spread``), and the minimum detectable
+deviation of the pairs' paired differences (``benchmark.report.validity.paired_spread``), and the minimum detectable
 difference (80% power, a paired t-test at Holm's strictest level: α = 0.05 over the number of pairs) at each number
 of seeds. The evaluation's share of that spread: a model evaluated on n independent samples of its worst group
 (accuracy p) scores with binomial variance p(1 − p)/n, so two models' paired difference carries at most
@@ -22,10 +22,10 @@ import math
 import sys
 from pathlib import Path
 
-from benchmark.aggregate import dataset_boards
-from benchmark.stats import detectable_difference
-from benchmark.store import iter_results
-from benchmark.validity import ALPHA, POWER, detectable_text, paired_spread
+from benchmark.report.frames import dataset_boards
+from benchmark.report.stats import detectable_difference
+from benchmark.report.validity import ALPHA, POWER, detectable_text, paired_spread
+from benchmark.runs.store import iter_results
 
 
 def worst_group(results: list[dict]) -> tuple[str, int]:

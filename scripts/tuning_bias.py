@@ -2,7 +2,7 @@
 tuning seeds, the winner on every seed), the winner's mean test WGA on the seeds it was chosen on against its mean
 over the other seeds, and the rank of the former among the winner's seeds (1: above all of the others).
 
-The winner and its tuning seeds are the leaderboard's (``benchmark.selection.select_trials`` under val-wga: the
+The winner and its tuning seeds are the leaderboard's (``benchmark.core.selection.select_trials`` under val-wga: the
 trial with the best mean val WGA on the seeds every trial ran on, ``tuned_on``). Wherever val and test agree and
 the trials differ by chance, the tuning seeds' test WGA is biased upwards; the leaderboards average them with the
 other seeds. ``--held-out DIR`` also writes the reports (Markdown and CSV, with validity.md over the datasets) of
@@ -17,10 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.aggregate import dataset_boards
-from benchmark.report import write_reports
-from benchmark.selection import FAMILY_KEYS, tuned_seeds
-from benchmark.store import iter_results
+from benchmark.core.selection import FAMILY_KEYS, tuned_seeds
+from benchmark.report.files import write_reports
+from benchmark.report.frames import dataset_boards
+from benchmark.runs.store import iter_results
 
 
 def main() -> None:

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.config import TrainConfig
+from benchmark.core.registry import DATASETS
 from benchmark.data import build_dataset
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.methods.base import TrainInfo
 from benchmark.plugins import load_builtins
-from benchmark.registry import DATASETS
-from benchmark.trainer import train_info
+from benchmark.runs.spec import TrainConfig
+from benchmark.training.engine import train_info
 
 load_builtins()
 

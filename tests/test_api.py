@@ -15,7 +15,7 @@ from conftest import bench_in_process, needs_torchvision
 from test_data_real_images import fake_waterbirds
 
 import benchmark as bm
-from benchmark.settings import DEFAULT_DATASET
+from benchmark.core.settings import DEFAULT_DATASET
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"data.n_mnist1d": 600}
@@ -159,3 +159,35 @@ def test_the_readme_notebook_block_runs_as_written(tmp_path, monkeypatch, capsys
     printed = capsys.readouterr().out
     assert "100.0" in printed and "groupdro" in printed
     assert (tmp_path / "results" / "digits-hetero" / "leaderboard.csv").is_file()
+
+
+def test_every_api_name_stays_the_function_whatever_was_imported_before():
+    """A submodule of the same name must never shadow an API function (``bm.sweep`` after ``import
+    benchmark.<x>.sweep``, say): in a fresh interpreter, every module of the package is imported, each API
+    function is called with a bad argument (its own one-line error, not ``'module' object is not callable``), and
+    the plugin-facing names resolve."""
+    code = """
+import importlib, pkgutil, sys
+import benchmark as bm
+for info in pkgutil.walk_packages(bm.__path__, "benchmark."):
+    if not info.name.endswith("__main__"):
+        importlib.import_module(info.name)
+calls = {"load_dataset": ("nosuch",), "run": (), "sweep": (), "leaderboard": ("/nonexistent",),
+         "evaluate": (None, "nosplit", []), "load_model": ("/nonexistent",), "predict": (None, None, "nosplit")}
+kwargs = {"run": {"methods": ["nosuch"], "report": False}, "sweep": {"methods": ["nosuch"]}}
+for name in bm.API:
+    function = getattr(bm, name)
+    assert callable(function) and function.__module__ == "benchmark.api", name
+    try:
+        function(*calls[name], **kwargs.get(name, {}))
+    except bm.BenchError:
+        pass
+for name in bm.PLUGIN:
+    assert isinstance(getattr(bm, name), type), name
+print("ok")
+"""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

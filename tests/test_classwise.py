@@ -8,10 +8,16 @@ import pandas as pd
 import pytest
 from test_report import fake_result
 
-from benchmark.aggregate import dataset_boards, shown_metrics
-from benchmark.classwise import add_difficulty, difficulty_note, difficulty_split, difficulty_thirds, with_difficulty
-from benchmark.metrics import class_metrics
-from benchmark.report import write_reports
+from benchmark.core.metrics import class_metrics
+from benchmark.report.difficulty import (
+    add_difficulty,
+    difficulty_note,
+    difficulty_split,
+    difficulty_thirds,
+    with_difficulty,
+)
+from benchmark.report.files import write_reports
+from benchmark.report.frames import dataset_boards, shown_metrics
 
 
 def test_thirds_sort_by_accuracy_highest_first_ties_in_class_order():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import TrainConfig, apply_sets, split_sets, train_config
-from benchmark.errors import BenchError
-from benchmark.settings import Range, check_setting, parse_setting
+from benchmark.core.errors import BenchError
+from benchmark.core.settings import Range, apply_sets, check_setting, parse_setting, split_sets
+from benchmark.runs.spec import TrainConfig, train_config
 
 
 def test_parse_setting_by_default_type():
@@ -91,16 +91,16 @@ def test_train_config_layers_defaults_dataset_sets_and_epochs():
     ],
 )
 def test_every_section_is_checked_by_one_scheme_before_training(sets, message):
-    from benchmark.plan import plan_sweep
+    from benchmark.sweeps.plan import plan_sweep
 
     with pytest.raises(BenchError, match=f"bad value for {message}"):
         plan_sweep(["erm", "groupdro"], "digits-hetero", [0], sets=sets)
 
 
 def test_defaults_and_every_drawn_trial_pass_the_declared_settings():
-    from benchmark.plan import plan_sweep
+    from benchmark.core.registry import DATASETS, METHODS
     from benchmark.plugins import load_builtins
-    from benchmark.registry import DATASETS, METHODS
+    from benchmark.sweeps.plan import plan_sweep
 
     load_builtins()
     for name in DATASETS.names():
@@ -112,8 +112,8 @@ def test_defaults_and_every_drawn_trial_pass_the_declared_settings():
 
 
 def test_the_dataset_builder_path_checks_options_too():
+    from benchmark.core.registry import DATASETS
     from benchmark.data import build_dataset
-    from benchmark.registry import DATASETS
 
     options = {**DATASETS.get("digits-lt").option_defaults(), "imbalance": 0.5}
     with pytest.raises(BenchError, match=r"data.imbalance: 0.5 .must be in \[1, 1000000\]"):

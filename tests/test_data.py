@@ -148,7 +148,7 @@ def test_datasets_build_on_one_thread_whatever_the_process_uses(monkeypatch):
     AVX-512 CPU), so builders run with NumPy's BLAS and torch on one thread; the caller's setting comes back."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from benchmark.registry import DATASETS
+    from benchmark.core.registry import DATASETS
 
     builder, seen = DATASETS.get("digits-hetero"), []
     original = builder.build
@@ -173,7 +173,7 @@ def test_datasets_build_on_one_thread_whatever_the_process_uses(monkeypatch):
 def test_a_process_started_by_the_sweep_reuses_its_built_datasets(monkeypatch):
     """Pool workers take the parent's datasets (:func:`built_datasets`) instead of building them again."""
     import benchmark.data as data_layer
-    from benchmark.registry import DATASETS
+    from benchmark.core.registry import DATASETS
 
     options = small_hetero_options(proj_dim=30)
     built = build_dataset("digits-hetero", options)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import benchmark.data.adult as adult
-from benchmark.errors import BenchError
-from benchmark.registry import DATASETS
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import DATASETS
 
 N_TRAIN, N_TEST = 40, 10  # rows per (income, sex) group in adult.data / adult.test
 CLI = "import benchmark.data.adult; from benchmark.cli import app; app()"

@@ -13,13 +13,13 @@ import pytest
 import torch
 from scipy.io import savemat
 
-import benchmark.data.digits_full as digits_full
-from benchmark.errors import BenchError
-from benchmark.registry import DATASETS
+import benchmark.data.digits_hetero_full as digits_full
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import DATASETS
 
 # samples per class in each fake file: (train, test); the train files split 5/6 : 1/6 per class
 PER_CLASS = {"mnist": (6, 2), "usps": (6, 3), "svhn": (12, 2)}
-CLI = "import benchmark.data.digits_full; from benchmark.cli import app; app()"
+CLI = "import benchmark.data.digits_hetero_full; from benchmark.cli import app; app()"
 
 
 def idx_bytes(magic: int, array: np.ndarray) -> bytes:

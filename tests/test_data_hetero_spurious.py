@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.core.registry import DATASETS
 from benchmark.data import build_dataset
-from benchmark.registry import DATASETS
 
 NAME = "digits-hetero-spurious"
 

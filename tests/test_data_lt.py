@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import benchmark.data.digits_lt  # noqa: F401  (registers digits-lt even before benchmark.data imports it)
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import DATASETS
+from benchmark.core.selection import selected
 from benchmark.data import build_dataset
-from benchmark.errors import BenchError
-from benchmark.registry import DATASETS
-from benchmark.selection import selected
-from benchmark.trainer import train
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.training.engine import train
 
 SMALL = {"n_max": 60, "n_eval": 10}  # a 1000-sequence pool: fast builds for the option-level tests
 
@@ -129,7 +129,7 @@ def test_threshold_edges_are_inclusive_for_medium():
 
 
 def test_empty_bucket_is_reported_missing(beta10_lt):
-    from benchmark.metrics import group_metrics
+    from benchmark.core.metrics import group_metrics
 
     metrics = group_metrics([50] * 10, [100] * 10, beta10_lt.group_names, beta10_lt.summaries)
     assert metrics["many"] == 50.0 and metrics["medium"] == 50.0

@@ -10,12 +10,12 @@ import torch
 from conftest import bench, bench_in_process, needs_torchvision
 from PIL import Image
 
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import DATASETS
 from benchmark.data import build_dataset
 from benchmark.data.batches import eval_batches
 from benchmark.data.images import ImageFiles, prefetched
-from benchmark.errors import BenchError
 from benchmark.models import GroupModel, ResNet
-from benchmark.registry import DATASETS
 
 TINY = {"image_size": 16, "encoder": "cnn", "workers": 0}
 # (y, place, split) cells of the fake Waterbirds: every group in every split

@@ -8,18 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-import benchmark.data.spurious as spurious
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import DATASETS
+from benchmark.core.selection import selected
 from benchmark.data import build_dataset
+from benchmark.data.celeba_style import CELEBA_TRAIN
 from benchmark.data.sources import sklearn_digits
-from benchmark.errors import BenchError
-from benchmark.registry import DATASETS
-from benchmark.selection import selected
-from benchmark.trainer import train
+from benchmark.data.waterbirds_style import WATERBIRDS_TRAIN
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.training.engine import train
 
 NAMES = ("waterbirds-style", "celeba-style")
-WATERBIRDS = np.array(spurious.WATERBIRDS_TRAIN)
-CELEBA = np.array(spurious.CELEBA_TRAIN)
+WATERBIRDS = np.array(WATERBIRDS_TRAIN)
+CELEBA = np.array(CELEBA_TRAIN)
 
 
 def options(name: str, **overrides) -> dict:

@@ -8,12 +8,12 @@ import pytest
 import torch
 from conftest import bench, make_info, toy_dataset
 
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import METHODS
 from benchmark.data.batches import eval_batches
 from benchmark.data.core import FeatureSpace
-from benchmark.errors import BenchError
-from benchmark.evaluation import evaluate
 from benchmark.models import GroupModel
-from benchmark.registry import METHODS
+from benchmark.training.evaluation import evaluate
 
 
 def with_value(data, field: str, index: int, value: int) -> dict:
@@ -104,7 +104,7 @@ import torch
 from benchmark.data.core import FeatureSpace, GroupDataset
 
 from benchmark.data.builder import DatasetBuilder
-from benchmark.registry import register_dataset
+from benchmark.core.registry import register_dataset
 
 
 @register_dataset("nan-features")

@@ -8,9 +8,9 @@ from test_data_adult import write_adult
 from test_data_digits_full import write_all
 from test_data_real_images import fake_celeba, fake_waterbirds
 
+from benchmark.core.registry import DATASETS
 from benchmark.data import build_dataset
-from benchmark.plan import dataset_options
-from benchmark.registry import DATASETS
+from benchmark.sweeps.plan import dataset_options
 
 FAKE_ROOTS = {
     "waterbirds": fake_waterbirds,

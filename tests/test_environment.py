@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmark.environment import cpu_model
+from benchmark.runs.environment import cpu_model
 
 BLOCK = """processor\t: {n}
 vendor_id\t: GenuineIntel

@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import BUILTIN_METHODS, toy_dataset
 
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.core.registry import METHODS
 from benchmark.data.batches import BatchStream, ShuffleSampler, eval_batches
 from benchmark.data.core import bias_conflicting_groups
-from benchmark.evaluation import evaluate, live_units
 from benchmark.models import LATENTS, GroupModel
-from benchmark.registry import METHODS
-from benchmark.trainer import build_method, start_stage, train
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.training.engine import build_method, start_stage, train
+from benchmark.training.evaluation import evaluate, live_units
 
 
 def spec(method: str, epochs: int = 4, **train) -> RunSpec:

@@ -15,10 +15,10 @@ import pytest
 import torch
 from conftest import SMALL_HETERO, bench, toy_dataset
 
-from benchmark.config import Execution, RunSpec, TrainConfig
+from benchmark.core.registry import METHODS, register_method
 from benchmark.methods.erm import ERM
-from benchmark.registry import METHODS, register_method
-from benchmark.trainer import train
+from benchmark.runs.spec import Execution, RunSpec, TrainConfig
+from benchmark.training.engine import train
 
 SWEEP = ["run", "--methods", "erm,groupdro", "--seeds", "0,1", *SMALL_HETERO]
 COMMAND = [sys.executable, "-m", "benchmark.cli"]

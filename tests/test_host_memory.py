@@ -1,5 +1,5 @@
-"""Keeping freed host memory in the process (:func:`benchmark.devices.keep_freed_host_memory`): repeated forward
-passes stop page-faulting (that no number changes, the golden runs of ``test_numbers.py`` check bitwise)."""
+"""Keeping freed host memory in the process (:func:`benchmark.training.devices.keep_freed_host_memory`): repeated
+forward passes stop page-faulting (that no number changes, the golden runs of ``test_numbers.py`` check bitwise)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 FORWARD_PASSES = """
 import json, resource, sys, torch
-from benchmark.devices import keep_freed_host_memory
+from benchmark.training.devices import keep_freed_host_memory
 if sys.argv[1] == "keep":
     assert keep_freed_host_memory()
 torch.set_num_threads(1)  # as in runs; with two threads the plain process sometimes stopped faulting too

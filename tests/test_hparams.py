@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from benchmark.hparams import SHARED_SPACE, Choice, LogUniform, Uniform, draw
-from benchmark.plan import plan_sweep
-from benchmark.registry import METHODS
+from benchmark.core.hparams import SHARED_SPACE, Choice, LogUniform, Uniform, draw
+from benchmark.core.registry import METHODS
+from benchmark.sweeps.plan import plan_sweep
 
 
 def test_draws_are_in_range_and_repeatable():

@@ -19,10 +19,10 @@ from conftest import SMALL_HETERO, bench, bench_in_process, needs_torchvision
 from test_data_adult import write_adult
 from test_data_real_images import fake_celeba, fake_waterbirds
 
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import DATASETS
 from benchmark.data import build_dataset
-from benchmark.errors import BenchError
-from benchmark.registry import DATASETS
-from benchmark.runner import error_line
+from benchmark.runs.recording import error_line
 
 IN_PROCESS = [*SMALL_HETERO, "--workers", "1"]
 COMMAND = [sys.executable, "-m", "benchmark.cli"]
@@ -85,7 +85,7 @@ def test_a_folder_where_a_result_file_should_be_is_an_input_error(tmp_path):
     args = ["run", "--methods", "erm", "--out", str(out), *IN_PROCESS]
     assert bench_in_process(*args, "--seeds", "0").returncode == 0
     first = next((out / "digits-hetero" / "erm").iterdir())
-    from benchmark.plan import plan_sweep
+    from benchmark.sweeps.plan import plan_sweep
 
     seed1 = plan_sweep(["erm"], "digits-hetero", [1], epochs=2, sets=["data.n_mnist1d=600"])[0]
     (seed1.directory(out) / "result.json").mkdir(parents=True)

@@ -96,9 +96,9 @@ def test_two_workers_per_device_share_the_cpu_after_the_memory_check(tmp_path, o
 
 
 def test_workers_per_device_that_do_not_fit_are_refused_before_training(tmp_path, monkeypatch):
-    import benchmark.capacity as capacity
+    import benchmark.sweeps.capacity as capacity
     from benchmark.api import sweep
-    from benchmark.errors import BenchError
+    from benchmark.core.errors import BenchError
 
     monkeypatch.setattr(capacity, "free_memory_mb", lambda device: 200.0)  # the probe process alone needs more
     with pytest.raises(BenchError, match=r"^--workers-per-device 2: 2 runs need about \d+ MB on cpu .* at most 0 fit"):

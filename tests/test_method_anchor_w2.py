@@ -12,14 +12,14 @@ import torch.nn.functional as F
 from conftest import make_info, toy_dataset
 
 import benchmark.methods.anchor_w2  # noqa: F401  (registers the method)
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import METHODS
+from benchmark.core.selection import selected
 from benchmark.data.batches import StratifiedSampler, eval_batches
-from benchmark.errors import BenchError
 from benchmark.methods.anchor_w2 import NUCLEAR_NORMS, AnchorW2, cell_w2
 from benchmark.models import GroupModel
-from benchmark.registry import METHODS
-from benchmark.selection import selected
-from benchmark.trainer import train
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.training.engine import train
 
 
 def make_method(data, k: int = 6, seed: int = 0, **hparams) -> AnchorW2:

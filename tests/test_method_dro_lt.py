@@ -11,16 +11,16 @@ import torch.nn.functional as F
 from conftest import make_info, toy_dataset
 
 import benchmark.methods.dro_lt  # noqa: F401  (registers "dro-lt")
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import METHODS
+from benchmark.core.selection import selected
 from benchmark.data.batches import make_batches
 from benchmark.data.core import FeatureSpace, GroupDataset
-from benchmark.errors import BenchError
 from benchmark.methods.base import Stage
 from benchmark.methods.dro_lt import ClassBalancedSampler, stage_epochs
 from benchmark.models import GroupModel
-from benchmark.registry import METHODS
-from benchmark.selection import selected
-from benchmark.trainer import make_optimizer, train
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.training.engine import make_optimizer, train
 
 TRAIN_COUNTS = (30, 8, 3, 0)  # class 3 has no training sample (it appears in val/test only)
 

@@ -12,15 +12,15 @@ from conftest import make_info, needs_torchvision, toy_dataset
 from scipy import stats
 
 import benchmark.methods.jm1  # noqa: F401  (registers "jm1")
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import METHODS
+from benchmark.core.selection import selected
 from benchmark.data.batches import ShuffleSampler
 from benchmark.data.core import FeatureSpace, GroupDataset
-from benchmark.errors import BenchError
 from benchmark.methods.jm1 import PartnerSampler
 from benchmark.models import GroupModel
-from benchmark.registry import METHODS
-from benchmark.selection import selected
-from benchmark.trainer import train
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.training.engine import train
 
 
 def two_space_dataset(n: tuple[int, int] = (36, 24), num_classes: int = 3) -> GroupDataset:
@@ -240,8 +240,8 @@ def test_input_mixing_works_on_images_on_disk(tmp_path, mix_at):
     """Issue 14's bug: mixing inputs indexed ``space.x`` directly, which disk-backed image spaces do not have."""
     from test_data_real_images import fake_waterbirds
 
+    from benchmark.core.registry import DATASETS
     from benchmark.data import build_dataset
-    from benchmark.registry import DATASETS
 
     fake_waterbirds(tmp_path, per_cell=4)
     options = {**DATASETS.get("waterbirds").option_defaults(), "image_size": 16, "workers": 0, "encoder": "cnn"}

@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import make_info
 
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import METHODS
 from benchmark.data.batches import ShuffleSampler
-from benchmark.errors import BenchError
 from benchmark.methods.jtt import (
     JTT,
     RepeatSampler,
@@ -20,8 +20,8 @@ from benchmark.methods.jtt import (
     identification_epochs,
     minority_samples,
 )
-from benchmark.registry import METHODS
-from benchmark.trainer import seeded_model, train
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.training.engine import seeded_model, train
 
 
 @pytest.mark.parametrize(

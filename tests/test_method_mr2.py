@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from conftest import make_info, toy_dataset
 
 import benchmark.methods.mr2  # noqa: F401  (registers "mr2")
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.core.registry import METHODS
+from benchmark.core.selection import selected
 from benchmark.data.batches import make_batches
 from benchmark.models import GroupModel
-from benchmark.registry import METHODS
-from benchmark.selection import selected
-from benchmark.trainer import train
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.training.engine import train
 
 pytestmark = pytest.mark.usefixtures("float64")
 

@@ -10,14 +10,14 @@ import torch
 from conftest import make_info, toy_dataset
 
 import benchmark.methods.nc_frozen  # noqa: F401  (registers the method)
-from benchmark.config import RunSpec, TrainConfig
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import METHODS
+from benchmark.core.selection import selected
 from benchmark.data.batches import Batch, eval_batches
 from benchmark.data.core import FeatureSpace, GroupDataset
-from benchmark.errors import BenchError
 from benchmark.models import GroupModel
-from benchmark.registry import METHODS
-from benchmark.selection import selected
-from benchmark.trainer import train
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.training.engine import train
 
 # training counts per (class, attribute) cell: majority attributes 1, 2, 0 (class 2 ties 0 and 2 -> 0)
 TRAIN_COUNTS = [[3, 9, 2], [1, 4, 7], [6, 0, 6]]

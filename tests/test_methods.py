@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from conftest import make_info, toy_dataset
 
+from benchmark.core.registry import METHODS
 from benchmark.data.batches import eval_batches
 from benchmark.methods.base import per_group_mean
 from benchmark.models import GroupModel
-from benchmark.registry import METHODS
 
 
 def make_method(name: str, data, **hparams):

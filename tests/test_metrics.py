@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.metrics import class_metrics, group_metrics
+from benchmark.core.metrics import class_metrics, group_metrics
 
 
 def test_group_metrics_values():
@@ -43,8 +43,8 @@ def test_worst_class_accuracy_skips_absent_classes():
 def test_every_evaluation_reports_each_class_and_the_worst(small_hetero):
     from conftest import small_hetero_options
 
-    from benchmark.config import RunSpec, TrainConfig
-    from benchmark.trainer import train
+    from benchmark.runs.spec import RunSpec, TrainConfig
+    from benchmark.training.engine import train
 
     records = []
     train(

@@ -22,12 +22,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import BUILTIN_METHODS, small_hetero_options  # noqa: E402
 
-from benchmark.config import Execution, RunSpec, TrainConfig  # noqa: E402
+from benchmark.core.registry import METHODS  # noqa: E402
 from benchmark.data import build_dataset  # noqa: E402
-from benchmark.environment import cpu_model  # noqa: E402
 from benchmark.plugins import load_builtins  # noqa: E402
-from benchmark.registry import METHODS  # noqa: E402
-from benchmark.trainer import train  # noqa: E402
+from benchmark.runs.environment import cpu_model  # noqa: E402
+from benchmark.runs.spec import Execution, RunSpec, TrainConfig  # noqa: E402
+from benchmark.training.engine import train  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "quick_runs.json"
 EPOCHS = 4  # every method's stages fit (dro-lt and jtt need at least two epochs)
@@ -37,7 +37,7 @@ ACC_TOL = 1.0  # points
 
 def machine_kind() -> dict:
     """What decides whether CPU kernels are bitwise the same: the torch version, the instruction set used and the
-    CPU itself (:func:`~benchmark.environment.cpu_model`)."""
+    CPU itself (:func:`~benchmark.runs.environment.cpu_model`)."""
     return {
         "torch": torch.__version__.split("+")[0],
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),

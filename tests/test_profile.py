@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import BUILTIN_METHODS, bench, toy_dataset
 
-from benchmark.config import RunSpec, TrainConfig
-from benchmark.plan import plan_sweep
-from benchmark.profile import CSV_COLUMNS, epoch_rate, profile
-from benchmark.trainer import train
+from benchmark.profiling.profile import CSV_COLUMNS, epoch_rate, profile
+from benchmark.runs.spec import RunSpec, TrainConfig
+from benchmark.sweeps.plan import plan_sweep
+from benchmark.training.engine import train
 
 
 def test_profile_rows_ratios_and_stage_rates():
@@ -44,7 +44,7 @@ def test_profile_rows_ratios_and_stage_rates():
 
 
 def test_profile_trains_with_the_runs_threads_and_deterministic_setting(monkeypatch):
-    import benchmark.profile as profiling
+    import benchmark.profiling.profile as profiling
 
     seen, real = [], profiling.train
     monkeypatch.setattr(profiling, "train", lambda *args: seen.append(args[3]) or real(*args))
@@ -68,7 +68,7 @@ def test_profile_cli_writes_the_csv(tmp_path):
 
 
 def test_rounds_run_round_robin_and_take_each_ratio_within_its_round(monkeypatch):
-    import benchmark.profile as profiling
+    import benchmark.profiling.profile as profiling
 
     speed = iter([1.0] * 3 + [0.5] * 3 + [0.9] * 3)  # the machine slows down in round 2
     jtt_to_erm = iter([0.6, 0.8, 0.7])
@@ -132,7 +132,7 @@ def test_compiled_encoders_train_like_eager_ones(backend, rel):
 
 
 def test_reduce_overhead_compiles_each_encoder_with_cuda_graphs_mode(monkeypatch):
-    from benchmark.trainer import seeded_model
+    from benchmark.training.engine import seeded_model
 
     calls = []
     monkeypatch.setattr(torch, "compile", lambda module, **how: calls.append(how) or module)
@@ -144,7 +144,7 @@ def test_reduce_overhead_compiles_each_encoder_with_cuda_graphs_mode(monkeypatch
 
 
 def test_the_breakdown_sorts_operators_by_kind_and_accounts_for_the_step_time():
-    from benchmark.step_breakdown import OUTSIDE, breakdown, op_kind
+    from benchmark.profiling.breakdown import OUTSIDE, breakdown, op_kind
 
     assert op_kind("aten::convolution_backward") == op_kind("aten::mkldnn_convolution") == "convolution"
     assert op_kind("aten::addmm") == op_kind("aten::bmm") == "matrix product"

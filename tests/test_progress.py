@@ -8,9 +8,8 @@ from rich.console import Console
 from rich.progress import Progress as RichBars
 from rich.progress import TimeRemainingColumn
 
-from benchmark.config import RunSpec, TrainConfig
-from benchmark.progress import CountdownColumn, RichProgress
-from benchmark.runs import Run
+from benchmark.runs.spec import Run, RunSpec, TrainConfig
+from benchmark.sweeps.progress import CountdownColumn, RichProgress
 
 
 def spec(seed: int) -> Run:

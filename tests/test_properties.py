@@ -11,9 +11,9 @@ import torch
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from benchmark.core.metrics import HEADLINE, group_metrics
 from benchmark.data.batches import SAMPLERS, ShuffleSampler, StratifiedSampler
 from benchmark.data.core import FeatureSpace, GroupDataset
-from benchmark.metrics import HEADLINE, group_metrics
 
 FAST = settings(max_examples=150, deadline=None)
 SAMPLER_RUNS = settings(max_examples=60, deadline=None)

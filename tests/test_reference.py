@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import bench_in_process
 
-from benchmark.settings import DEFAULT_DATASET
+from benchmark.core.settings import DEFAULT_DATASET
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import BUILTIN_METHODS, bench_in_process
 
-from benchmark.aggregate import dataset_boards
-from benchmark.store import iter_results
-from benchmark.validity import pair_tests
+from benchmark.report.frames import dataset_boards
+from benchmark.report.validity import pair_tests
+from benchmark.runs.store import iter_results
 
 # one pytest-xdist worker takes the whole module, so the module-scoped `regenerated` is built once
 pytestmark = pytest.mark.xdist_group("regenerated")

@@ -7,13 +7,13 @@ import textwrap
 
 import pytest
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import METHODS, Registry
 from benchmark.plugins import load_entry_points, load_plugin
-from benchmark.registry import METHODS, Registry
 
 PLUGIN = """
 from benchmark.methods.base import Method
-from benchmark.registry import register_method
+from benchmark.core.registry import register_method
 
 @register_method("{name}")
 class Plugged(Method):

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.metrics import group_metrics
-from benchmark.report import write_reports
+from benchmark.core.metrics import group_metrics
+from benchmark.report.files import write_reports
 
 
 def fake_result(

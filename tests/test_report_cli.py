@@ -10,7 +10,7 @@ from conftest import bench_in_process
 from test_report import table_rows
 from test_report_outputs import PLOTS, suite
 
-from benchmark.store import SCHEMA_VERSION
+from benchmark.runs.store import SCHEMA_VERSION
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from test_report import fake_result, table_rows
 
-from benchmark.errors import BenchError
-from benchmark.report import write_reports
-from benchmark.tables import rank_marks
+from benchmark.core.errors import BenchError
+from benchmark.report.files import write_reports
+from benchmark.report.formats import rank_marks
 
 
 def toy_results(dataset: str = "toy") -> list[dict]:
@@ -51,7 +51,7 @@ def test_standalone_latex_compiles_with_pdflatex_to_pages_cropped_to_the_table(t
 
 
 def test_a_table_that_does_not_compile_is_a_warning(tmp_path, monkeypatch):
-    import benchmark.report as report
+    import benchmark.report.files as report
 
     monkeypatch.setattr(report, "latex_file", lambda tabular, comments, standalone: "\\begin{document}\n")
     warnings = []

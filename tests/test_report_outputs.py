@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from test_report import fake_result, markdown_tables, table_rows
 
-from benchmark.metrics import group_metrics
-from benchmark.report import write_reports
+from benchmark.core.metrics import group_metrics
+from benchmark.report.files import write_reports
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("groups.png", "wga_vs_acc.png", "curves.png")
@@ -76,7 +76,7 @@ def test_plots_are_written_as_valid_pngs(tmp_path):
 
 
 def test_curves_cover_every_stage_and_mark_the_selected_evaluation():
-    from benchmark.aggregate import curves_frame, runs_frame
+    from benchmark.report.frames import curves_frame, runs_frame
 
     staged = trained("jtt", 0, [6, 7], epochs=2)
     staged["history"] = [{**h, "epoch": h["epoch"] + 1} for h in staged["history"]]  # stage 2: epochs 2 and 3

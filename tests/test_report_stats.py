@@ -12,8 +12,8 @@ import scipy.stats
 from scipy.stats import ttest_rel
 from test_report import fake_result, table_rows
 
-from benchmark.report import write_reports
-from benchmark.stats import bootstrap_ci, detectable_difference, paired_ttest, wilson_interval
+from benchmark.report.files import write_reports
+from benchmark.report.stats import bootstrap_ci, detectable_difference, paired_ttest, wilson_interval
 
 
 def test_paired_ttest_uses_the_shared_seeds_only():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.metrics import group_metrics
-from benchmark.report import runs_frame, write_reports
-from benchmark.selection import select_epoch
+from benchmark.core.metrics import group_metrics
+from benchmark.core.selection import select_epoch
+from benchmark.report.files import runs_frame, write_reports
 
 
 def record(epoch: int, val: list[int], test: list[int]) -> dict:

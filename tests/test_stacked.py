@@ -1,5 +1,5 @@
-"""Stacked training (benchmark.stacked): runs trained together as one stacked model give each run's numbers alone,
-update each row as its own optimiser would, and fail one run without stopping the others."""
+"""Stacked training (benchmark.training.stacking): runs trained together as one stacked model give each run's numbers
+alone, update each row as its own optimiser would, and fail one run without stopping the others."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ import torch
 from conftest import BUILTIN_METHODS, SMALL_HETERO, bench_in_process, small_hetero_options, toy_dataset
 from test_trainer import NanAfterThree  # registers test-nan-after-3: NaN from its fourth step
 
-from benchmark.config import Execution, RunSpec, TrainConfig
+from benchmark.core.registry import METHODS, register_method
 from benchmark.data import build_dataset
-from benchmark.launchers import stack_tasks
-from benchmark.registry import METHODS, register_method
-from benchmark.runs import Run
-from benchmark.stacked import stack_problem, train_stacked
-from benchmark.trainer import NonFiniteLoss, train
+from benchmark.runs.spec import Execution, Run, RunSpec, TrainConfig
+from benchmark.sweeps.launchers import stack_tasks
+from benchmark.training.engine import NonFiniteLoss, train
+from benchmark.training.stacking import stack_problem, train_stacked
 
 EPOCHS = 4  # every built-in method's stages fit
 LOSS_RTOL = 1e-4  # measured: at most 4e-6 relative between a run stacked and alone, over 4 epochs of all methods
@@ -157,7 +156,7 @@ def test_the_stack_encodes_every_runs_batches_in_one_call(small, monkeypatch):
     """In training and evaluation alike a stacked run's own encoders are never called: the stack's vmapped call of
     the template (the first run's encoders) encodes for every run, and each run's loss and evaluation read the
     latents computed for its batches."""
-    import benchmark.stacked as stacked
+    import benchmark.training.stacking as stacked
 
     calls = []
 

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from benchmark.config import Execution, RunSpec, TrainConfig
-from benchmark.runs import Run
-from benchmark.store import claim_run, iter_results, read_claim, read_result, release_claim, write_json_atomic
+from benchmark.runs.spec import Execution, Run, RunSpec, TrainConfig
+from benchmark.runs.state import claim_run, read_claim, release_claim
+from benchmark.runs.store import iter_results, read_result, write_json_atomic
 
 
 def spec(device="auto", plugins=(), select="val-wga", trial=0, family_id="", **changes) -> Run:
@@ -72,7 +72,7 @@ def test_result_files_respect_the_umask(tmp_path, umask):
     """mkstemp makes 0600 files: results must be readable by whoever may read the folder (issue 13)."""
     code = (
         "import os, sys; os.umask(int(sys.argv[2])); from pathlib import Path; "
-        "from benchmark.store import write_json_atomic; write_json_atomic(Path(sys.argv[1]), {'a': 1})"
+        "from benchmark.runs.store import write_json_atomic; write_json_atomic(Path(sys.argv[1]), {'a': 1})"
     )
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.json"), str(umask)], check=True)
     assert stat.S_IMODE(os.stat(tmp_path / "r.json").st_mode) == 0o666 & ~umask

@@ -8,14 +8,15 @@ import pytest
 import torch
 from conftest import toy_dataset
 
-from benchmark.config import Execution, RunSpec, TrainConfig
-from benchmark.launchers import run_in_process
+from benchmark.core.registry import METHODS, register_method
+from benchmark.core.selection import selected
 from benchmark.methods.base import Method
-from benchmark.registry import METHODS, register_method
-from benchmark.runner import Progress, execute_run, runs_to_do, stored_result
-from benchmark.runs import Run
-from benchmark.selection import selected
-from benchmark.trainer import NonFiniteLoss, run_settings, train
+from benchmark.runs.events import Progress
+from benchmark.runs.spec import Execution, Run, RunSpec, TrainConfig
+from benchmark.runs.state import runs_to_do, stored_result
+from benchmark.sweeps.execute import execute_run
+from benchmark.sweeps.launchers import run_in_process
+from benchmark.training.engine import NonFiniteLoss, run_settings, train
 
 if "test-nan-after-3" not in METHODS:
 
@@ -82,7 +83,7 @@ def test_non_finite_loss_raises_with_the_step():
 
 
 def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    import benchmark.runner as runner
+    import benchmark.sweeps.execute as runner
 
     monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
     config = TrainConfig(epochs=2, batch_size=8)
@@ -98,7 +99,7 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
 
 
 def test_interrupted_run_leaves_no_result(tmp_path, monkeypatch):
-    import benchmark.runner as runner
+    import benchmark.sweeps.execute as runner
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -115,7 +116,7 @@ def test_interrupted_run_leaves_no_result(tmp_path, monkeypatch):
 def test_a_rerun_removes_what_a_killed_attempt_left_half_written(tmp_path, monkeypatch):
     """A SIGKILL between a temp file's creation and its rename leaves the temp file; the run's next attempt
     deletes it (claim temp files belong to contenders and stay)."""
-    import benchmark.runner as runner
+    import benchmark.sweeps.execute as runner
 
     monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
     spec = Run(RunSpec("toy", {}, "erm", {}, 0, TrainConfig(epochs=1, batch_size=8)))
@@ -145,7 +146,7 @@ def test_cuda_runs_are_deterministic_by_default_and_record_what_was_not(monkeypa
     """The default (``deterministic`` None) turns deterministic algorithms on for CUDA runs in warn-only mode: an
     operation without a deterministic implementation (``put_`` has none, on any device) is recorded, not fatal;
     other warnings still show. On CPU the default leaves them off; True makes such an operation an error."""
-    import benchmark.trainer as trainer
+    import benchmark.training.engine as trainer
 
     def nondeterministic_step():
         torch.zeros(3).put_(torch.tensor([0, 0]), torch.ones(2))

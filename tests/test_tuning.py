@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 from conftest import SMALL_HETERO, bench_in_process
 
-import benchmark.sweep as sweep_module
-from benchmark.aggregate import dataset_frames
+import benchmark.sweeps.sweep as sweep_module
 from benchmark.api import leaderboard, sweep
-from benchmark.errors import BenchError
-from benchmark.report_rules import seeds_note, write_tuning
-from benchmark.selection import select_epoch, selection_score
-from benchmark.sweep import Interrupted
+from benchmark.core.errors import BenchError
+from benchmark.core.selection import select_epoch, selection_score
+from benchmark.report.frames import dataset_frames
+from benchmark.report.rules import seeds_note
+from benchmark.report.tuning import write_tuning
+from benchmark.sweeps.sweep import Interrupted
 
 # one pytest-xdist worker takes the whole module, so the module-scoped `tuned` is built once
 pytestmark = pytest.mark.xdist_group("tuned")

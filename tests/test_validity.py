@@ -9,9 +9,9 @@ import pytest
 from scipy.stats import ttest_ind, ttest_rel
 from test_report import fake_result
 
-from benchmark.report import write_reports
-from benchmark.stats import detectable_difference
-from benchmark.validity import (
+from benchmark.report.files import write_reports
+from benchmark.report.stats import detectable_difference
+from benchmark.report.validity import (
     convergent_validity,
     dataset_validity,
     discriminative_power,

@@ -1,7 +1,9 @@
 """The ``bench`` command: list, describe, run, report, profile (one module per command, :mod:`.common` shared).
 
-Every input is validated before anything is trained or written; a :class:`~benchmark.errors.BenchError` prints
+Every input is validated before anything is trained or written; a :class:`~benchmark.core.errors.BenchError` prints
 one line (``error: ...``) and exits with code 2.
+
+May import: everything; it is a shell over :mod:`benchmark.api` and the packages below.
 """
 
 from __future__ import annotations

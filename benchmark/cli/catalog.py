@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from benchmark.cli.common import app, cli_errors, console
-from benchmark.errors import BenchError
-from benchmark.settings import check_choice
+from benchmark.core.errors import BenchError
+from benchmark.core.settings import check_choice
 
 
 @app.command("list", short_help="List the registered methods and datasets.")
@@ -19,8 +19,8 @@ def list_cmd(
     plugin: List[str] = typer.Option([], help="plugin file or module whose methods and datasets to list too"),
 ) -> None:
     """List the registered methods and datasets (built-ins, installed plugins and any --plugin)."""
+    from benchmark.core.registry import DATASETS, METHODS
     from benchmark.plugins import load_builtins, load_plugins
-    from benchmark.registry import DATASETS, METHODS
 
     check_choice("argument", what, ("all", "methods", "datasets"))
     load_builtins()
@@ -50,11 +50,11 @@ def describe(
     plugin: List[str] = typer.Option([], help="plugin file or module registering datasets"),
 ) -> None:
     """Print a dataset's description, feature spaces and counts per split × group."""
-    from benchmark.config import split_sets
+    from benchmark.core.settings import split_sets
     from benchmark.data import build_dataset
     from benchmark.data.core import SPLITS
-    from benchmark.plan import dataset_options
     from benchmark.plugins import load_plugins
+    from benchmark.sweeps.plan import dataset_options
 
     load_plugins(plugin)
     sets = split_sets(set_)

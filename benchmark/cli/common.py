@@ -9,8 +9,8 @@ import sys
 import typer
 from rich.console import Console
 
-from benchmark.errors import BenchError
-from benchmark.settings import MAX_SEEDS
+from benchmark.core.errors import BenchError
+from benchmark.core.settings import MAX_SEEDS
 
 app = typer.Typer(
     add_completion=False,
@@ -64,7 +64,7 @@ def parse_list(text: str, what: str) -> list[str]:
 
 def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """``0,1,2`` or ``0-4`` (inclusive) or a mix: at most :data:`MAX_SEEDS` seeds, each a valid generator seed."""
-    from benchmark.settings import SEED
+    from benchmark.core.settings import SEED
 
     seeds: list[int] = []
     for item in parse_list(text, option):

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from benchmark.cli.common import app, cli_errors, console, parse_list
-from benchmark.errors import BenchError
-from benchmark.settings import DEFAULT_DATASET, check_choice
+from benchmark.core.errors import BenchError
+from benchmark.core.settings import DEFAULT_DATASET, check_choice
 
 
 @app.command(short_help="Steps/s per method through the trainer, vs a bare loop and ERM.")
@@ -42,11 +42,11 @@ def profile(
     within its round, and the medians are shown (the CSV adds the ratio to ERM's range over rounds)."""
     import pandas as pd
 
-    from benchmark.config import DEVICES
-    from benchmark.plan import plan_sweep
-    from benchmark.profile import CSV_COLUMNS
-    from benchmark.profile import profile as run_profile
-    from benchmark.runner import preflight
+    from benchmark.profiling.profile import CSV_COLUMNS
+    from benchmark.profiling.profile import profile as run_profile
+    from benchmark.runs.spec import DEVICES
+    from benchmark.sweeps.plan import plan_sweep
+    from benchmark.sweeps.preflight import preflight
 
     check_choice("--device", device, DEVICES)
     counts = {"--epochs": epochs, "--threads": threads, "--batch-size": batch_size, "--rounds": rounds}
@@ -80,7 +80,7 @@ def profile(
 
 
 def breakdown_table(kinds: list[dict]) -> Table:
-    """The bare loop's step time by kind of operator, as :func:`benchmark.step_breakdown.breakdown` measured it."""
+    """The bare loop's step time by kind of operator, as :func:`benchmark.profiling.breakdown.breakdown` measured it."""
     shown = Table("operators", "ms/step", "share", "MFLOP/step", "GFLOP/s", "×peak", title="bare loop: a step's time")
     for row in kinds:
         cells = [

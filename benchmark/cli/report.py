@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from benchmark.cli.common import app, cli_errors, console, parse_list
-from benchmark.errors import BenchError
-from benchmark.settings import check_choice
+from benchmark.core.errors import BenchError
+from benchmark.core.settings import check_choice
 
 
 @app.command("report", short_help="Reports from stored runs: tables, plots, HTML (no training).")
@@ -38,9 +38,9 @@ def report_cmd(
 ) -> None:
     """Aggregate every result.json under a results folder into leaderboards, per-group and cost tables, plots and
     an HTML page (no training)."""
-    from benchmark.report import FORMATS, write_reports
-    from benchmark.selection import SELECT_RULES
-    from benchmark.store import iter_results
+    from benchmark.core.selection import SELECT_RULES
+    from benchmark.report.files import FORMATS, write_reports
+    from benchmark.runs.store import iter_results
 
     rules = parse_list(select, "--select")
     for rule in rules:
@@ -77,8 +77,8 @@ def report_cmd(
 
 def print_leaderboard(dataset: str, board) -> None:
     """The leaderboard as a rich table on the console."""
-    from benchmark.report import shown_metrics
-    from benchmark.tables import label, mean_std
+    from benchmark.report.files import shown_metrics
+    from benchmark.report.formats import label, mean_std
 
     title = f"{dataset}: test metrics (%), selection {board['select'].iloc[0]}"
     table = Table("method", *map(label, shown_metrics(board)), "seeds", "trials", title=title)

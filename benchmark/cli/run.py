@@ -10,7 +10,7 @@ import typer
 
 from benchmark.cli.common import app, cli_errors, console, parse_list, parse_seeds
 from benchmark.cli.report import print_leaderboard
-from benchmark.settings import DEFAULT_DATASET, QUICK_EPOCHS
+from benchmark.core.settings import DEFAULT_DATASET, QUICK_EPOCHS
 
 
 @app.command(short_help="Train methods × trials × seeds, then write the leaderboard.")
@@ -68,8 +68,8 @@ def run(
 ) -> None:
     """Train methods × trials × seeds on one dataset, skipping finished runs, then print and write the leaderboard."""
     from benchmark.api import sweep, write_folder_reports
-    from benchmark.progress import RichProgress
-    from benchmark.sweep import Interrupted
+    from benchmark.sweeps.progress import RichProgress
+    from benchmark.sweeps.sweep import Interrupted
 
     try:
         with RichProgress(console) as progress:
@@ -132,7 +132,7 @@ def run(
 def list_failures(outcome, out: Path, shown: int = 10) -> None:
     """One line per failed run (at most ``shown``, then a count), and one line for all runs that could not be
     written (a full disk)."""
-    from benchmark.progress import RichProgress
+    from benchmark.sweeps.progress import RichProgress
 
     unstored = [(s, r) for s, r in outcome.failed if r.get("unstored")]
     others = [(s, r) for s, r in outcome.failed if not r.get("unstored")]

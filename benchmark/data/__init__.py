@@ -1,4 +1,10 @@
-"""The dataset layer: core types, offline sources and the registered dataset builders."""
+"""The dataset layer: the dataset and batch types (:mod:`.core`, :mod:`.batches`), the builder base
+(:mod:`.builder`), offline sources, images on disk, and one module per registered dataset, named after it
+(``digits-hetero`` in :mod:`.digits_hetero`, ``waterbirds-style`` in :mod:`.waterbirds_style`, ...); importing
+this package registers them. :func:`build_dataset` builds (and caches) one by name.
+
+May import: ``core`` only.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +15,21 @@ import pickle
 import torch
 from threadpoolctl import threadpool_limits
 
+from benchmark.core.registry import DATASETS
 from benchmark.data import (  # noqa: F401  (registers the built-ins)
     adult,
-    digits_full,
+    celeba,
+    celeba_style,
     digits_hetero,
+    digits_hetero_full,
     digits_hetero_spurious,
     digits_lt,
-    real_images,
-    spurious,
+    waterbirds,
+    waterbirds_style,
 )
 from benchmark.data.batches import Batch
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset
-from benchmark.registry import DATASETS
 
 __all__ = ["Batch", "DatasetBuilder", "FeatureSpace", "GroupDataset", "build_dataset"]
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import register_dataset
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.data.sources import data_file, stratified_parts
-from benchmark.errors import BenchError
-from benchmark.registry import register_dataset
 
 COLUMNS = (
     "age",

@@ -11,9 +11,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from benchmark.core.errors import BenchError
 from benchmark.data.core import GroupDataset
 from benchmark.data.images import ImageFiles
-from benchmark.errors import BenchError
 
 
 @dataclass
@@ -31,8 +31,8 @@ class Batch:
     prefetched with the batch's) and tensors of its own (``extra``).
 
     ``host_idx`` is ``idx`` on the host (None for a hand-made batch), so that stacked training
-    (:mod:`benchmark.stacked`) lays out many runs' batches without a device sync; ``latents``, when set, are the
-    batch's latents that stacked training computed ahead for the current step, which the model returns instead
+    (:mod:`benchmark.training.stacking`) lays out many runs' batches without a device sync; ``latents``, when set, are
+    the batch's latents that stacked training computed ahead for the current step, which the model returns instead
     of encoding the batch again (:meth:`~benchmark.models.GroupModel.encode`).
     """
 

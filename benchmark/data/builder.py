@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import ClassVar
 
+from benchmark.core.settings import SEED, Range, check_settings
 from benchmark.data.core import GroupDataset
-from benchmark.settings import SEED, Range, check_settings
 
 CONTENT_LIMIT = 16 * 2**20  # data files up to this size are fingerprinted by content, larger ones by size and time
 
@@ -16,7 +16,7 @@ class DatasetBuilder:
     """Base class of registered datasets: declares options and builds a :class:`GroupDataset`.
 
     ``options`` are the dataset's settings with defaults (set with ``--set data.KEY=VALUE``), ``choices`` the
-    allowed values of string options and ``bounds`` the :class:`~benchmark.settings.Range` of numeric ones;
+    allowed values of string options and ``bounds`` the :class:`~benchmark.core.settings.Range` of numeric ones;
     ``seed`` is always available and fixes the split. ``train_defaults`` is the budget this dataset
     recommends (overridden by ``--set train.*`` / ``--epochs``).
     """
@@ -59,6 +59,6 @@ class DatasetBuilder:
     @classmethod
     def check_options(cls, options: dict) -> dict:
         """``options`` checked against the defaults' types, ``choices`` and ``bounds`` (the data seed is in
-        :data:`~benchmark.settings.SEED`); returns them typed. A dataset whose options constrain each other
+        :data:`~benchmark.core.settings.SEED`); returns them typed. A dataset whose options constrain each other
         extends this; :func:`benchmark.data.build_dataset` and the sweep planner both call it."""
         return check_settings("data", options, cls.option_defaults(), cls.choices, {"seed": SEED, **cls.bounds})

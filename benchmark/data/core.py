@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import torch
 
+from benchmark.core.errors import BenchError
 from benchmark.data.images import ImageFiles
-from benchmark.errors import BenchError
 
 SPLITS = ("train", "val", "test")
 SPACE_KINDS = ("image", "sequence", "vector")
@@ -41,7 +41,7 @@ class GroupDataset:
 
     ``summaries`` names extra metrics that are weighted means of the group accuracies, one weight per
     group: e.g. ``adj_acc`` with the training group proportions (Waterbirds), or ``many``/``medium``/
-    ``few`` with 0/1 weights over class groups (long tail). See :func:`benchmark.metrics.group_metrics`.
+    ``few`` with 0/1 weights over class groups (long tail). See :func:`benchmark.core.metrics.group_metrics`.
 
     ``minority`` lists the minority groups when the builder declares them (groups that are not (class,
     attribute) cells, e.g. feature spaces); left None, they follow DATASETS.md's rule for cells: a group

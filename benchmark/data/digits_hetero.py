@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from benchmark.core.registry import register_dataset
+from benchmark.core.settings import Range
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.data.sources import class_quota_parts, mnist1d, rotate, sklearn_digits, stratified_parts
-from benchmark.registry import register_dataset
-from benchmark.settings import Range
 
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # MNIST-1D train/val/test, stratified by class
 SKLEARN_GROUP_FRACTIONS = (0.5, 0.3, 0.2)  # digits8, digits16, digits-proj shares of the training images

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from benchmark.core.registry import register_dataset
+from benchmark.core.settings import FRACTION, Range
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.data.sources import class_quota_parts, mnist1d, sklearn_digits, stratified_parts
-from benchmark.registry import register_dataset
-from benchmark.settings import FRACTION, Range
 
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)  # MNIST-1D source sequences: train/val/test, stratified by class
 NUM_CLASSES = 10

@@ -19,12 +19,12 @@ import math
 import numpy as np
 import torch
 
+from benchmark.core.errors import BenchError
+from benchmark.core.registry import register_dataset
+from benchmark.core.settings import Range
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.data.sources import mnist1d
-from benchmark.errors import BenchError
-from benchmark.registry import register_dataset
-from benchmark.settings import Range
 
 NUM_CLASSES = 10
 MANY_ABOVE = 100  # "Many": more than 100 training samples
@@ -45,7 +45,7 @@ def shot_buckets(counts: list[int]) -> dict[str, list[float]]:
     """0/1 weights over the classes for ``many`` (> 100), ``medium`` (20–100) and ``few`` (< 20).
 
     All three are always declared; a bucket no class falls into has all-zero weights, which
-    :func:`benchmark.metrics.group_metrics` reports as missing (None), never as 0 or 100.
+    :func:`benchmark.core.metrics.group_metrics` reports as missing (None), never as 0 or 100.
     """
     return {
         "many": [float(n > MANY_ABOVE) for n in counts],

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from benchmark.errors import require
+from benchmark.core.errors import require
 
 BACKBONES = ("resnet18", "resnet50", "resnet18-pretrained", "resnet50-pretrained")  # torchvision encoders by name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.errors import BenchError
+from benchmark.core.errors import BenchError
 
 
 def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:

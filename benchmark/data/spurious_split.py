@@ -16,10 +16,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from benchmark.core.errors import BenchError
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.data.sources import sklearn_digits, stratified_parts
-from benchmark.errors import BenchError
 
 # source images per split (train/val/test), stratified by digit: a quarter each for val and test, so that every
 # waterbirds-style group has over 200 distinct source images in val and in test

@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.hparams import Choice, LogUniform
+from benchmark.core.hparams import Choice, LogUniform
+from benchmark.core.registry import register_method
+from benchmark.core.settings import AT_LEAST_0, Range
 from benchmark.methods.base import Method, TrainInfo, per_group_mean
 from benchmark.models import GroupModel
-from benchmark.registry import register_method
-from benchmark.settings import AT_LEAST_0, Range
 
 NUCLEAR_NORMS = ("svd", "gram")
 GRAM_CUTOFF = 1e-12  # Gram eigenvalues below this share of the largest count as 0: singular values ≤ 1e-6 σ_max

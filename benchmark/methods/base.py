@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmark.core.hparams import SHARED_SPACE
+from benchmark.core.settings import Range, check_settings
 from benchmark.data.batches import Batch, BatchSampler, eval_batches
 from benchmark.data.core import GroupDataset
 from benchmark.data.images import prefetched
-from benchmark.hparams import SHARED_SPACE
 from benchmark.models import GroupModel
-from benchmark.settings import Range, check_settings
 
 
 @dataclass
@@ -59,12 +59,12 @@ class Method(nn.Module):
     """Base class of registered methods; subclasses implement :meth:`loss`.
 
     Class attributes: ``space`` maps the method's own hparam names to random-search distributions
-    (:mod:`benchmark.hparams`; trials also draw :data:`~benchmark.hparams.SHARED_SPACE`, see
+    (:mod:`benchmark.core.hparams`; trials also draw :data:`~benchmark.core.hparams.SHARED_SPACE`, see
     :meth:`search_space`); ``choices`` lists the allowed values of string hparams and ``bounds`` the
-    allowed :class:`~benchmark.settings.Range` of numeric ones (checked with every setting, before training);
+    allowed :class:`~benchmark.core.settings.Range` of numeric ones (checked with every setting, before training);
     ``needs_group_labels`` says whether the method reads *training* group labels. ``stackable`` says whether its
-    runs may train stacked with others in one process (:mod:`benchmark.stacked`): its loss then sees latents the
-    stacked encoders computed, through the model's ``encode``, and the model's parameters as rows of the stack;
+    runs may train stacked with others in one process (:mod:`benchmark.training.stacking`): its loss then sees latents
+    the stacked encoders computed, through the model's ``encode``, and the model's parameters as rows of the stack;
     a method whose steps cannot run so (e.g. one that keeps its own references to the model's parameter tensors
     across steps) sets it False and trains one run at a time.
     """
@@ -96,7 +96,7 @@ class Method(nn.Module):
     @classmethod
     def check_hparams(cls, hparams: dict) -> dict:
         """``hparams`` checked against the defaults' types, ``choices`` and ``bounds`` (a
-        :class:`~benchmark.errors.BenchError` naming the first bad value); returns them typed. A method whose
+        :class:`~benchmark.core.errors.BenchError` naming the first bad value); returns them typed. A method whose
         hparams constrain each other extends this."""
         return check_settings(cls.name, hparams, cls.defaults(), cls.choices, cls.bounds)
 

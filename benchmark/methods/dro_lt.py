@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.core.errors import BenchError
+from benchmark.core.hparams import Choice
+from benchmark.core.registry import register_method
+from benchmark.core.settings import AT_LEAST_0, POSITIVE, Range
 from benchmark.data.batches import Batch, BatchSampler, make_batches
 from benchmark.data.core import GroupDataset
-from benchmark.errors import BenchError
-from benchmark.hparams import Choice
 from benchmark.methods.base import Method, Stage, TrainInfo, per_group_mean
 from benchmark.models import GroupModel
-from benchmark.registry import register_method
-from benchmark.settings import AT_LEAST_0, POSITIVE, Range
 
 EPS_MODES = ("sqrt_n", "shared", "learned")
 COMBINES = ("convex", "sum")

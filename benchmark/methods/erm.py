@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from benchmark.core.registry import register_method
 from benchmark.methods.base import Method
-from benchmark.registry import register_method
 
 
 @register_method("erm")

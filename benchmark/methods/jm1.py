@@ -8,14 +8,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmark.core.hparams import Choice
+from benchmark.core.registry import register_method
+from benchmark.core.settings import FRACTION
 from benchmark.data.batches import Batch, BatchSampler, make_batches
 from benchmark.data.core import GroupDataset
-from benchmark.hparams import Choice
 from benchmark.methods.base import Method, Stage, TrainInfo
 from benchmark.methods.jtt import JTT, error_set, error_set_facts, identification_epochs, minority_samples
 from benchmark.models import GroupModel
-from benchmark.registry import register_method
-from benchmark.settings import FRACTION
 
 ALPHAS = ("uniform-beta", "uniform", "uniform-beta25")
 MIX_LEVELS = ("latent", "input", "random")

@@ -7,13 +7,13 @@ from functools import partial
 import numpy as np
 import torch.nn.functional as F
 
+from benchmark.core.hparams import Choice
+from benchmark.core.registry import register_method
+from benchmark.core.settings import FRACTION, Range
 from benchmark.data.batches import Batch, BatchSampler, make_batches
 from benchmark.data.core import GroupDataset
-from benchmark.hparams import Choice
 from benchmark.methods.base import Method, Stage, TrainInfo
 from benchmark.models import GroupModel
-from benchmark.registry import register_method
-from benchmark.settings import FRACTION, Range
 
 
 def identification_epochs(epochs: int, fraction: float) -> int:

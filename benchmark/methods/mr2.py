@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchmark.hparams import LogUniform, Uniform
+from benchmark.core.hparams import LogUniform, Uniform
+from benchmark.core.registry import register_method
+from benchmark.core.settings import AT_LEAST_0, POSITIVE, Range
 from benchmark.methods.base import Method, TrainInfo
 from benchmark.models import GroupModel
-from benchmark.registry import register_method
-from benchmark.settings import AT_LEAST_0, POSITIVE, Range
 
 
 @register_method("mr2")

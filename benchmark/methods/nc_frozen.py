@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from benchmark.core.hparams import LogUniform
+from benchmark.core.registry import register_method
+from benchmark.core.settings import AT_LEAST_0
 from benchmark.data.core import GroupDataset
-from benchmark.hparams import LogUniform
 from benchmark.methods.base import Method, Stage, TrainInfo, per_group_mean
 from benchmark.models import GroupModel
-from benchmark.registry import register_method
-from benchmark.settings import AT_LEAST_0
 
 
 @register_method("nc-frozen")

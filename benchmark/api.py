@@ -222,7 +222,7 @@ def load_model(run: str | Path, data_root: str | None = None, plugins: Sequence[
     bm.predict(method, data, "test"))`` gives the run's stored test metrics back."""
     from benchmark.runs.spec import RunSpec, TrainConfig
     from benchmark.runs.store import read_result
-    from benchmark.training.engine import build_method
+    from benchmark.training.setup import build_method
 
     folder = Path(run)
     result = read_result(folder)

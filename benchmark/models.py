@@ -197,10 +197,7 @@ class GroupModel(nn.Module):
         ]
 
     def encode(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
-        """Latents z (len(batch) × k) in batch order (the batch's ``latents`` when stacked training computed them
-        ahead)."""
-        if batch.latents is not None:
-            return batch.latents
+        """Latents z (len(batch) × k) in batch order."""
         parts = [
             encoder(x)
             for encoder, x, size in zip(self.encoders, self.inputs(data, batch), batch.space_sizes)
@@ -213,8 +210,6 @@ class GroupModel(nn.Module):
         on all their samples of that space: fewer, larger kernels than one :meth:`encode` per batch, the same
         values up to floating-point reassociation (an encoder with batch statistics, a ResNet's BatchNorm,
         normalises the batches together)."""
-        if all(batch.latents is not None for batch in batches):
-            return [batch.latents for batch in batches]
         inputs = [self.inputs(data, batch) for batch in batches]
         chunks = []  # per space: each batch's latents of that space
         for s, encoder in enumerate(self.encoders):

@@ -17,7 +17,7 @@ from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.methods.base import TrainInfo
 from benchmark.plugins import load_builtins
 from benchmark.runs.spec import TrainConfig
-from benchmark.training.engine import train_info
+from benchmark.training.setup import train_info
 
 load_builtins()
 

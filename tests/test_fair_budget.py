@@ -15,8 +15,10 @@ from benchmark.data.batches import BatchStream, ShuffleSampler, eval_batches
 from benchmark.data.core import bias_conflicting_groups
 from benchmark.models import LATENTS, GroupModel
 from benchmark.runs.spec import RunSpec, TrainConfig
-from benchmark.training.engine import build_method, start_stage, train
+from benchmark.training.engine import train
 from benchmark.training.evaluation import evaluate, live_units
+from benchmark.training.run_training import RunTraining
+from benchmark.training.setup import build_method
 
 
 def spec(method: str, epochs: int = 4, **train) -> RunSpec:
@@ -26,13 +28,11 @@ def spec(method: str, epochs: int = 4, **train) -> RunSpec:
 
 def stage_batches(method_name: str, data, steps: int = 12) -> list[list[int]]:
     """The first ``steps`` training batches (sample ids) of every stage of a method, as the trainer draws them."""
-    run = spec(method_name)
-    method = build_method(run, data)
-    rng = np.random.default_rng([run.seed, 0xBA7C])
+    run = RunTraining(spec(method_name), data, on_eval=lambda record: None)
     out = []
-    for stage in method.stages():
-        _, _, sampler = start_stage(method, stage, data, run)
-        out += [sorted(batch.idx.tolist()) for batch in BatchStream(sampler, rng).take(steps)]
+    for _ in run.stages:
+        run.begin_stage()
+        out += [sorted(batch.idx.tolist()) for batch in run.stream.take(steps)]
     return out
 
 

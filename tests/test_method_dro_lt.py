@@ -20,7 +20,8 @@ from benchmark.methods.base import Stage
 from benchmark.methods.dro_lt import ClassBalancedSampler, stage_epochs
 from benchmark.models import GroupModel
 from benchmark.runs.spec import RunSpec, TrainConfig
-from benchmark.training.engine import make_optimizer, train
+from benchmark.training.engine import train
+from benchmark.training.setup import make_optimizer
 
 TRAIN_COUNTS = (30, 8, 3, 0)  # class 3 has no training sample (it appears in val/test only)
 

@@ -21,7 +21,8 @@ from benchmark.methods.jtt import (
     minority_samples,
 )
 from benchmark.runs.spec import RunSpec, TrainConfig
-from benchmark.training.engine import seeded_model, train
+from benchmark.training.engine import train
+from benchmark.training.setup import seeded_model
 
 
 @pytest.mark.parametrize(

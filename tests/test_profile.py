@@ -132,7 +132,7 @@ def test_compiled_encoders_train_like_eager_ones(backend, rel):
 
 
 def test_reduce_overhead_compiles_each_encoder_with_cuda_graphs_mode(monkeypatch):
-    from benchmark.training.engine import seeded_model
+    from benchmark.training.setup import seeded_model
 
     calls = []
     monkeypatch.setattr(torch, "compile", lambda module, **how: calls.append(how) or module)

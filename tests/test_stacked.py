@@ -15,7 +15,8 @@ from benchmark.core.registry import METHODS, register_method
 from benchmark.data import build_dataset
 from benchmark.runs.spec import Execution, Run, RunSpec, TrainConfig
 from benchmark.sweeps.launchers import stack_tasks
-from benchmark.training.engine import NonFiniteLoss, train
+from benchmark.training.engine import train
+from benchmark.training.run_training import NonFiniteLoss
 from benchmark.training.stacking import stack_problem, train_stacked
 
 EPOCHS = 4  # every built-in method's stages fit
@@ -156,18 +157,18 @@ def test_the_stack_encodes_every_runs_batches_in_one_call(small, monkeypatch):
     """In training and evaluation alike a stacked run's own encoders are never called: the stack's vmapped call of
     the template (the first run's encoders) encodes for every run, and each run's loss and evaluation read the
     latents computed for its batches."""
-    import benchmark.training.stacking as stacked
+    import benchmark.training.engine as engine
 
     calls = []
 
-    class Recording(stacked.RunTraining):
+    class Recording(engine.RunTraining):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             if self.spec.seed == 1:  # the second run: not the template
                 for encoder in self.method.model.encoders:
                     encoder.register_forward_hook(lambda module, inputs, output: calls.append(len(output)))
 
-    monkeypatch.setattr(stacked, "RunTraining", Recording)
+    monkeypatch.setattr(engine, "RunTraining", Recording)
     records, outcomes = together([spec("erm", seed=s, epochs=2) for s in (0, 1)], small)
     assert outcomes[1]["stacked_runs"] == 2 and len(records[1]) == 2
     assert calls == []

@@ -16,7 +16,9 @@ from benchmark.runs.spec import Execution, Run, RunSpec, TrainConfig
 from benchmark.runs.state import runs_to_do, stored_result
 from benchmark.sweeps.execute import execute_run
 from benchmark.sweeps.launchers import run_in_process
-from benchmark.training.engine import NonFiniteLoss, run_settings, train
+from benchmark.training.engine import train
+from benchmark.training.execution import run_settings
+from benchmark.training.run_training import NonFiniteLoss
 
 if "test-nan-after-3" not in METHODS:
 
@@ -146,7 +148,7 @@ def test_cuda_runs_are_deterministic_by_default_and_record_what_was_not(monkeypa
     """The default (``deterministic`` None) turns deterministic algorithms on for CUDA runs in warn-only mode: an
     operation without a deterministic implementation (``put_`` has none, on any device) is recorded, not fatal;
     other warnings still show. On CPU the default leaves them off; True makes such an operation an error."""
-    import benchmark.training.engine as trainer
+    import benchmark.training.execution as trainer
 
     def nondeterministic_step():
         torch.zeros(3).put_(torch.tensor([0, 0]), torch.ones(2))

@@ -29,11 +29,6 @@ class Batch:
     (:meth:`~benchmark.models.GroupModel.inputs`). In-memory spaces need neither.
     A method's own sampler may attach other batches (``attached``, e.g. mixing partners, whose images are
     prefetched with the batch's) and tensors of its own (``extra``).
-
-    ``host_idx`` is ``idx`` on the host (None for a hand-made batch), so that stacked training
-    (:mod:`benchmark.training.stacking`) lays out many runs' batches without a device sync; ``latents``, when set, are
-    the batch's latents that stacked training computed ahead for the current step, which the model returns instead
-    of encoding the batch again (:meth:`~benchmark.models.GroupModel.encode`).
     """
 
     idx: torch.Tensor
@@ -46,8 +41,6 @@ class Batch:
     inputs: dict[int, torch.Tensor] = field(default_factory=dict)
     attached: dict[str, Batch] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
-    host_idx: np.ndarray | None = None
-    latents: torch.Tensor | None = None
 
     def parts(self) -> list[Batch]:
         """The batch and the batches attached to it."""
@@ -79,17 +72,15 @@ def make_batches(data: GroupDataset, order: np.ndarray, batch_of: np.ndarray) ->
     idx_all = torch.from_numpy(order).to(data.device, non_blocking=True)
     y_all, a_all, g_all = data.y[idx_all], data.a[idx_all], data.g[idx_all]
     lengths = sizes.sum(1).tolist()
-    host = np.split(order, np.cumsum(lengths)[:-1])
     batches = [
-        Batch(idx, tuple(sz), y, a, g, biggest, host_idx=idx_host)
-        for idx, y, a, g, sz, biggest, idx_host in zip(
+        Batch(idx, tuple(sz), y, a, g, biggest)
+        for idx, y, a, g, sz, biggest in zip(
             torch.split(idx_all, lengths),
             torch.split(y_all, lengths),
             torch.split(a_all, lengths),
             torch.split(g_all, lengths),
             sizes.tolist(),
             max_cell.tolist(),
-            host,
         )
     ]
     on_disk = [s for s, space in enumerate(data.spaces) if isinstance(space.x, ImageFiles)]

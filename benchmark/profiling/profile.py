@@ -23,19 +23,20 @@ import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.data import build_dataset
-from benchmark.data.batches import SAMPLERS, BatchStream
 from benchmark.data.images import prefetched
 from benchmark.plugins import load_plugins
 from benchmark.profiling.breakdown import breakdown
 from benchmark.runs.spec import Run
 from benchmark.training.devices import peak_memory_mb, resolve_device, synchronize
-from benchmark.training.engine import make_optimizer, run_settings, sampler_name, seeded_model, train
+from benchmark.training.engine import train
+from benchmark.training.execution import run_settings
+from benchmark.training.run_training import RunTraining
+from benchmark.training.setup import make_optimizer
 
 BARE = "bare"
 CSV_COLUMNS = ["method", "steps_per_s", "samples_per_s", "ratio_to_bare", "ratio_to_erm", "peak_mem_mb"]
@@ -95,18 +96,16 @@ def profile_method(run: Run) -> dict:
 
 
 def profile_bare(run: Run, with_breakdown: bool = False) -> dict:
-    """Steps/s of a bare loop over the run's budget: the same model, ERM's batches and optimiser, cross-entropy,
-    nothing else; ``with_breakdown`` adds where one more epoch's step time goes (:func:`breakdown`)."""
-    spec = run.spec
+    """Steps/s of a bare loop over the run's budget: the same model, ERM's batches and optimiser (ERM's set-up by the
+    engine's :class:`~benchmark.training.run_training.RunTraining`), cross-entropy, nothing else; ``with_breakdown``
+    adds where one more epoch's step time goes (:func:`breakdown`)."""
+    spec = dataclasses.replace(run.spec, method="erm", hparams={})
     device = resolve_device(run.execution.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     data = build_dataset(spec.dataset, spec.data_options, run.execution.data_root).to(device)
-    model = seeded_model(data, spec.seed, spec.train.compile, spec.train.latent)
-    optimizer = make_optimizer(spec.train, list(model.parameters()))
-    sampler = SAMPLERS[sampler_name(spec.train, False)](data, data.indices_cpu("train"), spec.train.batch_size)
-    stream = BatchStream(sampler, np.random.default_rng([spec.seed, 0xBA7C]))
-    steps = -(-len(data.indices_cpu("train")) // spec.train.batch_size)
+    training = RunTraining(spec, data, on_eval=lambda record: None)
+    model, optimizer, steps = training.method.model, training.begin_stage(), training.steps_per_epoch
 
     def step(batch) -> None:
         loss = F.cross_entropy(model(data, batch), batch.y)
@@ -117,14 +116,14 @@ def profile_bare(run: Run, with_breakdown: bool = False) -> dict:
     seconds, counter = [], FlopCounterMode(display=False)
     for epoch in range(spec.train.epochs):
         start = time.perf_counter()
-        for i, batch in enumerate(prefetched(data, stream.take(steps))):
+        for i, batch in enumerate(prefetched(data, training.begin_epoch())):
             with counter if epoch == i == 0 else contextlib.nullcontext():  # in the untimed warm-up epoch
                 step(batch)
         synchronize(device)
         seconds.append(time.perf_counter() - start)
     rate, flops = epoch_rate(steps, seconds), counter.get_total_flops()
     peak = matmul_peak(device, torch.bfloat16 if spec.train.amp else torch.float32)
-    kinds = breakdown(step, list(prefetched(data, stream.take(steps))), device, peak) if with_breakdown else None
+    kinds = breakdown(step, list(prefetched(data, training.begin_epoch())), device, peak) if with_breakdown else None
     return {
         "method": BARE,
         "steps_per_s": rate,

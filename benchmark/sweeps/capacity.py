@@ -33,27 +33,27 @@ def free_memory_mb(device) -> float:
 
 
 def _probe(runs: list[Run], ready, release) -> None:
-    """In a spawned process: train ``PROBE_STEPS`` steps of each run's first stage, report the peak, hold the
-    memory until the parent has read the device's free memory."""
-    import numpy as np
+    """In a spawned process: train ``PROBE_STEPS`` steps of each run's first stage (its set-up, first epoch hook and
+    steps as the engine takes them), report the peak, hold the memory until the parent has read the device's free
+    memory."""
     import torch
 
     from benchmark.data import build_dataset
-    from benchmark.data.batches import BatchStream
     from benchmark.plugins import load_plugins
     from benchmark.training.devices import peak_memory_mb, resolve_device
-    from benchmark.training.engine import build_method, start_stage, train_steps
+    from benchmark.training.engine import train_steps
+    from benchmark.training.run_training import RunTraining
 
     first = runs[0]
     load_plugins(first.execution.plugins)
     device = resolve_device(first.execution.device)
     data = build_dataset(first.spec.dataset, first.spec.data_options, first.execution.data_root).to(device)
-    for run in runs:
-        method = build_method(run.spec, data)
-        _, optimizer, sampler = start_stage(method, method.stages()[0], data, run.spec)
-        batches = BatchStream(sampler, np.random.default_rng(0)).take(PROBE_STEPS)
-        train_steps(method, data, optimizer, batches, run.spec.train, 0)
-        del method, optimizer
+    for run in runs:  # the engine's own set-up and steps, cut short
+        training = RunTraining(run.spec, data, on_eval=lambda record: None)
+        optimizer = training.begin_stage()
+        batches = training.begin_epoch()[:PROBE_STEPS]
+        train_steps(training.method, data, optimizer, batches, run.spec.train, training.step)
+        del training, optimizer
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         ready.put(torch.cuda.max_memory_reserved(device) / 2**20)

@@ -11,7 +11,8 @@ from benchmark.runs.recording import error_line
 from benchmark.runs.spec import Run
 from benchmark.runs.store import check_run_paths, check_writable
 from benchmark.runs.tensorboard_log import check_tensorboard
-from benchmark.training.engine import build_method, run_settings
+from benchmark.training.execution import run_settings
+from benchmark.training.setup import build_method
 
 
 def preflight(pending: list[Run], out: Path | None = None) -> None:

@@ -1,0 +1,141 @@
+"""One run's training between steps: its method, stages, batch stream, evaluations, clocks and records
+(:class:`RunTraining`), which the engine (:mod:`benchmark.training.engine`) drives."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from benchmark.data.batches import Batch, BatchStream, eval_batches
+from benchmark.data.core import GroupDataset
+from benchmark.methods.base import Stage
+from benchmark.runs.spec import RunSpec
+from benchmark.training.devices import peak_memory_mb, synchronize
+from benchmark.training.evaluation import evaluate
+from benchmark.training.setup import autocast, build_method, enter_stage, make_optimizer
+
+BATCH_STREAM = 0xBA7C  # with the run's seed, the seed of its batch order
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite; the run stops and is recorded as failed."""
+
+
+class RunTraining:
+    """One run's training between steps: its method, stages, batch stream, evaluations, clocks and records.
+
+    The :class:`Engine` drives it. Per stage: :meth:`begin_stage`; per epoch: :meth:`begin_epoch` (the epoch's
+    batches), the steps, then :meth:`end_epoch` (evaluation, records, the stage's end); finally :meth:`result`.
+    """
+
+    def __init__(self, spec: RunSpec, data: GroupDataset, on_eval: Callable, keep=None, count_flops=False, start=None):
+        self.spec, self.data, self.on_eval, self.keep, self.count_flops = spec, data, on_eval, keep, count_flops
+        self.start = time.perf_counter() if start is None else start  # the run's clock (time_s, wall_time_s)
+        self.method = build_method(spec, data)
+        self.batch_rng = np.random.default_rng([spec.seed, BATCH_STREAM])
+        self.evals = {split: eval_batches(data, split, spec.train.eval_batch_size) for split in ("val", "test")}
+        self.steps_per_epoch = self.method.info.steps_per_epoch
+        self.stages = self.method.stages()
+        self.stage_number, self.epochs_left, self.step, self.epoch = 0, 0, 0, 0
+        self.train_time, self.train_cpu, self.history, self.curve, self.stage_reports = 0.0, 0.0, [], [], []
+        self.kept = None
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.stage_number - 1]
+
+    def begin_stage(self) -> torch.optim.Optimizer:
+        """Enter the next stage (:func:`~benchmark.training.setup.enter_stage`, timed as its setup); returns its
+        optimiser over the parameters that require gradients."""
+        self.stage_number += 1
+        self.stage_start, self.stage_train_time = time.perf_counter(), 0.0
+        self.facts, self.sampler = enter_stage(self.method, self.stage, self.data, self.spec)
+        optimizer = make_optimizer(self.spec.train, [p for p in self.method.parameters() if p.requires_grad])
+        synchronize(self.data.device)
+        self.setup_time = time.perf_counter() - self.stage_start
+        self.stream = BatchStream(self.sampler, self.batch_rng)
+        self.flops = [] if self.count_flops else None  # of the stage's first step
+        self.epochs_left = self.stage.epochs
+        return optimizer
+
+    def begin_epoch(self) -> list[Batch]:
+        """Start the next epoch (training mode, the method's epoch hook) and draw its batches."""
+        self.epoch += 1
+        self.method.train()
+        self.method.on_epoch_start(self.epoch, self.data)
+        return self.stream.take(self.steps_per_epoch)
+
+    def end_epoch(self, loss_sum: torch.Tensor, first_bad: torch.Tensor, logs: dict, train_s: float, cpu_s: float):
+        """After the epoch's steps (their summed loss, first non-finite step or -1, last logs, wall and CPU time):
+        raise :class:`NonFiniteLoss`, or evaluate, record, keep, and close the stage at its last epoch."""
+        spec, steps, evals = self.spec, self.steps_per_epoch, self.evals.items()
+        self.step += steps
+        self.stage_train_time += train_s
+        self.train_cpu += cpu_s
+        if first_bad.item() >= 0:
+            stage = self.stage.name
+            raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {self.epoch}, stage {stage})")
+        with autocast(spec.train, self.data.device):
+            metrics = {split: evaluate(self.method, self.data, batches, split == "val") for split, batches in evals}
+        record = {
+            "stage": self.stage.name,
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": loss_sum.item() / steps,
+            "logs": {k: v.detach().cpu().tolist() for k, v in logs.items()},
+            "live_units": metrics["val"].pop("live_units"),
+            **metrics,
+            "time_s": time.perf_counter() - self.start,
+            "train_s": train_s,
+        }
+        self.on_eval(record)
+        self.curve.append({"stage": self.stage.name, "epoch": self.epoch, "val_wga": record["val"]["wga"]})
+        if self.stage_number == len(self.stages):
+            self.history.append({key: record[key] for key in ("epoch", "val", "test", "live_units")})
+            if self.keep is not None and self.keep(record):
+                self.kept = {name: value.detach().cpu().clone() for name, value in self.method.state_dict().items()}
+        self.epochs_left -= 1
+        if self.epochs_left == 0:
+            self.end_stage()
+
+    def end_stage(self) -> None:
+        stage = self.stage
+        self.train_time += self.stage_train_time
+        self.stage_reports.append(
+            {
+                "name": stage.name,
+                "epochs": stage.epochs,
+                "steps": stage.epochs * self.steps_per_epoch,
+                "sampler": self.sampler.name,
+                "setup_time_s": self.setup_time,
+                **({"step_flops": self.flops[0]} if self.flops else {}),
+                "train_time_s": self.stage_train_time,
+                "wall_time_s": time.perf_counter() - self.stage_start,
+                **self.facts,
+            }
+        )
+
+    def result(self) -> dict:
+        """The run's history and costs (see :func:`train`)."""
+        device, names = self.data.device, self.data.group_names
+        memory, memory_kind = peak_memory_mb(device)
+        return {
+            "group_sizes": {split: dict(zip(names, n)) for split, n in self.data.counts_table().items()},
+            "epochs": self.spec.train.epochs,
+            "steps": self.step,
+            "stages": self.stage_reports,
+            "train_time_s": self.train_time,
+            "train_cpu_s": self.train_cpu,
+            "wall_time_s": time.perf_counter() - self.start,
+            "steps_per_s": self.step / self.train_time if self.train_time > 0 else None,
+            "peak_memory_mb": memory,
+            "memory_kind": memory_kind,
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "history": self.history,
+            "curve": self.curve,
+            **({} if self.keep is None else {"state_dict": self.kept}),
+        }

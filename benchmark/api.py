@@ -15,7 +15,7 @@ the same one-line messages.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,27 +24,17 @@ import torch
 from benchmark.core.errors import BenchError, did_you_mean
 from benchmark.core.registry import DATASETS
 from benchmark.core.selection import SELECT_RULES
-from benchmark.core.settings import DEFAULT_DATASET, MAX_TRIALS, QUICK_EPOCHS, check_choice, check_seeds
+from benchmark.core.settings import check_choice
 from benchmark.data import build_dataset
 from benchmark.data.core import SPLITS, GroupDataset
 from benchmark.plugins import load_plugins
 from benchmark.report.files import dataset_boards, runs_frame
-from benchmark.runs.events import Progress
-from benchmark.runs.spec import DEVICES
+from benchmark.runs.events import Listener, ignore
 from benchmark.runs.store import iter_results
-from benchmark.sweeps.launchers import LAUNCHERS, SLURM_CLUSTERS, LaunchOptions, check_launcher
+from benchmark.sweeps.options import REPORT, SweepConfig, takes_sweep_options
 from benchmark.sweeps.plan import plan_sweep
 from benchmark.sweeps.sweep import SweepOutcome, run_sweep, run_tuned_sweep
 from benchmark.training.evaluation import split_metrics
-
-
-def as_sets(sets: Mapping[str, object] | Sequence[str] | None) -> list[str]:
-    """``{"train.lr": 1e-3}`` or ``["train.lr=1e-3"]`` as ``KEY=VALUE`` strings, parsed like ``--set``."""
-    if sets is None:
-        return []
-    if isinstance(sets, Mapping):
-        return [f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in sets.items()]
-    return list(sets)
 
 
 def load_dataset(name: str, data_root: str | None = None, plugins: Sequence[str] = (), **options) -> GroupDataset:
@@ -62,99 +52,41 @@ def load_dataset(name: str, data_root: str | None = None, plugins: Sequence[str]
     return build_dataset(name, {**builder.option_defaults(), **options}, data_root)
 
 
-def sweep(
-    methods: Sequence[str] | str = "all",
-    dataset: str = DEFAULT_DATASET,
-    seeds: Iterable[int] = (0, 1, 2),
-    epochs: int | None = None,
-    quick: bool = False,
-    trials: int = 1,
-    tune_seeds: Iterable[int] | None = None,
-    select: str = "val-wga",
-    device: str = "auto",
-    launcher: str = "local",
-    workers: int | None = None,
-    workers_per_device: int | None = None,
-    stack: int = 1,
-    threads: int = 1,
-    deterministic: bool | None = None,
-    save_model: bool = False,
-    log: Sequence[str] = (),
-    out: str | Path = "results",
-    plugins: Sequence[str] = (),
-    sets: Mapping[str, object] | Sequence[str] | None = None,
-    data_root: str | None = None,
-    force: bool = False,
-    retry_failed: bool = False,
-    ray_address: str | None = None,
-    slurm_partition: str | None = None,
-    slurm_time: int = 60,
-    slurm_gpus: int = 0,
-    slurm_cpus: int = 2,
-    slurm_cluster: str = "slurm",
-    progress: Progress | None = None,
-) -> SweepOutcome:
+@takes_sweep_options()
+def sweep(*, listener: Listener | None = None, **options) -> SweepOutcome:
     """Validate everything, then train methods × trials × seeds on one dataset, skipping finished runs; return
     every run's outcome (:class:`~benchmark.sweeps.sweep.SweepOutcome`). What ``bench run`` does before its report.
+    Every option below is a keyword argument, checked as ``bench run`` checks its flag; ``listener`` receives the
+    sweep's events (:mod:`benchmark.runs.events`: runs started, evaluated, finished).
 
     With ``tune_seeds``, two-phase tuning (:func:`~benchmark.sweeps.sweep.run_tuned_sweep`): the ``trials`` on the
     tuning seeds only, then each method's best trial under ``select`` on every one of ``seeds``. With ``stack`` > 1,
     up to that many runs that share the dataset and training budget train together in one process as one stacked
     model (:mod:`benchmark.training.stacking`: what a GPU needs to be busy; the numbers equal each run's alone up to
     floating-point reassociation)."""
-    check_choice("--select", select, SELECT_RULES)
-    check_choice("--device", device, DEVICES)
-    check_choice("--launcher", launcher, LAUNCHERS)
-    check_choice("--slurm-cluster", slurm_cluster, SLURM_CLUSTERS)
-    if epochs is not None and quick:
-        raise BenchError("give either --epochs or --quick, not both")
-    for option, value, high in (
-        ("--epochs", epochs, 100_000),
-        ("--trials", trials, MAX_TRIALS),
-        ("--workers", workers, 1024),
-        ("--workers-per-device", workers_per_device, 1024),
-        ("--stack", stack, 1024),
-        ("--threads", threads, 1024),
-    ):
-        if value is not None and not 1 <= value <= high:
-            raise BenchError(f"bad {option} {value}: must be between 1 and {high}")
-    seeds = check_seeds(seeds)
-    tuning = None if tune_seeds is None else check_seeds(tune_seeds, "--tune-seeds")
-    planned = plan_sweep(
-        methods=[methods] if isinstance(methods, str) else list(methods),
-        dataset=dataset,
-        seeds=seeds if tuning is None else [*tuning, *(seed for seed in seeds if seed not in tuning)],
-        epochs=QUICK_EPOCHS if quick else epochs,
-        select=select,
-        device=device,
-        plugins=tuple(plugins),
-        sets=as_sets(sets),
-        data_root=data_root,
-        trials=trials,
-        threads=threads,
-        deterministic=deterministic,
-        save_model=save_model,
-        log=tuple(log),
-    )
-    options = LaunchOptions(
-        workers, workers_per_device, ray_address, slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_cluster,
-        stack,
-    )  # fmt: skip
-    check_launcher(launcher, options)
-    if tuning is not None:
-        return run_tuned_sweep(planned, tuning, Path(out), launcher, options, progress, force, retry_failed)
-    return run_sweep(planned, Path(out), launcher, options, progress, force, retry_failed)
+    return sweep_config(SweepConfig.checked(**options), listener or ignore)
 
 
-def run(report: bool = True, **kwargs) -> pd.DataFrame:
-    """Train as :func:`sweep` (the same arguments as ``bench run``) and return one row per run: the run's
-    identity, ``status`` and ``error``, and for finished runs the columns of :func:`runs_frame` (test and val
-    metrics at the selected epoch, per-group accuracy, cost). With ``report`` the leaderboard files are written
-    into ``out`` as ``bench run`` writes them (:func:`write_folder_reports`)."""
-    outcome = sweep(**kwargs)
+def sweep_config(config: SweepConfig, listener: Listener = ignore) -> SweepOutcome:
+    """:func:`sweep` of an already checked configuration."""
+    planned = plan_sweep(config)
+    if config.tune_seeds is not None:
+        return run_tuned_sweep(planned, config, listener)
+    return run_sweep(planned, config, listener)
+
+
+@takes_sweep_options(REPORT)
+def run(*, report: bool = REPORT.default, listener: Listener | None = None, **options) -> pd.DataFrame:
+    """Train as :func:`sweep` (the same keyword arguments as ``bench run``'s options) and return one row per run: the
+    run's identity, ``status`` and ``error``, and for finished runs the columns of
+    :func:`~benchmark.report.frames.runs_frame` (test and val metrics at the selected epoch, per-group accuracy,
+    cost). With ``report`` the leaderboard files are written into ``out`` as ``bench run`` writes them
+    (:func:`write_folder_reports`)."""
+    config = SweepConfig.checked(**options)
+    outcome = sweep_config(config, listener or ignore)
     if report:
-        write_folder_reports(outcome, Path(kwargs.get("out", "results")), kwargs.get("select", "val-wga"))
-    return outcome_frame(outcome, kwargs.get("select", "val-wga"))
+        write_folder_reports(outcome, config.out, config.select)
+    return outcome_frame(outcome, config.select)
 
 
 def write_folder_reports(outcome: SweepOutcome, out: Path, select: str = "val-wga") -> dict:

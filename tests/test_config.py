@@ -91,22 +91,22 @@ def test_train_config_layers_defaults_dataset_sets_and_epochs():
     ],
 )
 def test_every_section_is_checked_by_one_scheme_before_training(sets, message):
-    from benchmark.sweeps.plan import plan_sweep
+    from benchmark.sweeps.plan import plan
 
     with pytest.raises(BenchError, match=f"bad value for {message}"):
-        plan_sweep(["erm", "groupdro"], "digits-hetero", [0], sets=sets)
+        plan(methods=["erm", "groupdro"], dataset="digits-hetero", seeds=[0], sets=sets)
 
 
 def test_defaults_and_every_drawn_trial_pass_the_declared_settings():
     from benchmark.core.registry import DATASETS, METHODS
     from benchmark.plugins import load_builtins
-    from benchmark.sweeps.plan import plan_sweep
+    from benchmark.sweeps.plan import plan
 
     load_builtins()
     for name in DATASETS.names():
         cls = DATASETS.get(name)
         assert cls.check_options(cls.option_defaults()) == cls.option_defaults(), name
-    specs = plan_sweep(["all"], "digits-hetero", [0], trials=12)  # raises if a draw left its declared range
+    specs = plan(methods=["all"], dataset="digits-hetero", seeds=[0], trials=12)  # raises if a draw left its range
     assert {s.spec.method for s in specs} == set(METHODS.names())
     assert len({s.run_id for s in specs}) > len(METHODS.names())
 

@@ -6,7 +6,7 @@ import json
 
 from benchmark.core.hparams import SHARED_SPACE, Choice, LogUniform, Uniform, draw
 from benchmark.core.registry import METHODS
-from benchmark.sweeps.plan import plan_sweep
+from benchmark.sweeps.plan import plan
 
 
 def test_draws_are_in_range_and_repeatable():
@@ -42,7 +42,7 @@ def test_every_method_tunes_the_shared_optimiser_settings_and_never_repeats_a_co
         expected = LogUniform(-4, 0) if name == "groupdro" else SHARED_SPACE["train.weight_decay"]
         assert space["train.weight_decay"] == expected, name
     for dataset in ("digits-hetero", "waterbirds-style", "celeba-style", "digits-lt"):
-        runs = plan_sweep(["all"], dataset, [0], trials=10)
+        runs = plan(methods=["all"], dataset=dataset, seeds=[0], trials=10)
         for name in METHODS.names():
             configs = {r.spec.config_id for r in runs if r.spec.method == name}
             assert len(configs) == 10, (dataset, name)
@@ -60,7 +60,7 @@ def trial_hparams(specs, method: str) -> dict[int, list]:
 
 def test_trials_draw_per_name_independent_of_seed_and_of_other_hparams(monkeypatch):
     sweep = dict(methods=["erm", "groupdro"], dataset="digits-hetero", seeds=[0, 3], trials=4)
-    specs = plan_sweep(**sweep)
+    specs = plan(**sweep)
     assert len(specs) == 2 * 4 * 2
     for method in ("erm", "groupdro"):
         draws = trial_hparams(specs, method)
@@ -72,7 +72,7 @@ def test_trials_draw_per_name_independent_of_seed_and_of_other_hparams(monkeypat
 
     cls = METHODS.get("groupdro")
     monkeypatch.setattr(cls, "space", {**cls.space, "adjust_absent": Choice((False, True))})
-    widened = plan_sweep(**sweep)
+    widened = plan(**sweep)
     assert trial_hparams(widened, "erm") == trial_hparams(specs, "erm"), "another method's draws are unchanged"
     for trial, runs in trial_hparams(widened, "groupdro").items():
         before = groupdro[trial][0]
@@ -82,6 +82,6 @@ def test_trials_draw_per_name_independent_of_seed_and_of_other_hparams(monkeypat
 
 
 def test_set_values_are_fixed_in_every_trial():
-    specs = plan_sweep(["groupdro"], "digits-hetero", [0], trials=3, sets=["groupdro.step_size=0.05"])
+    specs = plan(methods=["groupdro"], dataset="digits-hetero", seeds=[0], trials=3, sets=["groupdro.step_size=0.05"])
     assert [s.spec.hparams["step_size"] for s in specs] == [0.05, 0.05, 0.05]
     assert len({s.spec.hparams["adjustment"] for s in specs} | {s.spec.train.weight_decay for s in specs}) > 1

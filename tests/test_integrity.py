@@ -85,9 +85,9 @@ def test_a_folder_where_a_result_file_should_be_is_an_input_error(tmp_path):
     args = ["run", "--methods", "erm", "--out", str(out), *IN_PROCESS]
     assert bench_in_process(*args, "--seeds", "0").returncode == 0
     first = next((out / "digits-hetero" / "erm").iterdir())
-    from benchmark.sweeps.plan import plan_sweep
+    from benchmark.sweeps.plan import plan
 
-    seed1 = plan_sweep(["erm"], "digits-hetero", [1], epochs=2, sets=["data.n_mnist1d=600"])[0]
+    seed1 = plan(methods=["erm"], dataset="digits-hetero", seeds=[1], epochs=2, sets=["data.n_mnist1d=600"])[0]
     (seed1.directory(out) / "result.json").mkdir(parents=True)
     proc = bench_in_process(*args, "--seeds", "0,1")
     (line,) = assert_at_most_three_error_lines(proc, 2)

@@ -14,12 +14,13 @@ from conftest import BUILTIN_METHODS, bench, toy_dataset
 
 from benchmark.profiling.profile import CSV_COLUMNS, epoch_rate, profile
 from benchmark.runs.spec import RunSpec, TrainConfig
-from benchmark.sweeps.plan import plan_sweep
+from benchmark.sweeps.plan import plan
 from benchmark.training.engine import train
 
 
 def test_profile_rows_ratios_and_stage_rates():
-    specs = plan_sweep(["erm", "jtt", "dro-lt"], "digits-hetero", [0], sets=["data.n_mnist1d=600"], epochs=4)
+    small = dict(dataset="digits-hetero", seeds=[0], sets=["data.n_mnist1d=600"])
+    specs = plan(methods=["erm", "jtt", "dro-lt"], epochs=4, **small)
     rows = {row["method"]: row for row in profile(specs, fresh_process=False)}
     assert list(rows) == ["bare", "erm", "jtt", "dro-lt"]
     for row in rows.values():
@@ -48,7 +49,8 @@ def test_profile_trains_with_the_runs_threads_and_deterministic_setting(monkeypa
 
     seen, real = [], profiling.train
     monkeypatch.setattr(profiling, "train", lambda *args: seen.append(args[3]) or real(*args))
-    runs = plan_sweep(["erm"], "digits-hetero", [0], 1, sets=["data.n_mnist1d=600"], threads=2, deterministic=True)
+    runs = plan(methods=["erm"], dataset="digits-hetero", seeds=[0], epochs=1, sets=["data.n_mnist1d=600"], threads=2,
+                deterministic=True)  # fmt: skip
     profile(runs, fresh_process=False)
     assert seen == [dataclasses.replace(runs[0].execution, count_flops=True)]
     assert seen[0].deterministic and seen[0].threads == 2
@@ -83,7 +85,7 @@ def test_rounds_run_round_robin_and_take_each_ratio_within_its_round(monkeypatch
         return row | ({"peak_gflop_per_s": 50.0 * f} if run.spec.method == "bare" else {"stage_setup_ms": f})
 
     monkeypatch.setattr(profiling, "_profile_in_child", fake_child)
-    runs = plan_sweep(["erm", "jtt"], "digits-hetero", [0], 1, sets=["data.n_mnist1d=600"])
+    runs = plan(methods=["erm", "jtt"], dataset="digits-hetero", seeds=[0], epochs=1, sets=["data.n_mnist1d=600"])
     rows = {row["method"]: row for row in profile(runs, fresh_process=False, with_breakdown=True, rounds=3)}
     round_robin = [("bare", False), ("erm", False), ("jtt", False)]
     assert calls == [("bare", True), *round_robin[1:], *round_robin * 2], "the breakdown in the first round only"

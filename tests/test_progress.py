@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import Progress as RichBars
 from rich.progress import TimeRemainingColumn
 
+from benchmark.runs.events import Evaluated, RunFinished, RunStarted, SweepBegun
 from benchmark.runs.spec import Run, RunSpec, TrainConfig
 from benchmark.sweeps.progress import CountdownColumn, RichProgress
 
@@ -20,21 +21,21 @@ def test_counts_and_the_sweeps_epochs_finished_and_in_flight():
     console = Console(file=io.StringIO(), width=200)
     view = RichProgress(console)
     ok = {"status": "ok", "test": {"wga": 50.0, "acc": 60.0}, "wall_time_s": 1.0}
-    view.begin(4, 2, [spec(1), spec(2), spec(3)])  # seed 0 finished before; 3 runs of 2 epochs to train
+    view(SweepBegun(4, 2, (spec(1), spec(2), spec(3))))  # seed 0 finished before; 3 runs of 2 epochs to train
     epochs = view.bars.tasks[view.sweep]
     assert epochs.total == 6 and epochs.completed == 0
-    view.finished(spec(0), ok, skipped=True)
+    view(RunFinished(spec(0), ok, skipped=True))
     assert view.summary() == "runs: 1 done, 0 running, 0 failed" and epochs.completed == 0
-    view.start(spec(1))
-    view.start(spec(2))
+    view(RunStarted(spec(1)))
+    view(RunStarted(spec(2)))
     assert view.summary() == "runs: 1 done, 2 running, 0 failed"
-    view.evaluated(spec(1), {"epoch": 1, "stage": "identify", "val": {"wga": 40.0}, "train_loss": 0.5})
+    view(Evaluated(spec(1), {"epoch": 1, "stage": "identify", "val": {"wga": 40.0}, "train_loss": 0.5}))
     assert epochs.completed == 1, "an in-flight epoch counts"
-    view.evaluated(spec(1), {"epoch": 2, "stage": "upweighted", "val": {"wga": None}, "train_loss": 0.25})
-    view.finished(spec(1), ok, skipped=False)
-    view.finished(spec(2), {"status": "failed", "error": "boom"}, skipped=False)  # died before its first epoch
+    view(Evaluated(spec(1), {"epoch": 2, "stage": "upweighted", "val": {"wga": None}, "train_loss": 0.25}))
+    view(RunFinished(spec(1), ok))
+    view(RunFinished(spec(2), {"status": "failed", "error": "boom"}))  # died before its first epoch
     assert epochs.completed == 4, "a failed run's epochs are no longer to come"
-    view.finished(spec(3), ok, skipped=True)  # trained by another sweep
+    view(RunFinished(spec(3), ok, skipped=True))  # trained by another sweep
     assert epochs.completed == 6
     assert view.summary() == "runs: 3 done, 0 running, 1 failed"
     printed = console.file.getvalue()

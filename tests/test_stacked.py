@@ -14,7 +14,7 @@ from test_trainer import NanAfterThree  # registers test-nan-after-3: NaN from i
 from benchmark.core.registry import METHODS, register_method
 from benchmark.data import build_dataset
 from benchmark.runs.spec import Execution, Run, RunSpec, TrainConfig
-from benchmark.sweeps.launchers import stack_tasks
+from benchmark.sweeps.placement import stack_tasks
 from benchmark.training.engine import train
 from benchmark.training.run_training import NonFiniteLoss
 from benchmark.training.stacking import stack_problem, train_stacked

@@ -11,7 +11,7 @@ from conftest import toy_dataset
 from benchmark.core.registry import METHODS, register_method
 from benchmark.core.selection import selected
 from benchmark.methods.base import Method
-from benchmark.runs.events import Progress
+from benchmark.runs.events import ignore
 from benchmark.runs.spec import Execution, Run, RunSpec, TrainConfig
 from benchmark.runs.state import runs_to_do, stored_result
 from benchmark.sweeps.execute import execute_run
@@ -90,7 +90,7 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "build_dataset", lambda *args: toy_dataset())
     config = TrainConfig(epochs=2, batch_size=8)
     specs = [Run(RunSpec("toy", {}, m, {}, 0, config)) for m in ("test-nan-after-3", "erm")]
-    run_in_process([[spec] for spec in specs], tmp_path, Progress())
+    run_in_process([[spec] for spec in specs], tmp_path, ignore)
     failed, ok = (stored_result(spec, tmp_path) for spec in specs)
     assert failed["status"] == "failed" and "non-finite loss at step 4" in failed["error"]
     assert ok["status"] == "ok"

@@ -1,5 +1,4 @@
-"""What every ``bench`` command shares: the typer app, the console, the one-line error policy, list and seed
-parsing."""
+"""What every ``bench`` command shares: the typer app, the console and the one-line error policy."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import typer
 from rich.console import Console
 
 from benchmark.core.errors import BenchError
-from benchmark.core.settings import MAX_SEEDS
 
 app = typer.Typer(
     add_completion=False,
@@ -53,31 +51,3 @@ def cli_errors(command):
             raise typer.Exit(130) from None
 
     return wrapper
-
-
-def parse_list(text: str, what: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise BenchError(f"{what} is empty")
-    return items
-
-
-def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
-    """``0,1,2`` or ``0-4`` (inclusive) or a mix: at most :data:`MAX_SEEDS` seeds, each a valid generator seed."""
-    from benchmark.core.settings import SEED
-
-    seeds: list[int] = []
-    for item in parse_list(text, option):
-        low, dash, high = item.partition("-")
-        try:
-            start, end = (int(low), int(high)) if dash and low else (int(item), int(item))
-        except ValueError:
-            raise BenchError(f"bad {option} '{text}': expected integers like 0,1,2 or 0-4") from None
-        if start not in SEED or end not in SEED:
-            raise BenchError(f"bad {option} '{text}': seeds must be {SEED}")
-        if end < start:
-            raise BenchError(f"bad {option} '{text}': the range {item} ends before it starts")
-        if len(seeds) + end - start + 1 > MAX_SEEDS:
-            raise BenchError(f"bad {option} '{text}': more than {MAX_SEEDS} seeds")
-        seeds += range(start, end + 1)
-    return list(dict.fromkeys(seeds))

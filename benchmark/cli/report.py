@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from benchmark.cli.common import app, cli_errors, console, parse_list
+from benchmark.cli.common import app, cli_errors, console
 from benchmark.core.errors import BenchError
 from benchmark.core.settings import check_choice
+from benchmark.sweeps.options import folder, names
 
 
 @app.command("report", short_help="Reports from stored runs: tables, plots, HTML (no training).")
 @cli_errors
 def report_cmd(
-    results: Path = typer.Option(Path("results"), help="results folder to aggregate"),
+    results: str = typer.Option("results", help="results folder to aggregate"),
     dataset: Optional[str] = typer.Option(None, help="only this dataset (or several, comma-separated)"),
-    out: Optional[Path] = typer.Option(
+    out: Optional[str] = typer.Option(
         None, help="where to write <dataset>/* (and combined.* over several datasets); default: <results>/reports"
     ),
     formats: str = typer.Option("csv,tex,md,png,html", help="comma-separated: csv, tex, md, png, html"),
@@ -42,25 +42,26 @@ def report_cmd(
     from benchmark.report.files import FORMATS, write_reports
     from benchmark.runs.store import iter_results
 
-    rules = parse_list(select, "--select")
+    rules = names(select, "--select")
     for rule in rules:
         check_choice("--select", rule, SELECT_RULES)
-    chosen = tuple(parse_list(formats, "--formats"))
+    chosen = tuple(names(formats, "--formats"))
     for f in chosen:
         check_choice("--formats entry", f, FORMATS)
-    shown = parse_list(columns, "--columns") if columns is not None else None
+    shown = names(columns, "--columns") if columns is not None else None
     if not 0 <= precision <= 6:
         raise BenchError(f"bad --precision {precision}: must be between 0 and 6")
+    results = folder(results, "--results")
     if not results.is_dir():
         raise BenchError(f"results folder not found: {results}")
-    out = results / "reports" if out is None else out
+    out = results / "reports" if out is None else folder(out, "--out")
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file, not a folder")
     warn = functools.partial(console.print, "[yellow]warning:[/yellow]")
-    names = parse_list(dataset, "--dataset") if dataset is not None else []
-    found = list(iter_results(results, ",".join(names) or None, warn))
+    datasets = names(dataset, "--dataset") if dataset is not None else []
+    found = list(iter_results(results, ",".join(datasets) or None, warn))
     finished = {r.get("dataset") for r in found if r.get("status") == "ok"}
-    missing = [name for name in names if name not in finished]
+    missing = [name for name in datasets if name not in finished]
     if missing or not finished:
         raise BenchError(f"no finished runs under {results}" + (f" for dataset {','.join(missing)}" if missing else ""))
     boards = write_reports(found, out, chosen, rules, shown, precision, standalone, warn)
@@ -76,17 +77,26 @@ def report_cmd(
 
 
 def print_leaderboard(dataset: str, board) -> None:
-    """The leaderboard as a rich table on the console."""
+    """The leaderboard on the console: a rich table on a terminal; elsewhere (a log file, a pipe, where rich would
+    squeeze it into 80 columns) a Markdown table, one line per method."""
     from benchmark.report.files import shown_metrics
-    from benchmark.report.formats import label, mean_std
+    from benchmark.report.formats import label, markdown, mean_std
 
     title = f"{dataset}: test metrics (%), selection {board['select'].iloc[0]}"
-    table = Table("method", *map(label, shown_metrics(board)), "seeds", "trials", title=title)
-    for _, row in board.iterrows():
-        table.add_row(
+    header = ["method", *map(label, shown_metrics(board)), "seeds", "trials"]
+    rows = [
+        [
             row["label"],
             *(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ") for m in shown_metrics(board)),
             str(row["n_seeds"]),
             str(row["trials"]),
-        )
-    console.print(table)
+        ]
+        for _, row in board.iterrows()
+    ]
+    if console.is_terminal:
+        table = Table(*header, title=title)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    else:
+        print("\n".join([title, *markdown(header, rows)]))

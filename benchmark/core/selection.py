@@ -6,9 +6,12 @@ A run stores every evaluation of its final stage (``history``), so any rule can 
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from benchmark.core.errors import BenchError
+
+if TYPE_CHECKING:  # annotations only
+    import pandas as pd
 
 SELECT_RULES = ("val-wga", "val-wca", "val-acc", "oracle")
 # rule -> (split, metric, tie-break metric): e.g. epochs tied at the same val wga go to the better val acc.

@@ -11,7 +11,7 @@ import torch
 
 from benchmark.core.selection import selected, selection_score
 from benchmark.runs.environment import environment
-from benchmark.runs.events import Progress
+from benchmark.runs.events import Evaluated, Listener, RunFinished, ignore
 from benchmark.runs.spec import Run
 from benchmark.runs.store import RunLog, remove_partial_writes, write_json_atomic
 from benchmark.runs.tensorboard_log import TensorBoardLog
@@ -65,11 +65,12 @@ def save_state(state: dict, path: Path) -> None:
 
 class RunRecorder:
     """One run's files while it trains: config.json and log.jsonl (with any extra loggers) from the start,
-    result.json, written last and atomically, at the end (:meth:`finish`). ``unstored`` holds the failed result
-    when the run's folder could not be written (a full disk); the run then does not train."""
+    result.json, written last and atomically, at the end (:meth:`finish`). Its events (:class:`Evaluated`, then
+    :class:`RunFinished`) go to the run's loggers and to ``listener``. ``unstored`` holds the failed result when the
+    run's folder could not be written (a full disk); the run then does not train."""
 
-    def __init__(self, run: Run, out: Path, progress: Progress | None = None):
-        self.run, self.progress = run, progress or Progress()
+    def __init__(self, run: Run, out: Path, listener: Listener = ignore):
+        self.run, self.listener = run, listener
         self.directory, self.header = run.directory(out), run.header()
         self.loggers, self.unstored, self.log = [], None, None
         self.keep = best_so_far(run.select) if run.save_model else None
@@ -88,13 +89,19 @@ class RunRecorder:
             self.loggers.append(TensorBoardLog(self.directory / "tensorboard"))
 
     def on_eval(self, record: dict) -> None:
-        for logger in self.loggers:
-            logger(record)
-        self.progress.evaluated(self.run, record)
+        """The engine's callback after each evaluation: an :class:`Evaluated` event to the loggers and the listener."""
+        event = Evaluated(self.run, record)
+        for listener in (*self.loggers, self.listener):
+            listener(event)
+
+    def done(self, result: dict) -> dict:
+        """``result`` as the run's end: a :class:`RunFinished` event to the listener; returns it."""
+        self.listener(RunFinished(self.run, result))
+        return result
 
     def finish(self, outcome: dict | BaseException) -> dict:
         """The run's result from what training returned, or the exception that stopped it (a ``SystemExit`` from a
-        plugin included), written to result.json; the loggers are closed."""
+        plugin included), written to result.json; the loggers are closed and the run is :meth:`done`."""
         run = self.run
         try:
             if isinstance(outcome, SystemExit):
@@ -116,5 +123,5 @@ class RunRecorder:
         try:
             write_json_atomic(self.directory / "result.json", result)
         except OSError as exc:
-            return unstored(result, self.directory / "result.json", exc)
-        return result
+            result = unstored(result, self.directory / "result.json", exc)
+        return self.done(result)

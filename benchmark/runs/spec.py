@@ -12,8 +12,6 @@ from benchmark.core.settings import Range, apply_sets, check_settings
 from benchmark.models import LATENTS
 from benchmark.runs.store import SCHEMA_VERSION, run_dir, run_id
 
-DEVICES = ("auto", "cpu", "cuda")
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -148,7 +146,6 @@ class Execution:
     count_flops: bool = False
 
 
-LOGGERS = ("tensorboard",)  # --log choices: TensorBoard event files in <run folder>/tensorboard
 
 
 @dataclass(frozen=True)
@@ -159,7 +156,8 @@ class Run:
     ``config_id`` of trial 0 of the same sweep, which ties the trials of a method together for selection.
     ``select`` is the rule for the run's own result (reports can re-select from the stored history).
     ``save_model``: keep the state dict of the model at the selected epoch beside the result (``model.pt``).
-    ``log``: extra loggers of every evaluation besides ``log.jsonl`` (:data:`LOGGERS`).
+    ``log``: extra loggers of every evaluation besides ``log.jsonl`` (``tensorboard``: event files in ``<run
+    folder>/tensorboard``).
     """
 
     spec: RunSpec

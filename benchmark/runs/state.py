@@ -120,3 +120,19 @@ def record_crash(run: Run, out: Path, reason: str) -> dict:
         except OSError as exc:
             result = unstored(result, run.directory(out) / "result.json", exc)
     return result
+
+
+def claim_pending(pending: list[Run], out: Path, force: bool, retry_failed: bool):
+    """Claim each of ``pending`` for this process: (the runs claimed, the runs another live sweep holds, {run id:
+    result} of the runs another sweep finished after the caller looked, which are not claimed)."""
+    claimed, elsewhere, finished = [], [], {}
+    for run in pending:
+        directory = run.directory(out)
+        if claim_run(directory) is not None:
+            elsewhere.append(run)
+        elif not force and (stored := stored_result(run, out, retry_failed)) is not None:
+            release_claim(directory)
+            finished[run.run_id] = stored
+        else:
+            claimed.append(run)
+    return claimed, elsewhere, finished

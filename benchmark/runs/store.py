@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 from benchmark.core.errors import BenchError
+from benchmark.core.registry import SAFE_NAME
+from benchmark.runs.events import Evaluated, Handlers
 
 SCHEMA_VERSION = 2  # 2: the selection rule left the identity; result.json has the history
 RUN_FILES = ("config.json", "log.jsonl", "result.json", "claim")
@@ -170,7 +172,11 @@ def iter_results(results: Path, dataset: str | None = None, warn=lambda message:
     comma-separated), in path order, each run id once. Corrupt files, results of an older schema and copies (a
     run folder whose name is not its run id, e.g. ``cp -r <id> <id>.bak``, or a second folder holding the same
     run) are skipped, each with a ``warn``."""
-    patterns = [f"{name}/*/*/result.json" for name in dataset.split(",")] if dataset else ["*/*/*/result.json"]
+    wanted = dataset.split(",") if dataset else []
+    for name in wanted:
+        if not SAFE_NAME.fullmatch(name):
+            raise BenchError(f"bad dataset name '{name}': a dataset's name, not a path (the folder is --results)")
+    patterns = [f"{name}/*/*/result.json" for name in wanted] or ["*/*/*/result.json"]
     found = {path for pattern in patterns for path in Path(results).glob(pattern)}
     paths = sorted(found, key=lambda p: (p.parent.parent, p.parent.name))
     seen: dict[str, Path] = {}
@@ -191,16 +197,18 @@ def iter_results(results: Path, dataset: str | None = None, warn=lambda message:
             yield result
 
 
-class RunLog:
-    """Appends one JSON line per evaluation to a run's log.jsonl, flushed at once. A write that fails (a full
-    disk) stops the log but not the run: the error is kept in ``error`` for the result."""
+class RunLog(Handlers):
+    """A listener of the run's events that appends one JSON line per evaluation to its log.jsonl, flushed at once.
+    A write that fails (a full disk) stops the log but not the run: the error is kept in ``error`` for the
+    result."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(path, "w")
         self.error: str | None = None
 
-    def __call__(self, record: dict) -> None:
+    def evaluated(self, event: Evaluated) -> None:
+        record = event.record
         if self.error is not None:
             return
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.core.errors import require
+from benchmark.runs.events import Evaluated, Handlers
 
 
 def check_tensorboard() -> None:
@@ -13,16 +14,18 @@ def check_tensorboard() -> None:
     require("tensorboard", "--log tensorboard", "tensorboard")
 
 
-class TensorBoardLog:
-    """Writes each evaluation record at its optimizer step: ``train/loss``, ``{val,test}/{wga,acc}``, each
-    group's val and test accuracy (``val_group/<name>``) and the method's scalar logs (``logs/<name>``)."""
+class TensorBoardLog(Handlers):
+    """A listener of the run's events that writes each evaluation record at its optimizer step: ``train/loss``,
+    ``{val,test}/{wga,acc}``, each group's val and test accuracy (``val_group/<name>``) and the method's scalar logs
+    (``logs/<name>``)."""
 
     def __init__(self, folder: Path):
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(folder))
 
-    def __call__(self, record: dict) -> None:
+    def evaluated(self, event: Evaluated) -> None:
+        record = event.record
         step, add = record["step"], self.writer.add_scalar
         add("train/loss", record["train_loss"], step)
         for split in ("val", "test"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from benchmark.core.errors import BenchError
 from benchmark.core.hparams import trial_values
 from benchmark.core.registry import DATASETS, METHODS
-from benchmark.core.settings import apply_sets, check_choice, split_sets
+from benchmark.core.settings import QUICK_EPOCHS, apply_sets, split_sets
 from benchmark.plugins import load_plugins
-from benchmark.runs.spec import LOGGERS, Execution, Run, RunSpec, TrainConfig, check_train, train_config
+from benchmark.runs.spec import Execution, Run, RunSpec, TrainConfig, check_train, train_config
+from benchmark.sweeps.options import SweepConfig
 from benchmark.training.devices import resolve_device
 
 
@@ -19,60 +20,57 @@ def dataset_options(dataset: str, sets: dict[str, str], data_root: str | None) -
     return builder.check_options(apply_sets("data", builder.option_defaults(), sets))
 
 
-def plan_sweep(
-    methods: list[str],
-    dataset: str,
-    seeds: list[int],
-    epochs: int | None = None,
-    select: str = "val-wga",
-    device: str = "auto",
-    plugins: tuple[str, ...] = (),
-    sets: list[str] = (),
-    data_root: str | None = None,
-    trials: int = 1,
-    threads: int = 1,
-    deterministic: bool | None = None,
-    save_model: bool = False,
-    log: tuple[str, ...] = (),
-) -> list[Run]:
-    """Validate every name and ``--set`` value, then return the runs of methods × trials × seeds (nothing is
-    written).
+def plan_sweep(config: SweepConfig) -> list[Run]:
+    """Validate every name and ``--set`` value of the checked ``config``, then return the runs of methods × trials ×
+    seeds (nothing is written).
 
-    ``methods`` may be ``["all"]`` (every registered method, plugins included). ``--set`` keys are
-    ``train.*``, ``data.*`` or ``<method>.*`` for a method in the sweep; they are fixed in every trial, while
-    trials 1.. draw the other entries of the method's ``search_space()`` (trial 0 is the defaults). ``threads`` and
-    ``deterministic``: how each run executes (see :class:`~benchmark.runs.spec.Execution`); ``save_model``: keep
-    each run's selected model, ``log``: extra loggers (:class:`~benchmark.runs.spec.Run`).
+    ``methods`` may be ``["all"]`` (every registered method, plugins included). ``--set`` keys are ``train.*``,
+    ``data.*`` or ``<method>.*`` for a method in the sweep; they are fixed in every trial, while trials 1.. draw the
+    other entries of the method's ``search_space()`` (trial 0 is the defaults). With ``tune_seeds`` those seeds come
+    first. ``--quick`` is a budget of :data:`~benchmark.core.settings.QUICK_EPOCHS` epochs.
     """
-    for logger in log:
-        check_choice("--log", logger, LOGGERS)
-    plugins = load_plugins(plugins)
-    names = METHODS.names() if methods == ["all"] else [METHODS.get(m).name for m in methods]
-    parsed = split_sets(list(sets))
-    data_options = dataset_options(dataset, parsed, data_root)
+    plugins = load_plugins(config.plugins)
+    names = METHODS.names() if config.methods == ["all"] else [METHODS.get(m).name for m in config.methods]
+    parsed = split_sets(list(config.sets))
+    data_options = dataset_options(config.dataset, parsed, config.data_root)
     for key in parsed:
         section = key.partition(".")[0]
         if section in METHODS and section not in names:
             raise BenchError(f"--set {key}: method '{section}' is not among --methods ({', '.join(names)})")
         if section not in ("train", "data", *names):
             raise BenchError(f"unknown setting '{key}'; sections: train, data, {', '.join(names)}")
-    config = train_config(parsed, DATASETS.get(dataset).train_defaults, epochs)
-    fingerprint = DATASETS.get(dataset).fingerprint(data_root)
-    resolve_device(device)
-    execution = Execution(device, threads, deterministic, data_root, plugins)
+    epochs = QUICK_EPOCHS if config.quick else config.epochs
+    train = train_config(parsed, DATASETS.get(config.dataset).train_defaults, epochs)
+    fingerprint = DATASETS.get(config.dataset).fingerprint(config.data_root)
+    resolve_device(config.device)
+    execution = Execution(config.device, config.threads, config.deterministic, config.data_root, plugins)
+    seeds = [*(config.tune_seeds or ()), *(seed for seed in config.seeds if seed not in (config.tune_seeds or ()))]
     planned = []
     for name in names:
-        cls = METHODS.get(name)
-        fixed = {key.partition(".")[2] for key in parsed if key.startswith(f"{name}.")}
-        fixed |= {key for key in parsed if key.startswith("train.")}
-        base = apply_sets(name, cls.defaults(), parsed)
-        family = ""
-        for trial in range(trials):
-            drawn = trial_values(name, cls.search_space(), trial, fixed)
-            hparams = cls.check_hparams({**base, **{k: v for k, v in drawn.items() if not k.startswith("train.")}})
-            drawn_train = {k[6:]: v for k, v in drawn.items() if k.startswith("train.")}
-            train = TrainConfig(**check_train({**config.to_dict(), **drawn_train}))
-            specs = [RunSpec(dataset, data_options, name, hparams, seed, train, fingerprint) for seed in seeds]
+        family = None  # the config id of the method's trial 0: ties its trials together
+        for trial, hparams, trained in trials_of(name, parsed, train, config.trials):
+            specs = [RunSpec(config.dataset, data_options, name, hparams, seed, trained, fingerprint) for seed in seeds]
             family = family or specs[0].config_id
-            planned += [Run(spec, execution, select, trial, family, save_model, tuple(log)) for spec in specs]
+            how = (config.select, trial, family, config.save_model, config.log)
+            planned += [Run(spec, execution, *how) for spec in specs]
     return planned
+
+
+def trials_of(name: str, parsed: dict[str, str], train: TrainConfig, trials: int):
+    """Each random-search trial of method ``name``: (trial, its hparams, its training settings), the ``--set``
+    values fixed in every trial."""
+    cls = METHODS.get(name)
+    fixed = {key.partition(".")[2] for key in parsed if key.startswith(f"{name}.")}
+    fixed |= {key for key in parsed if key.startswith("train.")}
+    base = apply_sets(name, cls.defaults(), parsed)
+    for trial in range(trials):
+        drawn = trial_values(name, cls.search_space(), trial, fixed)
+        hparams = cls.check_hparams({**base, **{k: v for k, v in drawn.items() if not k.startswith("train.")}})
+        drawn_train = {k[6:]: v for k, v in drawn.items() if k.startswith("train.")}
+        yield trial, hparams, TrainConfig(**check_train({**train.to_dict(), **drawn_train}))
+
+
+def plan(**options) -> list[Run]:
+    """:func:`plan_sweep` of the given sweep options (checked as ``bm.sweep`` checks them; the others at their
+    defaults)."""
+    return plan_sweep(SweepConfig.checked(**options))

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Task, TextColumn, TimeE
 from rich.progress import Progress as RichBars
 from rich.text import Text
 
-from benchmark.runs.events import Progress
+from benchmark.runs.events import Evaluated, Handlers, Note, RunFinished, RunStarted, SweepBegun
 from benchmark.runs.spec import Run
 
 
@@ -25,10 +25,10 @@ class CountdownColumn(TimeRemainingColumn):
         return Text(f"{left // 3600:d}:{left // 60 % 60:02d}:{left % 60:02d} left", style="progress.remaining")
 
 
-class RichProgress(Progress):
-    """The live view of a sweep: a line of run counts over a bar of the epochs still to train when it began
-    (finished and in-flight epochs alike), whose remaining time is rich's estimate from the recent epoch rate,
-    counting down between epochs (:class:`CountdownColumn`),
+class RichProgress(Handlers):
+    """The live view of a sweep, a listener of its events: a line of run counts over a bar of the epochs still to train
+    when it began (finished and in-flight epochs alike), whose remaining time is rich's estimate from the recent epoch
+    rate, counting down between epochs (:class:`CountdownColumn`),
     and a bar per run in flight naming its stage. Without a terminal (a log file, a SLURM log) the live view
     does not draw, so every evaluation prints one plain line.
     """
@@ -50,8 +50,8 @@ class RichProgress(Progress):
         self.epochs_left: dict[str, int] = {}  # run id of a run to train -> its epochs not yet counted
         self.done = self.failed = 0
 
-    def begin(self, total: int, parallel: int, pending: list[Run] = ()) -> None:
-        self.epochs_left = {run.run_id: run.spec.train.epochs for run in pending}
+    def begun(self, event: SweepBegun) -> None:
+        self.epochs_left = {run.run_id: run.spec.train.epochs for run in event.pending}
         trained = next(task.completed for task in self.bars.tasks if task.id == self.sweep)  # by an earlier phase
         self.bars.update(self.sweep, total=trained + sum(self.epochs_left.values()), description=self.summary())
 
@@ -72,11 +72,13 @@ class RichProgress(Progress):
             self.bars.update(self.sweep, advance=self.epochs_left[run.run_id] - left)
             self.epochs_left[run.run_id] = left
 
-    def start(self, run: Run) -> None:
+    def started(self, event: RunStarted) -> None:
+        run = event.run
         self.running[run.run_id] = self.bars.add_task(self.run_name(run), total=run.spec.train.epochs)
         self.bars.update(self.sweep, description=self.summary())
 
-    def evaluated(self, run: Run, record: dict) -> None:
+    def evaluated(self, event: Evaluated) -> None:
+        run, record = event.run, event.record
         val = record["val"]["wga"]
         state = f"{record['stage']}, val wga {val:.1f}" if val is not None else record["stage"]
         bar = self.running[run.run_id]
@@ -86,7 +88,8 @@ class RichProgress(Progress):
             epochs = f"epoch {record['epoch']}/{run.spec.train.epochs}"
             self.console.print(f"{self.run_name(run)} {epochs} ({state}, train loss {record['train_loss']:.4f})")
 
-    def finished(self, run: Run, result: dict, skipped: bool) -> None:
+    def finished(self, event: RunFinished) -> None:
+        run, result, skipped = event.run, event.result, event.skipped
         if run.run_id in self.running:
             self.bars.remove_task(self.running.pop(run.run_id))
         self.count_epochs(run, 0)  # a failed run's unfinished epochs, or a run another sweep trained
@@ -103,8 +106,8 @@ class RichProgress(Progress):
         extra = "" if skipped else f" in {result['wall_time_s']:.1f}s"
         self.console.print(f"{state} {what}: test wga {test['wga']:.1f}, acc {test['acc']:.1f}{extra}")
 
-    def note(self, text: str) -> None:
-        self.console.print(text)
+    def note(self, event: Note) -> None:
+        self.console.print(event.text)
 
     @staticmethod
     def run_name(run: Run) -> str:

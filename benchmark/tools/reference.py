@@ -12,7 +12,7 @@ is a control: trained and reported by the same protocol, outside the combined ta
 validity, because no method separates from ERM on it (its worst group is bound by its sample count and test noise,
 README "Datasets"); it shows what its successor, ``digits-hetero-spurious``, fixes.
 
-Resumable: a rerun trains only what is missing, so a sweep killed midway or spread over several sessions picks up
+Resumable: a rerun trains only what is missing, so a sweep killed midway or spread over several invocations picks up
 where it stopped (stop it with Ctrl-C or ``kill -INT`` to record the time spent so far). Each invocation's wall
 time per dataset and the runs it added are appended to ``OUT/regeneration.csv``; the regeneration time is the sum
 of its ``wall_s`` column (invocations run one after another).

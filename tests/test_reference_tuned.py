@@ -1,12 +1,11 @@
-"""The committed tuned reference (``scripts/tuned_reference.py``): equal trial budgets, two-phase tuning as
-specified, and reports that ``bench report`` regenerates exactly from the committed runs."""
+"""The committed tuned reference (``bench reference``, :mod:`benchmark.tools.reference`): equal trial budgets,
+two-phase tuning as specified, and reports that its ``bench report`` calls regenerate exactly from the committed
+runs."""
 
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,14 +15,12 @@ from conftest import BUILTIN_METHODS, bench_in_process
 from benchmark.report.frames import dataset_boards
 from benchmark.report.validity import pair_tests
 from benchmark.runs.store import iter_results
+from benchmark.tools.reference import CONTROLS, REFERENCE, report_arguments, report_groups
 
 # one pytest-xdist worker takes the whole module, so the module-scoped `regenerated` is built once
 pytestmark = pytest.mark.xdist_group("regenerated")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-from tuned_reference import CONTROLS, REFERENCE, report_groups  # noqa: E402
-
 TUNED = ROOT / "reports" / "tuned"
 RUNS = TUNED / "runs"
 # datasets whose tuned sweep has finished and been reported (a sweep in progress has runs but no report yet)
@@ -33,8 +30,14 @@ SEEDS = 10
 GENERATED = ["leaderboard.csv", "leaderboard.md", "groups.csv", "cost.csv", "selection.csv", "validity.csv"]
 
 
+def refuse(message: str) -> None:
+    """The store's warning about a run it skips, as a test failure."""
+    raise AssertionError(f"a committed run is unreadable: {message}")
+
+
 def results_of(dataset: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in (RUNS / dataset).glob("*/*/result.json")]
+    """Every committed run of ``dataset``, through the store (a corrupt, copied or outdated run fails the test)."""
+    return list(iter_results(RUNS, dataset, warn=refuse))
 
 
 def leaderboard(dataset: str) -> list[dict]:
@@ -62,7 +65,7 @@ def test_only_finished_runs_are_committed():
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_every_method_tunes_ten_trials_on_seed_0_and_runs_only_its_winner_on_the_other_seeds(dataset):
-    """Seeds 0 to 9 for every method of a dataset (scripts/tuned_reference.py's ten seeds)."""
+    """Seeds 0 to 9 for every method of a dataset (``bench reference``'s ten seeds)."""
     by_method: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
     for r in results_of(dataset):
         assert r["status"] == "ok", (r["method"], r["trial"], r.get("error"))
@@ -98,14 +101,11 @@ def test_every_run_of_a_dataset_takes_the_same_optimizer_steps(dataset):
 
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory) -> Path:
-    """``bench report`` of the tuned datasets as ``scripts/tuned_reference.py`` writes it: the reference together,
-    each control on its own."""
+    """The tuned datasets' reports by ``bench reference``'s own ``bench report`` calls (the reference together, each
+    control on its own), tables only (``--formats`` given last wins)."""
     out = tmp_path_factory.mktemp("tuned")
     for group in report_groups(DATASETS):
-        proc = bench_in_process(
-            "report", "--results", str(RUNS), "--dataset", ",".join(group), "--out", str(out),
-            "--formats", "csv,md,tex", "--select", "val-wga,val-wca,oracle",
-        )  # fmt: skip
+        proc = bench_in_process(*report_arguments(RUNS, group, out), "--formats", "csv,md,tex")
         assert proc.returncode == 0, proc.stderr
     return out
 
@@ -136,7 +136,7 @@ def test_every_reference_dataset_separates_erm_from_a_group_robust_method():
 
 def test_readme_leads_with_the_tuned_tables():
     readme = (ROOT / "README.md").read_text()
-    assert "python scripts/tuned_reference.py" in readme
+    assert "bench reference" in readme
     for dataset in DATASETS:
         table = (TUNED / dataset / "leaderboard.md").read_text().split("\n\n")[0].strip()
         assert table in readme, dataset

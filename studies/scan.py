@@ -4,21 +4,22 @@ value an ordinary ``bench run`` sweep (so the scan is resumable), summarised by 
 live latent units, and the seeds in which a group falls below 40% test accuracy.
 
     # the latent comparison (issue 12)
-    python scripts/scan.py --key train.latent --values relu,linear,layernorm,relu-bias1 \\
+    python studies/scan.py --key train.latent --values relu,linear,layernorm,relu-bias1 \\
         --methods erm,anchor-w2,mr2,nc-frozen --datasets digits-hetero --seeds 0,1,2 --out results/latent-study
     # a method default
-    python scripts/scan.py --key dro-lt.eps --values 1,5,20,50 --methods dro-lt --out results/scan-dro-lt
+    python studies/scan.py --key dro-lt.eps --values 1,5,20,50 --methods dro-lt --out results/scan-dro-lt
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+from benchmark.runs.store import iter_results
 
 COLLAPSED = 40.0  # a test worst group below this counts as a collapsed seed
 
@@ -38,14 +39,17 @@ def setting(result: dict, key: str):
     return where.get(name)
 
 
+def scanned_runs(out: Path):
+    """The finished runs in every value's results folder (``out/<value>/``), read through the store."""
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
+        yield from (r for r in iter_results(folder) if r["status"] == "ok")
+
+
 def summary(out: Path, key: str) -> pd.DataFrame:
     """Per (dataset, value, method): means over seeds at the selected epoch of val and test wga and acc, the lowest
     per-group share of live latent units, the number of seeds and of collapsed seeds."""
     rows = []
-    for path in sorted(out.glob("*/*/*/*/result.json")):
-        r = json.loads(path.read_text())
-        if r.get("status") != "ok":
-            continue
+    for r in scanned_runs(out):
         live = [v for v in (r.get("live_units") or {}).values() if v is not None]
         rows.append({
             "dataset": r["dataset"], "value": setting(r, key), "method": r["method"], "seed": r["seed"],
@@ -63,6 +67,7 @@ def summary(out: Path, key: str) -> pd.DataFrame:
 
 
 def main() -> None:
+    """Run one sweep per dataset and value (finished runs are skipped), then print (and write) the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--key", required=True, help="e.g. train.latent, mr2.lam, data.proj_noise")
     parser.add_argument("--values", required=True, help="comma-separated")

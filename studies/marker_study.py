@@ -4,7 +4,7 @@ class their marker names, and as anything else; and, for comparison, the same se
 removed (the signal alone).
 
     bench run --methods erm,groupdro --dataset digits-hetero-spurious --seeds 0 --save-model --out /tmp/marker
-    python scripts/marker_study.py /tmp/marker/digits-hetero-spurious
+    python studies/marker_study.py /tmp/marker/digits-hetero-spurious
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def shares(method, data, rows: torch.Tensor, y: torch.Tensor, named: torch.Tenso
 
 
 def main() -> None:
+    """Print, per saved run of the folder, where its predictions of the conflicting test sequences go."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="the dataset's results folder (its runs saved with --save-model)")
     args = parser.parse_args()

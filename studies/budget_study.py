@@ -2,7 +2,7 @@
 3 seeds, ERM's selected evaluation (best validation worst-group accuracy) is not in the last 10% of the budget in
 at least two of three seeds.
 
-    python scripts/budget_study.py --dataset celeba-style --epochs 60 --out results/budget-study
+    python studies/budget_study.py --dataset celeba-style --epochs 60 --out results/budget-study
 
 trains ERM once per seed for ``--epochs`` (a long budget) and applies the selection rule to every prefix of its
 history: with a constant learning rate and one stream of batches, a run of B epochs is exactly the first B
@@ -13,12 +13,12 @@ each seed's selected epoch and whether the rule holds; ``--set`` passes settings
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 from benchmark.core.selection import select_epoch
+from benchmark.runs.store import iter_results
 
 LAST_SHARE = 0.1  # the selected evaluation must not fall in the last 10% of the budget
 
@@ -34,6 +34,7 @@ def converged(epochs: list[int], budget: int) -> bool:
 
 
 def main() -> None:
+    """Train ERM once per seed for ``--epochs`` and print, per shorter budget, the selected epochs and the rule."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--epochs", type=int, default=60)
@@ -48,9 +49,8 @@ def main() -> None:
                "--out", str(args.out), *(x for s in args.sets for x in ("--set", s))]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     histories = {}
-    for path in sorted((args.out / args.dataset / "erm").glob("*/result.json")):
-        result = json.loads(path.read_text())
-        if result["epochs"] == args.epochs and result.get("status") == "ok":
+    for result in iter_results(args.out, args.dataset):
+        if result["status"] == "ok" and result["method"] == "erm" and result["epochs"] == args.epochs:
             histories[result["seed"]] = result["history"]
     print(f"{args.dataset}: ERM val-wga selected epoch per seed {sorted(histories)} for each budget")
     for budget in (int(b) for b in args.budgets.split(",")):

@@ -1,7 +1,7 @@
 """Time anchor-w2's W2² fit (:func:`benchmark.methods.anchor_w2.cell_w2`, forward and backward) with each way of
 computing its nuclear norms, on a batch shaped like the default dataset's, and check that they agree.
 
-    python scripts/nuclear_bench.py [--device cuda] [--repeats 200]
+    python studies/nuclear_bench.py [--device cuda] [--repeats 200]
 
 A digits-hetero batch: 100 latents (k = 64) in 4 groups × 10 classes, cells padded to the largest (as the sampler
 counts it). Prints the median milliseconds per call of each way and the largest relative difference of the values.
@@ -24,6 +24,7 @@ GROUPS, CLASSES, K, BATCH = 4, 10, 64, 100
 
 
 def main() -> None:
+    """Time each way of computing the nuclear norms and print how far their values differ."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=200)

@@ -18,6 +18,7 @@ import benchmark.data  # noqa: F401  (registers the built-in datasets)
 import benchmark.methods  # noqa: F401  (registers the built-in methods)
 from benchmark.core.errors import BenchError
 from benchmark.core.registry import DATASETS, METHODS
+from benchmark.data.sources import refuse_symlink_loop
 
 
 def load_builtins() -> None:
@@ -92,6 +93,9 @@ def load_plugins(plugins: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Import the built-ins, installed entry points and ``plugins``; return the plugins with file paths
     made absolute, so that worker processes can load them too (loading twice is harmless)."""
     load_builtins()
+    for plugin in plugins:
+        if plugin.endswith(".py"):
+            refuse_symlink_loop(Path(plugin), f"plugin file {plugin}")  # before resolve(), which fails on a loop
     plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins)
     for plugin in plugins:
         load_plugin(plugin)

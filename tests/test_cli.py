@@ -139,6 +139,16 @@ def test_a_plugin_failing_at_import_is_one_line_exit_2_before_training(tmp_path,
     assert not out.exists()
 
 
+def test_a_plugin_file_that_is_a_symlink_loop_is_one_line(tmp_path):
+    plugin = tmp_path / "loop.py"
+    plugin.symlink_to("loop.py")
+    out = tmp_path / "results"
+    proc = bench_in_process("run", "--plugin", str(plugin), "--methods", "erm", "--out", str(out), *IN_PROCESS)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"error: symlink loop at {plugin} (while looking for plugin file {plugin})"]
+    assert not out.exists()
+
+
 def test_list_and_describe_errors():
     """(``describe`` of every dataset: test_describe.py.)"""
     listed = bench("list")

@@ -18,6 +18,7 @@ import benchmark.data  # noqa: F401  (registers the built-in datasets)
 import benchmark.methods  # noqa: F401  (registers the built-in methods)
 from benchmark.core.errors import BenchError
 from benchmark.core.registry import DATASETS, METHODS
+from benchmark.data.sources import refuse_symlink_loop
 
 
 def load_builtins() -> None:
@@ -38,7 +39,7 @@ def load_entry_points() -> None:
 
 def load_plugin(spec: str) -> None:
     """Import a plugin given as a ``.py`` file path or a dotted module name (once per process); a plugin that
-    registers no method and no dataset is an error."""
+    fails to import, calls ``sys.exit`` at import or registers no method and no dataset is an error."""
     registered = len(METHODS.names()) + len(DATASETS.names())
     if not spec.strip():
         raise BenchError("empty --plugin: give a .py file or a dotted module name")
@@ -56,19 +57,14 @@ def load_plugin(spec: str) -> None:
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
         try:
-            module_spec.loader.exec_module(module)
+            _import(spec, lambda: module_spec.loader.exec_module(module))
         except BenchError:
-            raise
-        except Exception as exc:
             del sys.modules[module_name]
-            raise BenchError(f"plugin {spec} failed to import: {type(exc).__name__}: {exc}") from exc
+            raise
     else:
         if spec in sys.modules:
             return
-        try:
-            importlib.import_module(spec)
-        except ModuleNotFoundError as exc:
-            raise BenchError(f"plugin module not found: {spec} ({exc})") from exc
+        _import(spec, lambda: importlib.import_module(spec))
     if len(METHODS.names()) + len(DATASETS.names()) == registered:
         raise BenchError(
             f"plugin {spec} registers no method or dataset (decorate a class with @register_method or"
@@ -76,10 +72,30 @@ def load_plugin(spec: str) -> None:
         )
 
 
+def _import(spec: str, load) -> None:
+    """Run ``load``, the import of the plugin ``spec``: whatever it raises, a ``sys.exit`` included, becomes one
+    BenchError line naming the plugin."""
+    try:
+        load()
+    except BenchError:
+        raise
+    except SystemExit as exc:
+        code = "" if exc.code is None else repr(exc.code)
+        raise BenchError(f"plugin {spec} called sys.exit({code}) at import") from None
+    except Exception as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name and (spec + ".").startswith(exc.name + "."):
+            raise BenchError(f"plugin module not found: {spec} ({exc})") from exc  # not a module it imports
+        message = next(iter(str(exc).strip().splitlines()), "")
+        raise BenchError(f"plugin {spec} failed to import: {type(exc).__name__}: {message}") from exc
+
+
 def load_plugins(plugins: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Import the built-ins, installed entry points and ``plugins``; return the plugins with file paths
     made absolute, so that worker processes can load them too (loading twice is harmless)."""
     load_builtins()
+    for plugin in plugins:
+        if plugin.endswith(".py"):
+            refuse_symlink_loop(Path(plugin), f"plugin file {plugin}")  # before resolve(), which fails on a loop
     plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in plugins)
     for plugin in plugins:
         load_plugin(plugin)

@@ -111,6 +111,44 @@ def test_list_shows_a_plugin_files_methods_and_hyperparameters(tmp_path):
     assert "focal" in listed.stdout and "gamma=2.0" in listed.stdout
 
 
+PLUGIN_FAILURES = {
+    "raises": ("raise RuntimeError('boom')\n", "failed to import: RuntimeError: boom"),
+    "missing-dependency": (
+        "import no_such_dependency_anywhere\n",
+        "failed to import: ModuleNotFoundError: No module named 'no_such_dependency_anywhere'",
+    ),
+    "exits": ("import sys\n\nsys.exit(3)\n", "called sys.exit(3) at import"),
+    "exits-quietly": ("import sys\n\nsys.exit()\n", "called sys.exit() at import"),
+}
+
+
+@pytest.mark.parametrize("kind", ["file", "module"])
+@pytest.mark.parametrize("case", sorted(PLUGIN_FAILURES))
+def test_a_plugin_failing_at_import_is_one_line_exit_2_before_training(tmp_path, monkeypatch, case, kind):
+    source, what = PLUGIN_FAILURES[case]
+    package = tmp_path / f"failing_{case.replace('-', '_')}_{kind}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = str((package / "plugin.py").resolve()) if kind == "file" else f"{package.name}.plugin"
+    out = tmp_path / "results"
+    proc = bench_in_process("run", "--plugin", spec, "--methods", "erm", "--out", str(out), *IN_PROCESS)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"error: plugin {spec} {what}"]
+    assert not out.exists()
+
+
+def test_a_plugin_file_that_is_a_symlink_loop_is_one_line(tmp_path):
+    plugin = tmp_path / "loop.py"
+    plugin.symlink_to("loop.py")
+    out = tmp_path / "results"
+    proc = bench_in_process("run", "--plugin", str(plugin), "--methods", "erm", "--out", str(out), *IN_PROCESS)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [f"error: symlink loop at {plugin} (while looking for plugin file {plugin})"]
+    assert not out.exists()
+
+
 def test_list_and_describe_errors():
     """(``describe`` of every dataset: test_describe.py.)"""
     listed = bench("list")

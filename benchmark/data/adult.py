@@ -16,7 +16,7 @@ from benchmark.core.errors import BenchError
 from benchmark.core.registry import register_dataset
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset
-from benchmark.data.sources import data_file, stratified_parts
+from benchmark.data.sources import check_table_size, data_file, stratified_parts
 
 COLUMNS = (
     "age",
@@ -44,7 +44,9 @@ VAL_FRACTION = 0.2
 
 
 def read_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The data rows of a UCI Adult file as an n×15 string array (fields stripped), with their line numbers."""
+    """The data rows of a UCI Adult file as an n×15 string array (fields stripped), with their line numbers; a file
+    over :data:`~benchmark.data.sources.MAX_TABLE_BYTES` is refused unread."""
+    check_table_size(path)
     rows, numbers = [], []
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):

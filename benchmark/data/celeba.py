@@ -22,23 +22,29 @@ from benchmark.data.image_tables import (
     read_table,
 )
 from benchmark.data.images import field_transform
+from benchmark.data.sources import check_table_size, refuse_symlink_loop
 
 
 def read_celeba_table(root: Path, stem: str, index: str, columns: list[str]) -> tuple[pd.DataFrame, Path]:
     """``stem.csv`` (header row) or the original ``stem.txt``; the txt attribute list has a count line and
-    a header line of attribute names, the partition list has no header."""
+    a header line of attribute names, the partition list has no header. Only ``index`` (no cell empty) and
+    ``columns`` are read."""
     csv, txt = root / f"{stem}.csv", root / f"{stem}.txt"
+    wanted = [index, *columns]
     if csv.is_file():
-        return read_table(csv, [index, *columns]), csv
+        return read_table(csv, wanted, text=(index,)), csv
     if not txt.is_file():
+        for path in (csv, txt):
+            refuse_symlink_loop(path, f"{stem}.csv or {stem}.txt in {root}")
         raise BenchError(f"missing file {stem}.csv or {stem}.txt: looked in {root}")
     if stem == "list_attr_celeba":
+        check_table_size(txt)
         with open(txt) as handle:
             handle.readline()
             names = handle.readline().split()
-        table = read_table(txt, [index, *columns], sep=r"\s+", skiprows=2, header=None, names=[index, *names])
+        table = read_table(txt, wanted, text=(index,), sep=r"\s+", skiprows=2, header=None, names=[index, *names])
     else:
-        table = read_table(txt, [index, *columns], sep=r"\s+", header=None, names=[index, *columns])
+        table = read_table(txt, wanted, text=(index,), sep=r"\s+", header=None, names=wanted)
     return table, txt
 
 

@@ -18,6 +18,7 @@ from benchmark.core.errors import BenchError
 from benchmark.core.settings import Range
 from benchmark.data.core import SPLITS, FeatureSpace, GroupDataset
 from benchmark.data.images import BACKBONES, ImageFiles
+from benchmark.data.sources import check_table_size
 
 IMAGE_OPTIONS = {"image_size": 224, "encoder": "resnet50", "workers": 2}
 IMAGE_CHOICES = {"encoder": ("cnn", *BACKBONES)}
@@ -25,15 +26,24 @@ IMAGE_BOUNDS = {"image_size": Range(8, 4096), "workers": Range(0, 256)}
 IMAGE_TRAIN = {"epochs": 10, "batch_size": 64, "eval_batch_size": 128}
 
 
-def read_table(path: Path, columns: list[str], **read_options) -> pd.DataFrame:
-    """A CSV/whitespace table that must have ``columns``; unreadable files are one clear error."""
+def read_table(path: Path, columns: list[str], text: tuple[str, ...] = (), **read_options) -> pd.DataFrame:
+    """The ``columns`` of a CSV/whitespace table, and only those (``text`` ones as strings, none of them empty);
+    a file over :data:`~benchmark.data.sources.MAX_TABLE_BYTES`, unreadable or without a column is one clear
+    error."""
+    check_table_size(path)
     try:
-        table = pd.read_csv(path, **read_options)
+        header = pd.read_csv(path, nrows=0, **read_options).columns
+        missing = [c for c in columns if c not in header]
+        if not missing:
+            table = pd.read_csv(path, usecols=columns, dtype=dict.fromkeys(text, str), **read_options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise BenchError(f"malformed {path.name} ({path}): {str(exc).splitlines()[0]}") from None
-    missing = [c for c in columns if c not in table.columns]
     if missing:
         raise BenchError(f"malformed {path.name}: missing column(s) {', '.join(missing)} in {path}")
+    for column in text:
+        empty = np.flatnonzero(table[column].isna().to_numpy() | (table[column].str.strip() == "").to_numpy())
+        if len(empty):
+            raise BenchError(f"malformed {path.name}: empty {column} in row {empty[0] + 1} ({path})")
     return table
 
 
@@ -71,16 +81,14 @@ def image_dataset(
     transform,
     names: tuple[list, list],
 ) -> GroupDataset:
-    """A one-space image dataset on disk with g = 2y + a, checking that every image file exists and that no
-    image is listed in two splits (a train/test leak)."""
+    """A one-space image dataset on disk with g = 2y + a, checking that no image is listed in two splits (a
+    train/test leak) and that every image file exists and has a header PIL can read (:meth:`ImageFiles.check`)."""
     check_disjoint_splits(files, split)
-    paths = [root / f for f in files]
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise BenchError(f"missing image file {missing[0]} ({len(missing)} of {len(paths)} listed images missing)")
     size = options["image_size"]
+    images = ImageFiles([root / f for f in files], transform, (3, size, size), options["workers"])
+    images.check()
     encoder = None if options["encoder"] == "cnn" else options["encoder"]
-    space = FeatureSpace("images", "image", ImageFiles(paths, transform, (3, size, size), options["workers"]), encoder)
+    space = FeatureSpace("images", "image", images, encoder)
     y, a, split = (torch.tensor(np.asarray(v), dtype=torch.long) for v in (y, a, split))
     class_names, attr_names = names
     return GroupDataset(

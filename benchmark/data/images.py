@@ -15,7 +15,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from benchmark.core.errors import require
+from benchmark.core.errors import BenchError, require
+from benchmark.data.sources import refuse_symlink_loop
 
 BACKBONES = ("resnet18", "resnet50", "resnet18-pretrained", "resnet50-pretrained")  # torchvision encoders by name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,13 +45,54 @@ class ImageFiles:
 
     def load(self, rows: np.ndarray) -> torch.Tensor:
         """The transformed images of ``rows``, stacked (len(rows) × item_shape)."""
-        from PIL import Image
-
-        images = []
-        for row in rows:
-            with Image.open(self.paths[row]) as image:
-                images.append(self.transform(image.convert("RGB")))
+        images = [self.transform(decoded(self.paths[row])) for row in rows]
         return torch.stack(images) if images else torch.zeros(0, *self.item_shape)
+
+    def check(self) -> None:
+        """A BenchError naming the first file that is missing (or behind a symlink loop), else the first whose
+        header PIL cannot read, and how many are; only headers are read (a file whose pixels are corrupt past a
+        sound header fails when a batch loads it, naming the file)."""
+        missing = [p for p in self.paths if not p.is_file()]
+        if missing:
+            refuse_symlink_loop(missing[0], f"image file {missing[0]}")
+            raise BenchError(
+                f"missing image file {missing[0]} ({len(missing)} of {len(self.paths)} listed images missing)"
+            )
+        unreadable = [(p, why) for p in self.paths if (why := header_problem(p))]
+        if unreadable:
+            path, why = unreadable[0]
+            raise BenchError(
+                f"unreadable image file {path}: {why} ({len(unreadable)} of {len(self.paths)} listed images unreadable)"
+            )
+
+
+def header_problem(path: Path) -> str | None:
+    """Why PIL cannot open ``path`` (``Image.open`` reads the header, no pixels), or None when it can."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return None
+    except UnidentifiedImageError:
+        return "not an image format PIL can read"
+    except Exception as exc:  # PIL raises several types for a header it cannot parse
+        return one_line(exc)
+
+
+def decoded(path: Path):
+    """The image in ``path`` decoded to an RGB PIL image; a file PIL cannot decode is a BenchError naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except Exception as exc:  # PIL raises several types for a file it cannot decode
+        raise BenchError(f"image {path} could not be decoded: {one_line(exc)}") from exc
+
+
+def one_line(exc: Exception) -> str:
+    """``Type: first line of the message``."""
+    return f"{type(exc).__name__}: {next(iter(str(exc).strip().splitlines()), '')}".rstrip(": ")
 
 
 def field_transform(resize: int, crop: int, crop_first: bool = False) -> Callable:

@@ -1,13 +1,17 @@
-"""Offline data sources shipped inside packages, and split helpers shared by the dataset builders."""
+"""Offline data sources shipped inside packages, split helpers shared by the dataset builders, and the checks on
+files read from a ``--data-root``: there, not behind a symlink loop, and metadata tables of a sane size."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmark.core.errors import BenchError
+
+MAX_TABLE_BYTES = 2**30  # metadata tables larger than this are refused; the real ones are at most ~26 MB (CelebA)
 
 
 def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -71,9 +75,34 @@ def rotate(images: torch.Tensor, degrees: np.ndarray) -> torch.Tensor:
 
 
 def data_file(root: str | Path, name: str) -> Path:
-    """``root/name``, or a BenchError naming the file and the folder it was looked for in."""
+    """``root/name``, or a BenchError naming the file and the folder it was looked for in (or the symlink loop on
+    the way)."""
     path = Path(root) / name
     if not path.is_file():
+        refuse_symlink_loop(path, f"{name} in {root}")
         hint = " (found a .gz next to it: decompress it)" if path.with_name(path.name + ".gz").is_file() else ""
         raise BenchError(f"file {name} not found in {Path(root).resolve()}{hint}")
     return path
+
+
+def refuse_symlink_loop(path: Path, wanted: str) -> None:
+    """A BenchError naming the first part of ``path`` (a parent folder or the path itself) that is a symlink loop
+    (``ln -s x x``, or ``a -> b`` and ``b -> a``), if one is; ``wanted`` says what was looked for."""
+    for part in (*reversed(path.parents), path):
+        try:
+            part.stat()
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise BenchError(f"symlink loop at {part} (while looking for {wanted})") from None
+            return
+
+
+def check_table_size(path: Path) -> None:
+    """A BenchError naming ``path``, its size and :data:`MAX_TABLE_BYTES` when the metadata table is larger, before
+    anything reads it."""
+    size = path.stat().st_size
+    if size > MAX_TABLE_BYTES:
+        raise BenchError(
+            f"{path} is {size / 2**30:.1f} GiB ({size} bytes), over the {MAX_TABLE_BYTES / 2**30:g} GiB limit for a "
+            "metadata file: not the dataset's file?"
+        )

@@ -41,7 +41,7 @@ class Waterbirds(DatasetBuilder):
     def build(self, options: dict, data_root: str | None) -> GroupDataset:
         root = Path(data_root)
         path = data_file(root, "metadata.csv")
-        table = read_table(path, ["img_id", "img_filename", "y", "split", "place"])
+        table = read_table(path, ["img_id", "img_filename", "y", "split", "place"], text=("img_filename",))
         y = binary_column(table, "y", path, (0, 1))
         place = binary_column(table, "place", path, (0, 1))
         split = table["split"].to_numpy()

@@ -17,8 +17,9 @@ if TYPE_CHECKING:  # annotations only
 
 
 class ImageCNN(nn.Module):
-    """Seed 000 §4.4's digit encoder: two convolutions, max-pool, sigmoid, flatten, one FC layer (``out``),
-    whose output goes through the model's latent layer (ReLU in the seed, see :data:`LATENTS`).
+    """The digit encoder of *GroupDRO with Heterogeneous Feature Spaces* (2025, "the note"), §4.4: two
+    convolutions, max-pool, sigmoid, flatten, one FC layer (``out``), whose output goes through the model's latent
+    layer (ReLU in the note, see :data:`LATENTS`).
 
     Initialisation: variance-preserving (Kaiming) weights and a small positive FC bias. With PyTorch's
     default init the two linear convolutions shrink the input so much that the sigmoid outputs are
@@ -50,8 +51,8 @@ class ImageCNN(nn.Module):
 class SequenceCNN(nn.Module):
     """1-D CNN for sequences (C×L): two convolutions with ReLU after each, max-pool, flatten, FC (``out``).
 
-    The seed's literal image design transposed to 1-D (no ReLU between convolutions, sigmoid after
-    pooling) learns MNIST-1D far worse (DATASETS.md), hence conv-ReLU here.
+    The note's literal image design transposed to 1-D (no ReLU between convolutions, sigmoid after
+    pooling) learns MNIST-1D far worse (docs/methods.md, "One model"), hence conv-ReLU here.
     """
 
     def __init__(self, shape: tuple[int, ...], k: int, channels: tuple[int, int] = (32, 64)):
@@ -87,10 +88,10 @@ class VectorMLP(nn.Module):
 ENCODERS: dict[str, type[nn.Module]] = {"image": ImageCNN, "sequence": SequenceCNN, "vector": VectorMLP}
 
 LATENTS = {
-    "relu": "ReLU after each encoder's last FC layer: seed 000's literal latent",
+    "relu": "ReLU after each encoder's last FC layer: the 2025 note's literal latent",
     "linear": "no activation after the last FC layer: z is affine in the encoder's features",
     "layernorm": "LayerNorm without affine parameters after the last FC layer: every z has mean 0 and norm √k",
-    "relu-bias1": "ReLU as in the seed, with the last FC layer's bias initialised to 1 (every unit starts active)",
+    "relu-bias1": "ReLU as in the note, with the last FC layer's bias initialised to 1 (every unit starts active)",
 }
 """The latent layers the encoders end in (``train.latent``), name -> what it is."""
 

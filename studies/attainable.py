@@ -1,7 +1,7 @@
 """How high can each group get? The best validation accuracy of every group over a run's evaluations (its
 training curve, read from log.jsonl), per dataset and method, as min / mean over seeds.
 
-Under GroupDRO, which upweights the worst group, this is the attainable accuracy DATASETS.md asks about: a group
+Under GroupDRO, which upweights the worst group, this is the attainable accuracy of docs/datasets.md: a group
 that stays low even then is hard because of its features, not because it is rare. Example (the committed
 reference runs):
 

@@ -1,4 +1,4 @@
-"""Does a dataset's default budget let ERM converge? The rule of DATASETS.md ("Minority groups and budgets"): over
+"""Does a dataset's default budget let ERM converge? The rule of docs/datasets.md ("Default budgets"): over
 3 seeds, ERM's selected evaluation (best validation worst-group accuracy) is not in the last 10% of the budget in
 at least two of three seeds.
 

@@ -1,5 +1,5 @@
 """The shared rules that make numbers comparable: one step budget, no group-label leak through batches,
-minority groups from the dataset, and the live-latent statistic (METHODS.md, "Shared rules")."""
+minority groups from the dataset, and the live-latent statistic (docs/methods.md, "Shared rules")."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_minority_rule_on_waterbirds_and_celeba_train_counts():
 
     # Waterbirds: landbird-on-water (0,1) and waterbird-on-land (1,0)
     assert bias_conflicting_groups(*cells([3498, 184, 56, 1057]), 4).tolist() == [False, True, True, False]
-    # CelebA Blond x Male: dark-female (0,0) and blond-male (1,1), as seed 001 names them
+    # CelebA Blond x Male: dark-female (0,0) and blond-male (1,1), as Giannone et al. name them
     assert bias_conflicting_groups(*cells([71629, 66874, 22880, 1387]), 4).tolist() == [True, False, False, True]
     # a balanced table has no minority, whatever the group sizes
     assert not bias_conflicting_groups(*cells([10, 10, 3, 3]), 4).any()

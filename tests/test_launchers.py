@@ -102,10 +102,11 @@ def test_workers_per_device_that_do_not_fit_are_refused_before_training(tmp_path
 
     monkeypatch.setattr(capacity, "free_memory_mb", lambda device: 200.0)  # the probe process alone needs more
     with pytest.raises(BenchError, match=r"^--workers-per-device 2: 2 runs need about \d+ MB on cpu .* at most 0 fit"):
-        sweep(["erm", "groupdro"], seeds=[0], epochs=1, sets=["data.n_mnist1d=600"], workers_per_device=2, out=tmp_path)
+        small = dict(seeds=[0], epochs=1, sets=["data.n_mnist1d=600"])
+        sweep(methods=["erm", "groupdro"], workers_per_device=2, out=tmp_path, **small)
     assert not list(tmp_path.glob("digits-hetero/*/*/result.json"))
     with pytest.raises(BenchError, match="--workers-per-device is for the local launcher, instead of --workers"):
-        sweep(["erm"], seeds=[0], epochs=1, workers=2, workers_per_device=2, out=tmp_path)
+        sweep(methods=["erm"], seeds=[0], epochs=1, workers=2, workers_per_device=2, out=tmp_path)
 
 
 def test_ray_launcher_on_a_local_instance(tmp_path, one_process):

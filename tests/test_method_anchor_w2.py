@@ -1,4 +1,4 @@
-"""anchor-w2 (METHODS.md): the W2² against sqrtm/eigen references, the λ update, the ERM and centralised limits."""
+"""anchor-w2 (docs/methods.md): the W2² against sqrtm/eigen references, the λ update, the ERM and centralised limits."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def psd_sqrt_eig(M: np.ndarray) -> np.ndarray:
 
 
 def w2_eigen(m1, S1, m2, S2) -> float:
-    """The seed's formula with eigen square roots, eigenvalues clamped at 0 (ε = 0)."""
+    """The note's formula with eigen square roots, eigenvalues clamped at 0 (ε = 0)."""
     r = psd_sqrt_eig(S1)
     return float(((m1 - m2) ** 2).sum() + np.trace(S1) + np.trace(S2) - 2 * np.trace(psd_sqrt_eig(r @ S2 @ r)))
 

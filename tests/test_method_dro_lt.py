@@ -1,4 +1,4 @@
-"""dro-lt (METHODS.md "dro-lt"): robust loss, radii, centroids and stages against float64 loop references."""
+"""dro-lt (docs/methods.md, "dro-lt"): robust loss, radii, centroids and stages against float64 loop references."""
 
 from __future__ import annotations
 

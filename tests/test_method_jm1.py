@@ -1,4 +1,4 @@
-"""jm1 (METHODS.md "jm1"): partner sampling, α schedule, latent/input mixing and the oracle partition."""
+"""jm1 (docs/methods.md, "jm1"): partner sampling, α schedule, latent/input mixing and the oracle partition."""
 
 from __future__ import annotations
 

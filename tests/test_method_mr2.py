@@ -1,4 +1,4 @@
-"""mr2 (METHODS.md "mr2"): margins γ, EMAs, logit and representation losses against float64 loop references."""
+"""mr2 (docs/methods.md, "mr2"): margins γ, EMAs, logit and representation losses against float64 loop references."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""nc-frozen (seed 002): frozen majority-mean head, group CE and mean alignment, against float64 loops."""
+"""nc-frozen (Lu et al. 2024): frozen majority-mean head, group CE and mean alignment, against float64 loops."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sanity properties of erm and groupdro (METHODS.md), checked against float64 references."""
+"""Sanity properties of erm and groupdro (docs/methods.md, "erm", "groupdro"), checked against float64 references."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ def test_waterbirds_style_jtt_error_set_is_measured_against_the_bias_conflicting
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_reference_budgets_let_erm_converge(dataset):
-    # DATASETS.md's rule: ERM's selected evaluation is not in the last 10% of the budget in at least 2 of 3 seeds
+    # docs/datasets.md's rule: ERM's selected evaluation is not in the last 10% of the budget in at least 2 of 3 seeds
     erm = [r for r in runs_of(dataset) if r["method"] == "erm"]
     assert len(erm) == 3
     assert sum(r["selected_epoch"] <= 0.9 * r["epochs"] for r in erm) >= 2, [r["selected_epoch"] for r in erm]

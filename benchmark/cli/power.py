@@ -7,14 +7,15 @@ from typing import Optional
 
 import typer
 
-from benchmark.cli.common import app, cli_errors, parse_list
+from benchmark.cli.common import app, cli_errors
 from benchmark.core.errors import BenchError
+from benchmark.sweeps.options import names
 
 
 def parse_counts(text: str, option: str, least: int) -> list[int]:
     """Comma-separated integers, each at least ``least``."""
     try:
-        counts = [int(item) for item in parse_list(text, option)]
+        counts = [int(item) for item in names(text, option)]
     except ValueError:
         raise BenchError(f"bad {option} '{text}': expected integers like 3,5,10") from None
     if min(counts) < least:
@@ -43,14 +44,14 @@ def power(
     test_sizes = parse_counts(sizes, "--sizes", 1)
     if not results.is_dir():
         raise BenchError(f"results folder not found: {results}")
-    named = parse_list(datasets, "--datasets") if datasets is not None else []
+    named = names(datasets, "--datasets") if datasets is not None else []
     found = list(iter_results(results, ",".join(named) or None))
     finished = sorted({r["dataset"] for r in found if r.get("status") == "ok"})
-    names = named or finished
-    missing = [name for name in names if name not in finished]
-    if missing or not names:
+    chosen = named or finished
+    missing = [name for name in chosen if name not in finished]
+    if missing or not chosen:
         raise BenchError(f"no finished runs under {results}" + (f" for dataset {','.join(missing)}" if missing else ""))
-    by_dataset = {name: [r for r in found if r.get("dataset") == name] for name in names}
+    by_dataset = {name: [r for r in found if r.get("dataset") == name] for name in chosen}
     for name, runs in by_dataset.items():
         if len({r["method"] for r in runs if r.get("status") == "ok"}) < 2:
             raise BenchError(f"{name} has finished runs of one method only: a power computation compares methods")

@@ -8,8 +8,9 @@ from typing import List
 
 import typer
 
-from benchmark.cli.common import app, cli_errors, parse_list
+from benchmark.cli.common import app, cli_errors
 from benchmark.core.errors import BenchError
+from benchmark.sweeps.options import names
 from benchmark.tools.reference import CONTROLS, REFERENCE
 
 
@@ -33,15 +34,15 @@ def reference(
     records the time so far."""
     from benchmark.tools.reference import Interrupted, check_datasets, regenerate
 
-    names = parse_list(datasets, "--datasets")
+    chosen = names(datasets, "--datasets")
     if workers < 1:
         raise BenchError(f"bad --workers {workers}: must be >= 1")
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file, not a folder")
     extra = list(bench_run_args or [])
-    check_datasets(names, extra)
+    check_datasets(chosen, extra)
     try:
-        failed = regenerate(names, workers, out, extra, report)
+        failed = regenerate(chosen, workers, out, extra, report)
     except Interrupted as stop:
         print(f"interrupted: {stop.dataset}; rerun the same command to resume", file=sys.stderr)
         raise typer.Exit(130) from None

@@ -1,4 +1,4 @@
-"""``adult``: UCI Adult income prediction with sex as the attribute (seed 002's tabular set), from ``--data-root``.
+"""``adult``: UCI Adult income prediction with sex as the attribute (Lu et al.'s tabular set), from ``--data-root``.
 
 Reads ``adult.data`` (training file) and ``adult.test`` (test file) in the UCI format: 15 comma-separated
 fields per line, ``?`` for a missing value, lines starting with ``|`` are comments (``adult.test``'s first
@@ -146,14 +146,14 @@ class Adult(DatasetBuilder):
     """
 
     description = (
-        "UCI Adult census income (seed 002's tabular set): predict income > 50K from 14 attributes, groups are "
+        "UCI Adult census income (as in Lu et al. 2024): predict income > 50K from 14 attributes, groups are "
         "income × sex. adult.data gives train and val (80/20, stratified by group with the data seed), "
         "adult.test the test split. Six numeric columns standardised with the training mean and std, seven "
         "categorical columns one-hot with the categories of adult.data ('?' is its own 'missing' category, an "
         "unseen test category is all zeros); sex is the attribute and not an input unless data.sex_feature."
     )
     options = {"sex_feature": False}
-    # seed 002's Adult budget: Adam, lr 1e-3, batch 256, 50 epochs
+    # Lu et al. 2024's Adult budget: Adam, lr 1e-3, batch 256, 50 epochs
     train_defaults = {"epochs": 50, "batch_size": 256, "lr": 1e-3}
     needs_data_root = True
     data_files = ("adult.data", "adult.test")

@@ -45,9 +45,9 @@ class CelebAStyle(SpuriousBuilder):
     # has ~135 distinct source digits in val and in test (one sample = 0.74 points) and blond-male is drawn once
     # from each; the dark groups exceed 200 anyway. Average accuracy then over-weights blond males a little
     # (3% of the test instead of 0.85%); the worst group is the headline.
-    # 100 epochs: ERM's val worst-group accuracy has stopped rising by DATASETS.md's rule (measured on the
+    # 100 epochs: ERM's val worst-group accuracy has stopped rising by docs/datasets.md's rule (measured on the
     # natural-proportion val: selected epochs 77, 94, 61; nothing better by 120; at 15 epochs it is 0 in every
-    # seed, at 60 still rising): python scripts/budget_study.py --dataset celeba-style --epochs 120
+    # seed, at 60 still rising): python studies/budget_study.py --dataset celeba-style --epochs 120
     options = {"train_size": 4000, "val_size": 2000, "test_size": 4000, "eval_group_floor": 200}
     bounds = {
         "train_size": Range(4, 10**6),

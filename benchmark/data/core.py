@@ -44,7 +44,7 @@ class GroupDataset:
     ``few`` with 0/1 weights over class groups (long tail). See :func:`benchmark.core.metrics.group_metrics`.
 
     ``minority`` lists the minority groups when the builder declares them (groups that are not (class,
-    attribute) cells, e.g. feature spaces); left None, they follow DATASETS.md's rule for cells: a group
+    attribute) cells, e.g. feature spaces); left None, they follow docs/datasets.md's rule for cells: a group
     (y, a) is a minority (bias-conflicting) group when P(a | y) < P(a) in training
     (:func:`bias_conflicting_groups`). ``minority_mask`` holds the result, one bool per group.
 
@@ -205,7 +205,7 @@ class GroupDataset:
 
 def bias_conflicting_groups(y: np.ndarray, a: np.ndarray, g: np.ndarray, num_groups: int) -> np.ndarray:
     """One bool per group from training labels: True for a (class, attribute) cell (y, a) whose attribute is
-    rarer in its class than overall, P(a | y) < P(a) (DATASETS.md, "Minority groups"). All False when some
+    rarer in its class than overall, P(a | y) < P(a) (docs/datasets.md, "Minority groups"). All False when some
     group is not a single (y, a) cell (e.g. groups that are feature spaces) or a group has no samples."""
     minority = np.zeros(num_groups, dtype=bool)
     if len(y) == 0:

@@ -1,4 +1,4 @@
-"""``digits-hetero``: ten digit classes observed in four different feature spaces (seed 000's setting)."""
+"""``digits-hetero``: ten digit classes observed in four different feature spaces (the 2025 note's setting)."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ class DigitsHetero(DatasetBuilder):
         "train/val/test stratified by class."
     )
     options = {"n_mnist1d": 10000, "n_eval": 200, "rotation": 15.0, "proj_dim": 32, "proj_noise": 0.1}
-    # 15 epochs (66 steps each): ERM's val worst-group accuracy has stopped rising by DATASETS.md's rule (selected
-    # epochs 14, 12, 10; at most 1 point more by 40 epochs): python scripts/budget_study.py --dataset digits-hetero
+    # 15 epochs (66 steps each): ERM's val worst-group accuracy has stopped rising by docs/datasets.md's rule (selected
+    # epochs 14, 12, 10; at most 1 point more by 40 epochs): python studies/budget_study.py --dataset digits-hetero
     train_defaults = {"epochs": 15}
     # n_eval: val and test take 6 × n_eval / 10 images of each class (the smallest has 174), leaving some to train
     bounds = {

@@ -1,6 +1,6 @@
 """``digits-hetero-full``: MNIST, USPS and SVHN digits, one feature space and group each, from ``--data-root``.
 
-The real-data variant of ``digits-hetero`` (seed 000's digit experiments). Files, relative to the data root:
+The real-data variant of ``digits-hetero`` (the 2025 note's digit experiments). Files, relative to the data root:
 ``MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (uncompressed IDX, as torchvision leaves them),
 ``usps.bz2`` / ``usps.t.bz2`` (LIBSVM text, bz2-compressed) and ``train_32x32.mat`` / ``test_32x32.mat``
 (SVHN's MATLAB files). Readers return raw arrays (uint8 or float32) and labels 0..9; images become float
@@ -202,7 +202,7 @@ class DigitsHeteroFull(DatasetBuilder):
     """
 
     description = (
-        "Ten digit classes seen through three real datasets, one feature space and group each, as in seed 000's "
+        "Ten digit classes seen through three real datasets, one feature space and group each, as in the 2025 note's "
         "digit experiments: MNIST (1×28×28), USPS (1×16×16) and SVHN (3×32×32 colour house numbers), pixels in "
         "[0, 1]. Each official training file splits 5/6 train and 1/6 val stratified by class (data seed); the "
         "official test files are the test split. data.max_per_group caps every group's train, val and test."

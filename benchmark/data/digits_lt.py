@@ -1,13 +1,13 @@
-"""``digits-lt``: MNIST-1D with long-tailed training classes and balanced val/test (seeds 003, 004).
+"""``digits-lt``: MNIST-1D with long-tailed training classes and balanced val/test (DRO-LT, MR²).
 
-The training split follows the exponential profile of CIFAR-LT (Cao et al. 2019, used by seed 003):
+The training split follows the exponential profile of CIFAR-LT (Cao et al. 2019, used by DRO-LT):
 class c gets ``n_c = round(n_max · β^(−c/(C−1)))`` samples, so class 0 is the head with ``n_max`` and
 class C−1 the tail with ``n_max/β`` (β, the imbalance factor, is N_max/N_min). Val and test hold
 ``n_eval`` samples of every class. Groups are the classes (g = y) and so is the attribute (a = y): there
 is no spurious attribute, the "groups" a robust method balances are the classes themselves, so that
 worst-group accuracy is worst-class accuracy and GroupDRO becomes class-level DRO.
 
-Extra metrics (seed 003 §6, following Liu et al. 2019 and Kang et al. 2020): ``many`` (classes with
+Extra metrics (Samuel & Chechik 2021, §6, following Liu et al. 2019 and Kang et al. 2020): ``many`` (classes with
 more than 100 training samples), ``medium`` (20–100 inclusive) and ``few`` (fewer than 20), each the
 unweighted mean accuracy of the classes in that bucket (0/1 weights over the class groups).
 """
@@ -60,11 +60,11 @@ class DigitsLT(DatasetBuilder):
 
     Options: ``imbalance`` β = n_max/n_min (100.0, ≥ 1; 1 is balanced), ``n_max`` training samples of
     the head class (500) and ``n_eval`` samples per class in val and in test (1000: the power computation of
-    ``scripts/power.py`` put 40% of the reference's spread between methods at 200 on the evaluation of class 9, whose
+    ``bench power`` put 40% of the reference's spread between methods at 200 on the evaluation of class 9, whose
     accuracy is the worst group's; at 1000 a 10-seed reference detects 1.1 points smaller differences, README).
 
     Why n_max = 500: the Many/Medium/Few thresholds are absolute (100 and 20 training samples, as in
-    seed 003), so with ten classes n_max fixes which buckets exist. With 500 and β = 100 the training
+    Samuel & Chechik 2021), so with ten classes n_max fixes which buckets exist. With 500 and β = 100 the training
     counts are 500, 300, 180, 108, 65, 39, 23, 14, 8, 5: four Many, three Medium and three Few classes,
     and the tail holds 5 = n_max/β. The training split is only 1242 sequences (13 batches of 100 per
     epoch against digits-hetero's 71): an ERM epoch with val and test evaluation took 0.14 s on a 2-core CPU

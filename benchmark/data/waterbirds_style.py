@@ -35,10 +35,10 @@ class WaterbirdsStyle(SpuriousBuilder):
         "each class. Source digits are disjoint across splits. adj_acc weights groups by training proportions."
     )
     # scale 1.0: Waterbirds' exact counts. val and test 2400 each: every group has >= 278 samples drawn from >= 200
-    # distinct source digits. 60 epochs: DATASETS.md's rule holds (selected epochs 28, 55, 47 of 60; at 15 epochs ERM
+    # distinct source digits. 60 epochs: the budget rule holds (selected epochs 28, 55, 47 of 60; at 15 epochs ERM
     # selects its last epochs, 14, 14, 15, with val wga 42, 0, 3). The rule also holds at 25 and 40, by chance of
     # the noisy curves while two seeds still climb (best val wga 51 -> 66 from 40 to 60 epochs); 50 fails it:
-    # python scripts/budget_study.py --dataset waterbirds-style
+    # python studies/budget_study.py --dataset waterbirds-style
     options = {"scale": 1.0, "val_size": 2400, "test_size": 2400}
     bounds = {"scale": Range(0, 100, low_open=True), "val_size": Range(4, 10**6), "test_size": Range(4, 10**6)}
     train_defaults = {"epochs": 60}

@@ -1,4 +1,5 @@
-"""``anchor-w2``: GroupDRO over heterogeneous feature spaces with learned Gaussian class anchors (seed 000 §3-7)."""
+"""``anchor-w2``: GroupDRO over heterogeneous feature spaces with learned Gaussian class anchors, after the note
+*GroupDRO with Heterogeneous Feature Spaces* (2025), §3-7 ("the note" below; docs/methods.md, "anchor-w2")."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def cell_w2(
     batched ``svdvals`` over all cells, each padded with zero rows to ``n_pad`` (≥ the largest cell) after
     centring. The padded rows are laid out class-major, so one batched product per class multiplies every cell
     of the class by its L_c without copying L per cell. ``nuclear`` says how the nuclear norms are computed
-    (:func:`nuclear_norms`; the method uses ``svd``, as METHODS.md specifies).
+    (:func:`nuclear_norms`; the method uses ``svd``, as docs/methods.md, "anchor-w2", specifies).
     Returns the W2² per cell (0 for empty cells) and the cell counts.
     """
     C, k = m.shape
@@ -78,27 +79,27 @@ class AnchorW2(Method):
     Anchors: m (C×k, init 0) and L (C×k×k, init I), S_c = L_cL_cᵀ, trained with the model. Each step, per
     group g: L_clf^g = mean CE of g's batch samples; L_fit^g = Σ over (g, c) cells present in the batch of
     W2²(N(m̂, AAᵀ), N(m_c, S_c)) from the cell's batch moments (:func:`cell_w2`, cells padded to the largest
-    (group, class) cell of the batch, which the sampler counts on the host; exact ε → 0 limit of the seed's
-    eigen formula with its εI jitter dropped, as METHODS.md decides; a singleton cell has A = 0 and still pays
-    ‖L_c‖_F² = tr S_c, as the formula and the seed's code give); L_g = L_clf^g + λ_fit·L_fit^g. L_sep = mean CE
+    (group, class) cell of the batch, which the sampler counts on the host; exact ε → 0 limit of the note's
+    eigen formula with its εI jitter dropped, as docs/methods.md decides; a singleton cell has A = 0 and still pays
+    ‖L_c‖_F² = tr S_c, as the formula and the note's code give); L_g = L_clf^g + λ_fit·L_fit^g. L_sep = mean CE
     of the head on J samples m_c + ξL_cᵀ (ξ ~ N(0, I) from ``info.generator``) per class with label c.
     Loss = Σ_g λ_g L_g + λ_sep·L_sep with the current λ (no gradient to λ); after the optimiser step
     ``log λ_g += η·L_g`` (detached, values of this step) for groups present in the batch, λ = softmax(log λ).
-    λ starts at the training group frequencies (seed §7), not uniform. Logs ``lambda`` (after the update),
+    λ starts at the training group frequencies (note §7), not uniform. Logs ``lambda`` (after the update),
     ``fit`` (mean L_fit^g over present groups, or the pooled L_fit) and ``sep``.
 
-    Defaults are the seed's (λ_fit = λ_sep = 1e-3, J = 16, η = 0.01). With the seed's ReLU latent, the mean term
+    Defaults are the note's (λ_fit = λ_sep = 1e-3, J = 16, η = 0.01). With the note's ReLU latent, the mean term
     ‖m̂ − m_c‖² of the fit (anchors start at m_c = 0) drives the small encoders' output units to zero, after which
     that group gets no gradient and stays at chance (2 of 3 seeds on digits-hetero); with the default
-    ``layernorm`` latent no unit dies and the seed's λ_fit trains every group (val worst-group accuracy 84.0 over
-    3 seeds, ERM 86.0; ``python scripts/scan.py --key train.latent ...``, README), so λ_fit stays 1e-3.
+    ``layernorm`` latent no unit dies and the note's λ_fit trains every group (val worst-group accuracy 84.0 over
+    3 seeds, ERM 86.0; ``python studies/scan.py --key train.latent ...``, README), so λ_fit stays 1e-3.
 
     Args:
         lambda_fit: weight of the anchor-fitting loss.
         lambda_sep: weight of the anchor-separation loss.
         samples_per_class: J, anchor samples per class per step.
         step_size: η, the exponentiated-gradient step on λ.
-        robust: False gives the seed's centralised objective (§3.4): per-class batch moments pooled over
+        robust: False gives the note's centralised objective (§3.4): per-class batch moments pooled over
             groups, plain mean CE, no λ (an ablation).
     """
 

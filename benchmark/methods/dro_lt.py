@@ -1,4 +1,4 @@
-"""``dro-lt``: distributional robustness loss for long-tailed recognition (Samuel & Chechik, ICCV 2021; seed 003)."""
+"""``dro-lt``: distributional robustness loss for long-tailed recognition (Samuel & Chechik, ICCV 2021)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ class DROLT(Method):
             between latents of norm √k = 8: the margin is off. 50 (radii ≈ 0.8–2) is the best of {1, 5, 20, 50}
             by validation worst-group accuracy on digits-hetero (seeds 0, 1: 85.8, 85.5, 85.0, 86.0, all within
             a sample or two), chosen as the value at which the margin is on the scale of the latent:
-            ``python scripts/scan.py --key dro-lt.eps --values 1,5,20,50 --methods dro-lt --datasets
+            ``python studies/scan.py --key dro-lt.eps --values 1,5,20,50 --methods dro-lt --datasets
             digits-hetero --seeds 0,1 --out results/scan-dro-lt``.
         eps_mode: "sqrt_n" (default, ε_c = ε/√n_c, n_c training class counts), "shared" (ε_c = ε) or
             "learned" (ε_c = softplus(ρ_c), ρ a parameter initialised at softplus(ρ_c) = ε/√n_c). L_rob is

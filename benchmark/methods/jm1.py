@@ -1,4 +1,4 @@
-"""``jm1``: Just Mix Once (seed 001): JTT's identification phase, then class-conditional mixup across partitions."""
+"""``jm1``: Just Mix Once (Giannone et al.): JTT's identification phase, then class-conditional mixup."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class JM1(Method):
     Args:
         id_fraction: phase-I epochs as a fraction of the budget (as JTT's ``id_fraction``).
         alpha: "uniform-beta" = U(0,1) for the first ⌈E₂/2⌉ of the E₂ mix epochs, then Beta(5,2) (mean 5/7,
-            leaning to the P sample: the paper's stated intent, METHODS.md); "uniform" = U(0,1) throughout;
+            leaning to the P sample: the paper's stated intent, docs/methods.md); "uniform" = U(0,1) throughout;
             "uniform-beta25" = the paper's literal Beta(2,5) in the second half.
         mix_at: "latent" (mix z before the head), "input" (mix inputs of same-space pairs, then encode;
             cross-space pairs fall back to latent), "random" (latent or input per step, a coin from

@@ -23,7 +23,7 @@ def identification_epochs(epochs: int, fraction: float) -> int:
 
 def minority_samples(data: GroupDataset) -> np.ndarray:
     """Boolean mask over all samples: training samples of the dataset's minority groups (the "true minority" of
-    seed 001 Table 4; :attr:`~benchmark.data.core.GroupDataset.minority_mask`)."""
+    Giannone et al.'s Table 4; :attr:`~benchmark.data.core.GroupDataset.minority_mask`)."""
     return data.minority_mask[data.g_cpu] & (data.split_cpu == 0)
 
 

@@ -1,4 +1,5 @@
-"""``mr2``: MR², class-wise logit margins and a representation margin from per-class feature statistics (seed 004)."""
+"""``mr2``: MR², class-wise logit margins and a representation margin from per-class feature statistics
+(docs/methods.md, "mr2")."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class MR2(Method):
         c_bar: c̄ > 0, the average margin.
         lam: λ ≥ 0, the weight of the representation loss. The paper gives no value; 0.01 is the best of {0.001,
             0.01, 0.1, 1} by validation worst-group accuracy on digits-hetero (seeds 0, 1, default budget and
-            latent: 88.0, 88.2, 84.8, 37.0; ``python scripts/scan.py --key mr2.lam --values 0.001,0.01,0.1,1
+            latent: 88.0, 88.2, 84.8, 37.0; ``python studies/scan.py --key mr2.lam --values 0.001,0.01,0.1,1
             --methods mr2 --datasets digits-hetero --seeds 0,1 --out results/scan-mr2``). λ = 1 collapses
             every seed; 0.1 (the previous default) leaves waterbirds-style's worst group near 0 (val 7.9).
         beta: β ∈ [0, 1), the EMA factor (new = β·old + (1−β)·batch).

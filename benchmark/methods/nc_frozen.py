@@ -1,4 +1,4 @@
-"""``nc-frozen``: a frozen head from normalised majority-cell means, group CE and group mean alignment (seed 002)."""
+"""``nc-frozen``: a frozen head from normalised majority-cell means, group CE and group mean alignment (Lu et al.)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ class NCFrozen(Method):
     head rows are MNIST-1D's normalised class means and L_align pulls each other feature space's class means onto
     them, a cross-space alignment with the majority space as the anchor (as anchor-w2 aligns spaces to learned
     anchors). Measured on digits-hetero, 3 seeds, default budget: with the default ``layernorm`` latent, mean val
-    worst-group accuracy 86.7 (ERM 86.0); with the seed's ReLU latent the alignment kills the small encoders' units
-    and every seed leaves a group at chance (``python scripts/scan.py --key train.latent ...``, README).
+    worst-group accuracy 86.7 (ERM 86.0); with the ReLU latent (``relu``) the alignment kills the small encoders' units
+    and every seed leaves a group at chance (``python studies/scan.py --key train.latent ...``, README).
 
     Args:
         lambda_align: λ_align, the weight of the group mean alignment loss (paper: 1, kept: it trains every

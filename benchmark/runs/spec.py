@@ -15,16 +15,16 @@ from benchmark.runs.store import SCHEMA_VERSION, run_dir, run_id
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The training budget and optimiser (seed 000 §4.4 defaults for digits: Adam, lr 1e-3, batch 100).
+    """The training budget and optimiser (2025 note §4.4 defaults for digits: Adam, lr 1e-3, batch 100).
 
     A dataset's ``train_defaults`` (its recommended budget) override these. ``epochs`` is the budget in ERM
     epochs: every method gets ``epochs × ⌈n_train / batch_size⌉`` optimizer steps, split between its stages,
-    and is evaluated every ⌈n_train / batch_size⌉ steps (METHODS.md, "One budget, in optimizer steps").
+    and is evaluated every ⌈n_train / batch_size⌉ steps (docs/methods.md, "One budget, in optimizer steps").
     ``sampler``: ``auto`` (default) gives group-stratified batches (each batch keeps the training group
     proportions) to methods that read training group labels and uniform shuffling to the others, so that no
     method without group labels receives batches that depend on them; ``stratified`` or ``shuffle`` force one.
     ``latent``: the encoders' output layer (:data:`benchmark.models.LATENTS`). The default ``layernorm`` was chosen
-    by measurement (README, "The shared latent"): seed 000's literal FC + ReLU (``relu``) lets latent-space losses,
+    by measurement (README, "The shared latent"): the 2025 note's FC + ReLU (``relu``) lets latent-space losses,
     and even ERM, kill every unit of a small encoder on digits-hetero. ``amp``: bfloat16 autocast for training steps
     and evaluation. ``compile``: ``torch.compile`` for the encoders (``inductor``: generated kernels;
     ``reduce-overhead``: inductor with CUDA graphs on a GPU, which replay each step's many small kernels with one

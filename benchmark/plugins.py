@@ -21,12 +21,6 @@ from benchmark.core.registry import DATASETS, METHODS
 from benchmark.data.sources import refuse_symlink_loop
 
 
-def load_builtins() -> None:
-    """Register the built-in methods and datasets (imported with this module) and every installed entry-point
-    plugin."""
-    load_entry_points()
-
-
 def load_entry_points() -> None:
     """Import the modules named by installed distributions under both entry-point groups."""
     for registry in (METHODS, DATASETS):
@@ -90,9 +84,9 @@ def _import(spec: str, load) -> None:
 
 
 def load_plugins(plugins: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Import the built-ins, installed entry points and ``plugins``; return the plugins with file paths
-    made absolute, so that worker processes can load them too (loading twice is harmless)."""
-    load_builtins()
+    """Import the built-ins (imported with this module), installed entry points and ``plugins``; return the plugins
+    with file paths made absolute, so that worker processes can load them too (loading twice is harmless)."""
+    load_entry_points()
     for plugin in plugins:
         if plugin.endswith(".py"):
             refuse_symlink_loop(Path(plugin), f"plugin file {plugin}")  # before resolve(), which fails on a loop

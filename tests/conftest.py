@@ -15,11 +15,11 @@ from benchmark.core.registry import DATASETS
 from benchmark.data import build_dataset
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.methods.base import TrainInfo
-from benchmark.plugins import load_builtins
+from benchmark.plugins import load_plugins
 from benchmark.runs.spec import TrainConfig
 from benchmark.training.setup import train_info
 
-load_builtins()
+load_plugins(())
 
 IMAGE_DATASETS = ("waterbirds", "celeba")
 BUILTIN_METHODS = ("anchor-w2", "dro-lt", "erm", "groupdro", "jm1", "jtt", "mr2", "nc-frozen")

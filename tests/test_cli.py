@@ -53,6 +53,8 @@ def assert_one_line_error(proc, *fragments: str) -> None:
         (["--launcher", "k8s"], ["bad --launcher 'k8s'", "local, ray, slurm"]),
         (["--launcher", "slurm"], ["no SLURM here (srun not found)", "--slurm-cluster local"]),
         (["--launcher", "slurm", "--slurm-cluster", "local", "--slurm-time", "0"], ["bad --slurm-time 0"]),
+        (["--methods", "erm,,groupdro"], ["bad --methods 'erm,,groupdro': an empty name between commas"]),
+        (["--methods", " , "], ["--methods is empty"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, fragments):
@@ -254,3 +256,10 @@ def test_plugin_method_from_a_file_runs_and_reaches_the_leaderboard(tmp_path):
     report_dir = tmp_path / "reports"
     assert bench("report", "--results", str(out), "--out", str(report_dir)).returncode == 0
     assert "focal" in (report_dir / "digits-hetero" / "leaderboard.md").read_text()
+
+
+def test_an_empty_out_is_refused_instead_of_writing_into_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    proc = bench_in_process("run", "--methods", "erm", "--seeds", "0", "--quick", "--out", "")
+    assert_one_line_error(proc, "bad --out '': give a folder")
+    assert list(tmp_path.iterdir()) == []

@@ -99,10 +99,10 @@ def test_every_section_is_checked_by_one_scheme_before_training(sets, message):
 
 def test_defaults_and_every_drawn_trial_pass_the_declared_settings():
     from benchmark.core.registry import DATASETS, METHODS
-    from benchmark.plugins import load_builtins
+    from benchmark.plugins import load_plugins
     from benchmark.sweeps.plan import plan
 
-    load_builtins()
+    load_plugins(())
     for name in DATASETS.names():
         cls = DATASETS.get(name)
         assert cls.check_options(cls.option_defaults()) == cls.option_defaults(), name

@@ -1,8 +1,9 @@
-"""The package's import layering, by role: ``core`` → ``data`` → ``models`` → ``methods`` → ``plugins`` → ``runs``
-→ ``report`` → ``training`` → ``profiling`` → ``sweeps`` → ``api`` → ``tools`` → ``cli``. A module may import only
-units of lower layers and modules of its own unit, at module level or inside a function (annotation-only imports
-under ``TYPE_CHECKING`` do not count); no modules import each other in a cycle; ``report`` imports neither torch
-nor the training side. A new import against the grain fails here with the edge named."""
+"""The package's import layering, by role: ``core`` (with ``hparams`` and ``settings``, its plugin-facing names)
+→ ``data`` → ``models`` → ``methods`` → ``plugins`` → ``runs`` → ``report`` → ``training`` → ``profiling`` →
+``sweeps`` → ``api`` → ``tools`` → ``cli``. A module may import only units of lower layers and modules of its own
+unit, at module level or inside a function (annotation-only imports under ``TYPE_CHECKING`` do not count); no
+modules import each other in a cycle; ``report`` imports neither torch nor the training side. A new import against
+the grain fails here with the edge named."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "benchmark"
-LAYERS = ["core", "data", "models", "methods", "plugins", "runs", "report", "training", "profiling", "sweeps", "api",
-          "tools", "cli"]  # fmt: skip
+LAYERS = ["core", "hparams", "settings", "data", "models", "methods", "plugins", "runs", "report", "training",
+          "profiling", "sweeps", "api", "tools", "cli"]  # fmt: skip
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
 TRAINING_SIDE = {"data", "models", "methods", "plugins", "training", "profiling", "sweeps"}
 

@@ -24,7 +24,7 @@ from conftest import BUILTIN_METHODS, small_hetero_options  # noqa: E402
 
 from benchmark.core.registry import METHODS  # noqa: E402
 from benchmark.data import build_dataset  # noqa: E402
-from benchmark.plugins import load_builtins  # noqa: E402
+from benchmark.plugins import load_plugins  # noqa: E402
 from benchmark.runs.environment import cpu_model  # noqa: E402
 from benchmark.runs.spec import Execution, RunSpec, TrainConfig  # noqa: E402
 from benchmark.training.engine import train  # noqa: E402
@@ -63,7 +63,7 @@ def quick_numbers(data, method: str) -> dict:
 
 
 def all_numbers() -> dict:
-    load_builtins()
+    load_plugins(())
     data = build_dataset("digits-hetero", small_hetero_options())
     return {method: quick_numbers(data, method) for method in BUILTIN_METHODS}
 

@@ -84,3 +84,21 @@ def test_plugin_from_entry_point(tmp_path, monkeypatch):
     load_entry_points()
     assert "from-entry-point" in METHODS
     assert "epplug" in sys.modules
+
+
+def test_the_plugin_facing_names_keep_their_import_paths():
+    """What a plugin imports: the registries and base classes from ``benchmark``, the distributions from
+    ``benchmark.hparams`` (or ``benchmark``), the bounds from ``benchmark.settings``."""
+    import benchmark
+    import benchmark.core.hparams as hparams
+    import benchmark.core.settings as settings
+    from benchmark.data.builder import DatasetBuilder
+    from benchmark.hparams import Choice, LogUniform, Uniform
+    from benchmark.methods.base import Method
+    from benchmark.settings import AT_LEAST_0, FRACTION, POSITIVE, SEED, Range
+
+    assert (Choice, LogUniform, Uniform) == (hparams.Choice, hparams.LogUniform, hparams.Uniform)
+    assert (Range, AT_LEAST_0, FRACTION, POSITIVE, SEED) == (settings.Range, settings.AT_LEAST_0, settings.FRACTION,
+                                                            settings.POSITIVE, settings.SEED)  # fmt: skip
+    assert (benchmark.Method, benchmark.DatasetBuilder, benchmark.Uniform) == (Method, DatasetBuilder, Uniform)
+    assert benchmark.register_method is benchmark.core.registry.register_method

@@ -66,6 +66,9 @@ def test_report_table_options(tmp_path, stored):
         (["--precision", "7"], "bad --precision 7"),
         (["--columns", " , "], "--columns is empty"),
         (["--columns", "wga,nosuch"], "bad --columns entry 'nosuch': not a metric of these runs; choose from wga, "),
+        (["--dataset", "/some/absolute/path"], "bad dataset name '/some/absolute/path': a dataset's name, not a path"),
+        (["--dataset", "toy,../x"], "bad dataset name '../x'"),
+        (["--out", ""], "bad --out '': give a folder"),
     ],
 )
 def test_bad_report_options_are_one_line_errors(tmp_path, stored, args, fragment):

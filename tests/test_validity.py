@@ -14,12 +14,12 @@ from benchmark.report.stats import detectable_difference
 from benchmark.report.validity import (
     convergent_validity,
     dataset_validity,
-    discriminative_power,
     erm_failure,
     holm,
     mean_tau,
     pair_tests,
     paired_spread,
+    power_summary,
 )
 
 A = [50.0, 51.0, 49.0, 50.0, 50.0]
@@ -93,7 +93,7 @@ def test_discriminative_power_counts_pairs_significant_after_holm():
     assert pairs.loc[("erm", "jtt"), "p"] == pytest.approx(ttest_rel(A, C).pvalue)
     assert pairs.loc[("erm", "jtt"), "p"] < 0.05 < pairs.loc[("erm", "jtt"), "p_holm"], "significant only uncorrected"
     assert (pairs["test"] == "paired").all() and pairs.loc[("erm", "groupdro"), "diff"] == pytest.approx(-40.4)
-    power = discriminative_power(runs, board)
+    power = power_summary(pair_tests(runs, board))
     assert (power["pairs"], power["pairs_significant"], power["pairs_untestable"]) == (3, 1, 0)
     assert power["significant_fraction"] == pytest.approx(1 / 3)
 
@@ -106,7 +106,7 @@ def test_rows_without_shared_seeds_use_welch_and_a_single_seed_is_untestable():
     assert welch["p"] == pytest.approx(ttest_ind(A[:3], B[:3], equal_var=False).pvalue)
     assert pairs.loc[("erm", "jtt"), "test"] == "none" and np.isnan(pairs.loc[("erm", "jtt"), "p"])
     assert pairs.loc[("erm", "jtt"), "p_holm"] == 1.0 and not pairs["significant"].iloc[1:].any()
-    assert discriminative_power(runs, board_of(runs))["pairs_untestable"] == 2
+    assert power_summary(pair_tests(runs, board_of(runs)))["pairs_untestable"] == 2
 
 
 def test_convergent_validity_is_kendall_tau_over_shared_methods():

@@ -20,10 +20,9 @@ def list_cmd(
 ) -> None:
     """List the registered methods and datasets (built-ins, installed plugins and any --plugin)."""
     from benchmark.core.registry import DATASETS, METHODS
-    from benchmark.plugins import load_builtins, load_plugins
+    from benchmark.plugins import load_plugins
 
     check_choice("argument", what, ("all", "methods", "datasets"))
-    load_builtins()
     load_plugins(plugin)
     if what in ("all", "methods"):
         table = Table("method", "training group labels", "stacks", "hyperparameters (defaults)", title="methods")

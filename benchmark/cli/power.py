@@ -9,7 +9,7 @@ import typer
 
 from benchmark.cli.common import app, cli_errors
 from benchmark.core.errors import BenchError
-from benchmark.sweeps.options import names
+from benchmark.sweeps.checks import names
 
 
 def parse_counts(text: str, option: str, least: int) -> list[int]:

@@ -10,7 +10,7 @@ import typer
 
 from benchmark.cli.common import app, cli_errors
 from benchmark.core.errors import BenchError
-from benchmark.sweeps.options import names
+from benchmark.sweeps.checks import names
 from benchmark.tools.reference import CONTROLS, REFERENCE
 
 

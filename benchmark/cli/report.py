@@ -11,7 +11,7 @@ from rich.table import Table
 from benchmark.cli.common import app, cli_errors, console
 from benchmark.core.errors import BenchError
 from benchmark.core.settings import check_choice
-from benchmark.sweeps.options import folder, names
+from benchmark.sweeps.checks import folder, names
 
 
 @app.command("report", short_help="Reports from stored runs: tables, plots, HTML (no training).")

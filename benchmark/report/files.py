@@ -51,7 +51,8 @@ from benchmark.report.rows import (
 )
 from benchmark.report.rules import write_rules
 from benchmark.report.tuning import write_tuning
-from benchmark.report.validity import dataset_validity, write_combined_validity, write_dataset_validity
+from benchmark.report.validity import dataset_validity
+from benchmark.report.validity_files import write_combined_validity, write_dataset_validity
 
 __all__ = ["DEFAULT_FORMATS", "FORMATS", "dataset_boards", "runs_frame", "shown_metrics", "write_reports"]
 
@@ -133,6 +134,51 @@ def compile_pdf(tex: Path) -> str | None:
     return None if proc.returncode == 0 else f"pdflatex could not compile {tex}: {' '.join(errors[:1])}"
 
 
+def write_dataset(dataset: str, runs: pd.DataFrame, board: pd.DataFrame, results: list[dict], out: Path,
+                  formats: tuple[str, ...], columns: Sequence[str] | None, precision: int, standalone: bool) -> dict:
+    """One dataset's files under ``out/<dataset>/`` (see :func:`write_reports`); returns its validity figures."""
+    groups, cost = group_table(runs), cost_table(runs)
+    metrics = shown_metrics(board, columns)
+    folder = Path(out) / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    validity, pairs = dataset_validity(dataset, runs, board)
+    write_dataset_validity(folder, validity, pairs, formats, precision)
+    if "csv" in formats:
+        p_value = f"{TESTED}_p_vs_{BASELINE}"  # 4 significant digits: 4 decimals would round small p to 0
+        csv = board.assign(**{p_value: board[p_value].map(lambda p: f"{p:.4g}" if p == p else "")})
+        csv.to_csv(folder / "leaderboard.csv", index=False, float_format="%.4f")
+        groups.to_csv(folder / "groups.csv", index=False, float_format="%.4f")
+        cost.to_csv(folder / "cost.csv", index=False, float_format="%.4f")
+    if "tex" in formats:
+        for name, text in to_latex(board, groups, cost, metrics, precision, standalone).items():
+            (folder / name).write_text(text, encoding="utf-8")
+    if "md" in formats:
+        (folder / "leaderboard.md").write_text(to_markdown(board, groups, cost, metrics, precision), encoding="utf-8")
+    if {"png", "html"} & set(formats):
+        from benchmark.report.plots import report_plots
+
+        labelled = runs.merge(board[[*KEYS, "label"]], on=KEYS)
+        images = report_plots(dataset, board, labelled, curves_frame(results, labelled))
+        if "png" in formats:
+            for name, png in images.items():
+                (folder / name).write_bytes(png)
+        if "html" in formats:
+            environments = [r.get("environment") for r in results if r.get("dataset") == dataset]
+            html = to_html(dataset, board, groups, cost, images, metrics, precision, environments, validity)
+            (folder / "report.html").write_text(html, encoding="utf-8")
+    return validity
+
+
+def compile_written(out: Path, datasets: list[str], rules: list[str], warn) -> None:
+    """Compile every standalone .tex file the reports wrote with pdflatex; ``warn`` of those that fail."""
+    written = [out / name / f for name in datasets for f in ("leaderboard.tex", "groups.tex", "cost.tex")]
+    written += [out / name / "selection.tex" for name in datasets if len(rules) > 1]
+    for tex in [*written, *([out / "combined.tex"] if len(datasets) > 1 else [])]:
+        problem = compile_pdf(tex)
+        if problem:
+            warn(problem)
+
+
 def write_reports(
     results: list[dict],
     out: Path,
@@ -151,56 +197,20 @@ def write_reports(
     ``standalone`` makes each .tex file a complete document, compiled to a cropped PDF where pdflatex is installed
     (``warn`` is told when one does not compile)."""
     rules = [select] if isinstance(select, str) else list(select)
-    select = rules[0]
+    select, out = rules[0], Path(out)
     boards: dict[str, pd.DataFrame] = {}
     validity: dict[str, dict] = {}
     frames = dataset_frames(results, select)
     for dataset, (dataset_runs, board) in boards_of(frames, select, columns).items():
-        groups, cost = group_table(dataset_runs), cost_table(dataset_runs)
-        metrics = shown_metrics(board, columns)
-        folder = Path(out) / str(dataset)
-        folder.mkdir(parents=True, exist_ok=True)
-        validity[str(dataset)], pairs = dataset_validity(str(dataset), dataset_runs, board)
-        write_dataset_validity(folder, validity[str(dataset)], pairs, formats, precision)
-        if "csv" in formats:
-            p_value = f"{TESTED}_p_vs_{BASELINE}"  # 4 significant digits: 4 decimals would round small p to 0
-            csv = board.assign(**{p_value: board[p_value].map(lambda p: f"{p:.4g}" if p == p else "")})
-            csv.to_csv(folder / "leaderboard.csv", index=False, float_format="%.4f")
-            groups.to_csv(folder / "groups.csv", index=False, float_format="%.4f")
-            cost.to_csv(folder / "cost.csv", index=False, float_format="%.4f")
-        if "tex" in formats:
-            for name, text in to_latex(board, groups, cost, metrics, precision, standalone).items():
-                (folder / name).write_text(text, encoding="utf-8")
-        if "md" in formats:
-            (folder / "leaderboard.md").write_text(
-                to_markdown(board, groups, cost, metrics, precision), encoding="utf-8"
-            )
-        if {"png", "html"} & set(formats):
-            from benchmark.report.plots import report_plots
-
-            labelled = dataset_runs.merge(board[[*KEYS, "label"]], on=KEYS)
-            images = report_plots(str(dataset), board, labelled, curves_frame(results, labelled))
-            if "png" in formats:
-                for name, png in images.items():
-                    (folder / name).write_bytes(png)
-            if "html" in formats:
-                environments = [r.get("environment") for r in results if r.get("dataset") == dataset]
-                html = to_html(
-                    str(dataset), board, groups, cost, images, metrics, precision, environments, validity[str(dataset)]
-                )
-                (folder / "report.html").write_text(html, encoding="utf-8")
+        how = (formats, columns, precision, standalone)
+        validity[str(dataset)] = write_dataset(str(dataset), dataset_runs, board, results, out, *how)
         boards[str(dataset)] = board
     if len(boards) > 1:
-        write_combined(boards, Path(out), formats, precision, standalone)
-        write_combined_validity(Path(out), validity, boards, formats, precision)
+        write_combined(boards, out, formats, precision, standalone)
+        write_combined_validity(out, validity, boards, formats, precision)
     if len(rules) > 1:
-        write_rules(results, Path(out), rules, formats, precision, standalone)
-    write_tuning(frames, Path(out), select, formats, precision)
+        write_rules(results, out, rules, formats, precision, standalone)
+    write_tuning(frames, out, select, formats, precision)
     if standalone and "tex" in formats and shutil.which("pdflatex"):
-        written = [Path(out) / name / f for name in boards for f in ("leaderboard.tex", "groups.tex", "cost.tex")]
-        written += [Path(out) / name / "selection.tex" for name in boards if len(rules) > 1]
-        for tex in [*written, *([Path(out) / "combined.tex"] if len(boards) > 1 else [])]:
-            problem = compile_pdf(tex)
-            if problem:
-                warn(problem)
+        compile_written(out, list(boards), rules, warn)
     return boards

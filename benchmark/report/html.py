@@ -13,7 +13,8 @@ import pandas as pd
 from benchmark.report.formats import HTML, html_table
 from benchmark.report.frames import BASELINE, TESTED
 from benchmark.report.rows import cost_rows, group_rows, leaderboard_rows, win_note
-from benchmark.report.validity import CITATION, summary_lines
+from benchmark.report.validity import CITATION
+from benchmark.report.validity_files import summary_lines
 
 PAGE = Template("""<!DOCTYPE html>
 <html lang="en">

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from benchmark.report.formats import markdown
 from benchmark.report.frames import dataset_boards
 from benchmark.report.stats import detectable_difference
-from benchmark.report.validity import ALPHA, POWER, detectable_text, paired_spread
+from benchmark.report.validity import ALPHA, POWER, paired_spread
+from benchmark.report.validity_files import detectable_text
 
 
 def worst_group(results: list[dict]) -> tuple[str, int]:

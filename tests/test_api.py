@@ -191,3 +191,24 @@ print("ok")
 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_every_sweep_option_is_a_documented_keyword_of_run_and_sweep_and_a_flag_of_bench_run():
+    """The one table of sweep options makes bm.run's and bm.sweep's keyword arguments (with their defaults and
+    documentation) and bench run's flags; an unknown keyword is refused like any Python function's."""
+    import inspect
+
+    from benchmark.sweeps.options import OPTIONS, REPORT
+
+    for function, extra in ((bm.run, {"report": REPORT.default, "listener": None}), (bm.sweep, {"listener": None})):
+        params = inspect.signature(function).parameters
+        assert {name: p.default for name, p in params.items()} == {
+            **{name: option.default for name, option in OPTIONS.items()},
+            **extra,
+        }
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+        assert all(f"    {name}: {option.help[:20]}" in function.__doc__ for name, option in OPTIONS.items())
+    shown = bench_in_process("run", "--help").stdout
+    assert all(option.flag in shown for option in [*OPTIONS.values(), REPORT])
+    with pytest.raises(TypeError, match="unknown sweep option 'seed'"):
+        bm.sweep(methods=["erm"], seed=1)

@@ -108,3 +108,18 @@ def test_report_of_several_named_datasets_combines_only_those(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == chosen.split(",")
     header = (tmp_path / "combined.csv").read_text().splitlines()[0]
     assert "digits-hetero" in header and "waterbirds-style" in header and "celeba-style" not in header
+
+
+@pytest.mark.parametrize("runs", [REPORTS / "runs", REPORTS / "tuned" / "runs"])
+def test_every_committed_run_keeps_its_id(runs):
+    """A run's id is a hash of its identity: the code that plans runs today gives every committed run the id it was
+    stored under, so a re-run of a reference sweep finds them all finished."""
+    from benchmark.runs.spec import RunSpec, TrainConfig
+    from benchmark.runs.store import iter_results
+
+    results = list(iter_results(runs))
+    assert results
+    for r in results:
+        identity = [r[key] for key in ("dataset", "data_options", "method", "hparams", "seed")]
+        spec = RunSpec(*identity, TrainConfig(**r["train"]), r.get("data_fingerprint"))
+        assert (spec.run_id, spec.config_id) == (r["run_id"], r["config_id"]), r["run_id"]

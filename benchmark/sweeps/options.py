@@ -14,7 +14,6 @@ import inspect
 import shutil
 import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
 from benchmark.core.errors import BenchError, require
@@ -55,8 +54,8 @@ class Option:
         default = self.default
         if self.text is not None and default is not None:
             default = default if isinstance(default, str) else ",".join(map(str, default))
-        elif isinstance(default, (tuple, Path)):
-            default = list(default) if isinstance(default, tuple) else str(default)
+        elif isinstance(default, tuple):
+            default = list(default)
         shown = not (default is None or default is False or default == [])
         option = typer.Option(default, *(self.decls or (self.flag,)), help=self.help, show_default=shown)
         return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=self.cli)
@@ -69,6 +68,7 @@ class Option:
 
 
 def option_table(*options: Option) -> dict[str, Option]:
+    """The options by name, in the order given (the order of ``bench run --help``)."""
     return {option.name: option for option in options}
 
 
@@ -210,8 +210,6 @@ def takes_sweep_options(*extra: Option) -> Callable:
     return decorate
 
 
-def typer_parameters(*names: str, **replaced: Option) -> list[inspect.Parameter]:
-    """The typer parameters of the named options (all when none are named), each possibly ``replaced`` by a variant
-    (another default or help, e.g. ``bench profile``'s epochs)."""
-    chosen = names or tuple(OPTIONS)
-    return [replaced.get(name, OPTIONS.get(name)).typer_parameter() for name in chosen]
+def typer_parameters(*names: str) -> list[inspect.Parameter]:
+    """The typer parameters of the named options (all when none are named)."""
+    return [OPTIONS[name].typer_parameter() for name in names or OPTIONS]

@@ -296,3 +296,43 @@ def test_short_training_on_toy_dataset():
         "warmup_epochs": 3,
         "cls_epochs": 2,
     }
+
+
+def selected_robust_start(seed: int) -> int:
+    """Train dro-lt on the toy data (robust epochs 2-5) and check that the classifier stage restored the whole
+    method state of the robust stage's selected evaluation; returns that epoch."""
+    from benchmark.core.selection import selection_score
+    from benchmark.runs.spec import Execution
+    from benchmark.training.engine import AloneSteps, Engine
+    from benchmark.training.execution import run_settings
+    from benchmark.training.run_training import RunTraining, Selection
+
+    stages = {"warmup_epochs": 1, "cls_epochs": 1}
+    spec = RunSpec("toy", {}, "dro-lt", stages, seed, TrainConfig(epochs=6, batch_size=8, lr=0.05))
+    snapshots, outcome = {}, {}
+
+    def on_eval(record):
+        encoders = run.method.model.encoders.state_dict()
+        snapshots[record["epoch"]] = (record, {name: value.clone() for name, value in encoders.items()})
+
+    run = RunTraining(spec, toy_dataset(), on_eval, Selection("val-wga"))
+    with run_settings(Execution(device="cpu")) as settings:
+        Engine({0: run}, AloneSteps(), outcome.__setitem__, settings).train()
+    stages = {stage["name"]: stage for stage in outcome[0]["stages"]}
+    robust = [snapshots[epoch][0] for epoch in (2, 3, 4, 5)]
+    best = max(robust, key=lambda record: selection_score(record, "val-wga"))  # the first of equal scores
+    assert stages["robust"]["selected_epoch"] == best["epoch"] == stages["classifier"]["starts_from_epoch"]
+    assert stages["classifier"]["selected_epoch"] == 6
+    final = run.method.model.encoders.state_dict()  # frozen in the classifier stage
+    assert all(torch.equal(final[name], value) for name, value in snapshots[best["epoch"]][1].items())
+    if best["epoch"] != 5:  # the last robust state differs from the selected one
+        assert any(not torch.equal(final[name], value) for name, value in snapshots[5][1].items())
+    return best["epoch"]
+
+
+def test_the_classifier_stage_starts_from_the_robust_stage_evaluation_the_rule_selects():
+    """Each stage records its selected evaluation; dro-lt's classifier stage starts from the robust stage's selected
+    evaluation, not its last state (some seed selects an earlier one, so the restore is not a no-op)."""
+    torch.set_default_dtype(torch.float32)
+    epochs = [selected_robust_start(seed) for seed in range(4)]
+    assert any(epoch != 5 for epoch in epochs), epochs

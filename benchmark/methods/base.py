@@ -45,7 +45,11 @@ class Stage:
     ``(data, train_indices, batch_size) -> BatchSampler`` such as a sampler class or a ``functools.partial`` of
     one (None: the ``train.sampler`` default, which depends on ``needs_group_labels``).
 
-    The trainer builds a new optimiser over the parameters that require gradients at each stage start,
+    ``from_selected``: the stage starts from the previous stage's evaluation that the run's selection rule picks
+    (the method's whole state restored), as decoupled training picks a representation before retraining a head;
+    otherwise it continues from the previous stage's last state.
+
+    The engine builds a new optimiser over the parameters that require gradients at each stage start,
     so a stage may freeze parts of the model in :meth:`Method.on_stage_start`.
     """
 
@@ -53,6 +57,7 @@ class Stage:
     epochs: int
     fresh_model: bool = False
     sampler: Callable[[GroupDataset, np.ndarray, int], BatchSampler] | None = None
+    from_selected: bool = False
 
 
 class Method(nn.Module):

@@ -64,7 +64,10 @@ class DROLT(Method):
        L_rob = mean over classes present in the batch of (− mean over i of class c of log p_{c,i}): the paper's
        eq. 18 with equal class weights w(c) and a temperature τ (τ = 1 is the paper).
     3. "classifier": ``cls_epochs`` of CE fine-tuning of the existing head on frozen encoders (and frozen ρ)
-       with class-balanced sampling (cRT-style, as the paper's [21]); the head is not re-initialised.
+       with class-balanced sampling (cRT-style, as the paper's [21]); the head is not re-initialised. The stage
+       starts from the robust stage's evaluation that the run's selection rule picks (``Stage.from_selected``:
+       decoupled training picks the representation, then retrains the head), not from its last one, so that
+       the model dro-lt delivers is chosen among its robust evaluations as well as its classifier ones.
 
     Budget: the robust stage gets epochs − warmup − cls; when that is < 1, warmup and classifier epochs shrink
     proportionally (:func:`stage_epochs`); a stage of 0 epochs is left out. The defaults (3 + 10 + 2 on the
@@ -143,7 +146,7 @@ class DROLT(Method):
 
     def stages(self) -> list[Stage]:
         warmup, robust, cls = stage_epochs(self.info.epochs, self.warmup_epochs, self.cls_epochs)
-        stages = [Stage("warmup", warmup), Stage("robust", robust), Stage("classifier", cls)]
+        stages = [Stage("warmup", warmup), Stage("robust", robust), Stage("classifier", cls, from_selected=True)]
         return [stage for stage in stages if stage.epochs > 0]
 
     def on_stage_start(self, stage: Stage, data: GroupDataset) -> dict:

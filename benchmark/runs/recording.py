@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.core.selection import selected, selection_score
+from benchmark.core.selection import selected
 from benchmark.runs.environment import environment
 from benchmark.runs.events import Evaluated, Listener, RunFinished, ignore
 from benchmark.runs.spec import Run
@@ -41,21 +41,6 @@ def unstored(result: dict, path: Path, exc: OSError) -> dict:
     return {**result, "status": "failed", "error": error, "unstored": True}
 
 
-def best_so_far(rule: str):
-    """A ``keep`` for the trainer: true for each evaluation that beats every earlier one under ``rule``, so the
-    last kept model is the one :func:`~benchmark.core.selection.select_epoch` picks (the first of equal scores)."""
-    best = [None]
-
-    def keep(record: dict) -> bool:
-        score = selection_score(record, rule)
-        if best[0] is None or score > best[0]:
-            best[0] = score
-            return True
-        return False
-
-    return keep
-
-
 def save_state(state: dict, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then an atomic rename."""
     temporary = path.with_name(path.name + ".tmp")
@@ -73,7 +58,6 @@ class RunRecorder:
         self.run, self.listener = run, listener
         self.directory, self.header = run.directory(out), run.header()
         self.loggers, self.unstored, self.log = [], None, None
-        self.keep = best_so_far(run.select) if run.save_model else None
         try:
             remove_partial_writes(self.directory)
             write_json_atomic(self.directory / "config.json", {**self.header, "device": run.execution.device,

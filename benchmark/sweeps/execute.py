@@ -14,6 +14,7 @@ from benchmark.runs.events import Listener, ignore
 from benchmark.runs.recording import RunRecorder
 from benchmark.runs.spec import Run
 from benchmark.training.engine import train
+from benchmark.training.run_training import Selection
 from benchmark.training.stacking import train_stacked
 
 
@@ -34,7 +35,7 @@ def execute_run(run: Run, out: Path, listener: Listener = ignore) -> dict:
         recorder.open_loggers()
         load_plugins(how.plugins)
         data = build_dataset(run.spec.dataset, run.spec.data_options, how.data_root)
-        outcome = train(run.spec, data, recorder.on_eval, how, recorder.keep)
+        outcome = train(run.spec, data, recorder.on_eval, how, Selection(run.select, run.save_model))
     except (SystemExit, Exception) as exc:  # recorded, so that the sweep goes on
         outcome = exc
     return recorder.finish(outcome)
@@ -60,8 +61,9 @@ def execute_stack(runs: list[Run], out: Path, listener: Listener = ignore) -> li
             recorders[i].open_loggers()
         load_plugins(how.plugins)
         data = build_dataset(runs[0].spec.dataset, runs[0].spec.data_options, how.data_root)
-        on_evals, keeps = [recorders[i].on_eval for i in live], [recorders[i].keep for i in live]
-        train_stacked([runs[i].spec for i in live], data, on_evals, finish, how, keeps)
+        on_evals = [recorders[i].on_eval for i in live]
+        selections = [Selection(runs[i].select, runs[i].save_model) for i in live]
+        train_stacked([runs[i].spec for i in live], data, on_evals, finish, how, selections)
     except (SystemExit, Exception) as exc:  # what stopped the whole stack fails each run it left unfinished
         for j, i in enumerate(live):
             if i not in results:

@@ -27,7 +27,7 @@ from benchmark.methods.base import Method
 from benchmark.runs.spec import Execution, RunSpec, TrainConfig
 from benchmark.training.devices import resolve_device, synchronize
 from benchmark.training.execution import RunSettings, run_settings
-from benchmark.training.run_training import RunTraining
+from benchmark.training.run_training import RunTraining, Selection
 from benchmark.training.setup import autocast
 
 
@@ -163,7 +163,7 @@ class Engine:
 
 
 def run_engine(specs: list[RunSpec], data_cpu: GroupDataset, on_evals: list, on_done: Callable, steps, settings,
-               device: torch.device, keeps: list, count_flops: bool = False) -> None:  # fmt: skip
+               device: torch.device, selections: list[Selection], count_flops: bool = False) -> None:  # fmt: skip
     """Set each run up on ``device`` (a run whose set-up fails is done at once with its error) and train the others
     with one :class:`Engine` whose ``steps`` strategy takes their steps."""
     start = time.perf_counter()
@@ -173,7 +173,7 @@ def run_engine(specs: list[RunSpec], data_cpu: GroupDataset, on_evals: list, on_
     runs = {}
     for i, spec in enumerate(specs):
         try:
-            runs[i] = RunTraining(spec, data, on_evals[i], keeps[i], count_flops, start)
+            runs[i] = RunTraining(spec, data, on_evals[i], selections[i], count_flops, start)
         except Exception as exc:  # noqa: BLE001 - this run fails, the others go on
             on_done(i, exc)
     if runs:
@@ -185,7 +185,7 @@ def train(
     data_cpu: GroupDataset,
     on_eval: Callable[[dict], None] = lambda record: None,
     execution: Execution = Execution(),
-    keep: Callable[[dict], bool] | None = None,
+    selection: Selection = Selection(),
 ) -> dict:
     """Train ``spec.method`` alone on ``data_cpu`` as ``execution`` says (device; CPU threads and deterministic
     algorithms, set for the run and restored after) and return its history and costs.
@@ -201,14 +201,16 @@ def train(
     model, the optimiser and sampler) apart from its ``train_time_s``; ``train_cpu_s`` is the process's CPU time in
     training steps. The final stage's evaluations (the model the method delivers) are returned as ``history``, from
     which the recorder picks the reported epoch (:func:`~benchmark.core.selection.selected`); ``curve`` has every
-    stage's val WGA per evaluation. With ``keep``, a final-stage evaluation for which ``keep(record)`` is true
-    replaces the kept copy of the method's state (on CPU), returned as ``state_dict``. ``stacked_runs`` is 1.
+    stage's val WGA per evaluation. ``selection`` (:class:`~benchmark.training.run_training.Selection`) picks each
+    stage's evaluation by the run's rule (recorded with the stage as ``selected_epoch``; a stage that asks starts
+    from it), and with ``keep_model`` returns the final stage's selected state (on CPU) as ``state_dict``.
+    ``stacked_runs`` is 1.
     Raises what stopped the run, e.g. :class:`~benchmark.training.run_training.NonFiniteLoss` if the loss turns NaN/inf.
     """
     outcome: dict[int, dict | BaseException] = {}
     with run_settings(execution) as settings:
         device = resolve_device(execution.device)
-        run_engine([spec], data_cpu, [on_eval], outcome.__setitem__, AloneSteps(), settings, device, [keep],
+        run_engine([spec], data_cpu, [on_eval], outcome.__setitem__, AloneSteps(), settings, device, [selection],
                    execution.count_flops)  # fmt: skip
     if isinstance(outcome[0], BaseException):
         raise outcome[0]

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
+from benchmark.core.selection import selection_score
 from benchmark.data.batches import Batch, BatchStream, eval_batches
 from benchmark.data.core import GroupDataset
 from benchmark.methods.base import Stage
@@ -18,6 +20,17 @@ from benchmark.training.evaluation import evaluate
 from benchmark.training.setup import autocast, build_method, enter_stage, make_optimizer
 
 BATCH_STREAM = 0xBA7C  # with the run's seed, the seed of its batch order
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How a run chooses among its evaluations: ``rule`` (:data:`~benchmark.core.selection.SELECT_RULES`) picks each
+    stage's selected evaluation, recorded with the stage, and the state a stage that starts from the previous
+    stage's selection (:attr:`~benchmark.methods.base.Stage.from_selected`) starts from; ``keep_model`` keeps the
+    final stage's selected state for the result (``state_dict``)."""
+
+    rule: str = "val-wga"
+    keep_model: bool = False
 
 
 class NonFiniteLoss(RuntimeError):
@@ -31,8 +44,10 @@ class RunTraining:
     batches), the steps, then :meth:`end_epoch` (evaluation, records, the stage's end); finally :meth:`result`.
     """
 
-    def __init__(self, spec: RunSpec, data: GroupDataset, on_eval: Callable, keep=None, count_flops=False, start=None):
-        self.spec, self.data, self.on_eval, self.keep, self.count_flops = spec, data, on_eval, keep, count_flops
+    def __init__(self, spec: RunSpec, data: GroupDataset, on_eval: Callable, selection: Selection = Selection(),
+                 count_flops: bool = False, start: float | None = None):  # fmt: skip
+        self.spec, self.data, self.on_eval, self.selection = spec, data, on_eval, selection
+        self.count_flops = count_flops
         self.start = time.perf_counter() if start is None else start  # the run's clock (time_s, wall_time_s)
         self.method = build_method(spec, data)
         self.batch_rng = np.random.default_rng([spec.seed, BATCH_STREAM])
@@ -41,7 +56,7 @@ class RunTraining:
         self.stages = self.method.stages()
         self.stage_number, self.epochs_left, self.step, self.epoch = 0, 0, 0, 0
         self.train_time, self.train_cpu, self.history, self.curve, self.stage_reports = 0.0, 0.0, [], [], []
-        self.kept = None
+        self.kept, self.best, self.selected_epoch = None, None, None  # the current stage's selected evaluation
 
     @property
     def stage(self) -> Stage:
@@ -52,7 +67,13 @@ class RunTraining:
         optimiser over the parameters that require gradients."""
         self.stage_number += 1
         self.stage_start, self.stage_train_time = time.perf_counter(), 0.0
+        starts_from = {}
+        if self.stage.from_selected and self.kept is not None:
+            self.method.load_state_dict(self.kept)
+            starts_from = {"starts_from_epoch": self.selected_epoch}
+        self.best, self.selected_epoch = None, None
         self.facts, self.sampler = enter_stage(self.method, self.stage, self.data, self.spec)
+        self.facts = {**starts_from, **self.facts}
         optimizer = make_optimizer(self.spec.train, [p for p in self.method.parameters() if p.requires_grad])
         synchronize(self.data.device)
         self.setup_time = time.perf_counter() - self.stage_start
@@ -95,11 +116,23 @@ class RunTraining:
         self.curve.append({"stage": self.stage.name, "epoch": self.epoch, "val_wga": record["val"]["wga"]})
         if self.stage_number == len(self.stages):
             self.history.append({key: record[key] for key in ("epoch", "val", "test", "live_units")})
-            if self.keep is not None and self.keep(record):
-                self.kept = {name: value.detach().cpu().clone() for name, value in self.method.state_dict().items()}
+        self.select(record)
         self.epochs_left -= 1
         if self.epochs_left == 0:
             self.end_stage()
+
+    def select(self, record: dict) -> None:
+        """Make ``record`` the stage's selected evaluation if it beats every earlier one of the stage under the rule
+        (the first of equal scores stays, as :func:`~benchmark.core.selection.select_epoch` picks), keeping the
+        method's state where a later stage or the result needs it."""
+        score = selection_score(record, self.selection.rule)
+        if self.best is not None and score <= self.best:
+            return
+        self.best, self.selected_epoch = score, record["epoch"]
+        final = self.stage_number == len(self.stages)
+        needed = self.selection.keep_model if final else self.stages[self.stage_number].from_selected
+        if needed:
+            self.kept = {name: value.detach().cpu().clone() for name, value in self.method.state_dict().items()}
 
     def end_stage(self) -> None:
         stage = self.stage
@@ -110,6 +143,7 @@ class RunTraining:
                 "epochs": stage.epochs,
                 "steps": stage.epochs * self.steps_per_epoch,
                 "sampler": self.sampler.name,
+                "selected_epoch": self.selected_epoch,
                 "setup_time_s": self.setup_time,
                 **({"step_flops": self.flops[0]} if self.flops else {}),
                 "train_time_s": self.stage_train_time,
@@ -137,5 +171,5 @@ class RunTraining:
             "threads": torch.get_num_threads(),
             "history": self.history,
             "curve": self.curve,
-            **({} if self.keep is None else {"state_dict": self.kept}),
+            **({"state_dict": self.kept} if self.selection.keep_model else {}),
         }

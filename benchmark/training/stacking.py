@@ -40,7 +40,7 @@ from benchmark.runs.spec import Execution, RunSpec
 from benchmark.training.devices import resolve_device
 from benchmark.training.engine import AloneSteps, Engine, EpochOutcome, run_engine
 from benchmark.training.execution import run_settings
-from benchmark.training.run_training import RunTraining
+from benchmark.training.run_training import RunTraining, Selection
 from benchmark.training.setup import autocast
 from benchmark.training.stacked_model import (
     EpochLayout,
@@ -187,20 +187,20 @@ def train_stacked(
     on_evals: list[Callable[[dict], None]],
     on_done: Callable[[int, dict | BaseException], None],
     execution: Execution = Execution(),
-    keeps: list | None = None,
+    selections: list[Selection] | None = None,
 ) -> None:
     """Train ``specs`` together (see the module docstring) as ``execution`` says. Each run reports its evaluations to
     its ``on_evals`` entry (as :func:`~benchmark.training.engine.train`'s ``on_eval``) and ends with one
     ``on_done(index, outcome)``: the result :func:`~benchmark.training.engine.train` would return (with
     ``stacked_runs``, how many trained together), or the exception that stopped the run; the others go on. Runs that
     :func:`stack_problem` rejects train one after another, each alone."""
-    keeps = keeps or [None] * len(specs)
+    selections = selections or [Selection()] * len(specs)
     device = resolve_device(execution.device)
     if stack_problem(data_cpu, specs) is None:
         with run_settings(execution) as settings:
-            run_engine(specs, data_cpu, on_evals, on_done, StackedSteps(), settings, device, keeps)
+            run_engine(specs, data_cpu, on_evals, on_done, StackedSteps(), settings, device, selections)
         return
     for i, spec in enumerate(specs):
         with run_settings(execution) as settings:
             done = lambda _, outcome, i=i: on_done(i, outcome)  # noqa: E731
-            run_engine([spec], data_cpu, [on_evals[i]], done, AloneSteps(), settings, device, [keeps[i]])
+            run_engine([spec], data_cpu, [on_evals[i]], done, AloneSteps(), settings, device, [selections[i]])

@@ -1,4 +1,4 @@
-"""Group-robustness benchmark: eight methods, one model, one training engine, worst-group leaderboards.
+"""Group-robustness benchmark: thirteen methods, one model, one training engine, worst-group leaderboards.
 
 The Python API (:mod:`benchmark.api`): ``load_dataset``, ``run``, ``sweep``, ``leaderboard``, ``evaluate``,
 ``load_model`` and ``predict`` (a run's kept model), and ``BenchError``, the one-line error every bad input raises.

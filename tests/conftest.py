@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.core.registry import DATASETS
+from benchmark.core.registry import DATASETS, METHODS
 from benchmark.data import build_dataset
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.methods.base import TrainInfo
@@ -22,8 +22,12 @@ from benchmark.training.setup import train_info
 load_plugins(())
 
 IMAGE_DATASETS = ("waterbirds", "celeba")
-BUILTIN_METHODS = ("anchor-w2", "dro-lt", "erm", "groupdro", "jm1", "jtt", "mr2", "nc-frozen")
-"""The eight built-in methods (the registry may also hold plugins that tests register)."""
+BUILTIN_METHODS = tuple(n for n in METHODS.names() if METHODS.get(n).__module__.startswith("benchmark.methods."))
+"""Every built-in method, in name order: those the modules of ``benchmark/methods/`` register (the registry may also
+hold plugins that tests register)."""
+REFERENCE_METHODS = ("anchor-w2", "dro-lt", "erm", "groupdro", "jm1", "jtt", "mr2", "nc-frozen")
+"""The built-in methods the committed tuned reference runs (``reports/tuned/runs/``) cover: those registered when it
+was trained."""
 needs_torchvision = pytest.mark.skipif(
     importlib.util.find_spec("torchvision") is None, reason="needs the images extra (torchvision)"
 )

@@ -1,5 +1,5 @@
 """The README's headline command: ERM and GroupDRO on digits-hetero at the default budget, three seeds (slow: about
-two minutes on a 2-core CPU, run with ``pytest -m slow``), and all eight methods at the quick budget.
+two minutes on a 2-core CPU, run with ``pytest -m slow``), and every built-in method at the quick budget.
 
 Wall times are printed, not asserted (speed is measured, see the README), while accuracy, completeness and skipping
 are asserted.
@@ -75,7 +75,7 @@ def test_rerun_trains_nothing_and_keeps_the_leaderboard(default_suite):
 
 
 def test_quick_run_of_every_method_has_finite_metrics(tmp_path):
-    """``bench run --methods all --seeds 0 --quick`` through the console script: all eight methods, finite metrics
+    """``bench run --methods all --seeds 0 --quick`` through the console script: every built-in method, finite metrics
     for every group (on a small MNIST-1D group, to keep the quick suite quick; ``tests/test_numbers.py`` checks
     every method's numbers)."""
     exe = shutil.which("bench")

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import BUILTIN_METHODS, bench_in_process
+from conftest import REFERENCE_METHODS, bench_in_process
 
 from benchmark.report.frames import dataset_boards
 from benchmark.report.validity import pair_tests
@@ -71,7 +71,7 @@ def test_every_method_tunes_ten_trials_on_seed_0_and_runs_only_its_winner_on_the
         assert r["status"] == "ok", (r["method"], r["trial"], r.get("error"))
         by_method[r["method"]][r["config_id"]].add((r["trial"], r["seed"]))
         assert (RUNS / dataset / r["method"] / r["run_id"] / "log.jsonl").is_file()
-    assert set(by_method) == set(BUILTIN_METHODS)
+    assert set(by_method) == set(REFERENCE_METHODS)
     board = {row["method"]: row for row in leaderboard(dataset)}
     assert {int(row["n_seeds"]) for row in board.values()} == {SEEDS}
     for method, configs in by_method.items():

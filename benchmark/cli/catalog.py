@@ -25,12 +25,12 @@ def list_cmd(
     check_choice("argument", what, ("all", "methods", "datasets"))
     load_plugins(plugin)
     if what in ("all", "methods"):
-        table = Table("method", "training group labels", "stacks", "hyperparameters (defaults)", title="methods")
+        table = Table("method", "labels in training", "stacks", "hyperparameters (defaults)", title="methods")
         for name in METHODS.names():
             cls = METHODS.get(name)
             hp = ", ".join(f"{k}={v}" for k, v in cls.defaults().items()) or "-"
             stacks = "yes" if cls.stackable else "no: one run per process"
-            table.add_row(name, "yes" if cls.needs_group_labels else "no", stacks, hp)
+            table.add_row(name, cls.labels, stacks, hp)
         console.print(table)
     if what in ("all", "datasets"):
         table = Table("dataset", "options (defaults)", title="datasets")

@@ -60,6 +60,13 @@ class Stage:
     from_selected: bool = False
 
 
+class _FromLabelTier:
+    """The descriptor behind :attr:`Method.labels`: the class's :meth:`Method.label_tier`, read on every access."""
+
+    def __get__(self, instance, owner) -> str:
+        return owner.label_tier()
+
+
 class Method(nn.Module):
     """Base class of registered methods; subclasses implement :meth:`loss`.
 
@@ -67,7 +74,8 @@ class Method(nn.Module):
     (:mod:`benchmark.core.hparams`; trials also draw :data:`~benchmark.core.hparams.SHARED_SPACE`, see
     :meth:`search_space`); ``choices`` lists the allowed values of string hparams and ``bounds`` the
     allowed :class:`~benchmark.core.settings.Range` of numeric ones (checked with every setting, before training);
-    ``needs_group_labels`` says whether the method reads *training* group labels. ``stackable`` says whether its
+    ``needs_group_labels`` says whether the method reads *training* group labels, and ``labels`` names the most it
+    reads in training (:meth:`label_tier`, which ``bench list`` shows). ``stackable`` says whether its
     runs may train stacked with others in one process (:mod:`benchmark.training.stacking`): its loss then sees latents
     the stacked encoders computed, through the model's ``encode``, and the model's parameters as rows of the stack;
     a method whose steps cannot run so (e.g. one that keeps its own references to the model's parameter tensors
@@ -79,6 +87,7 @@ class Method(nn.Module):
     choices: ClassVar[dict[str, tuple]] = {}
     bounds: ClassVar[dict[str, Range]] = {}
     needs_group_labels: ClassVar[bool] = False
+    labels: ClassVar[str] = _FromLabelTier()
     stackable: ClassVar[bool] = True
 
     def __init__(self, model: GroupModel, info: TrainInfo):
@@ -91,6 +100,13 @@ class Method(nn.Module):
         """Hyperparameters and their defaults, read from ``__init__``'s keyword arguments."""
         params = list(inspect.signature(cls.__init__).parameters.values())[3:]  # self, model, info
         return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+    @classmethod
+    def label_tier(cls) -> str:
+        """What the method reads in training, the value of ``labels``: "training groups" when it reads training
+        group labels (``needs_group_labels``), else "classes". A method that reads validation group labels in
+        training overrides this to return "validation groups"."""
+        return "training groups" if cls.needs_group_labels else "classes"
 
     @classmethod
     def search_space(cls) -> dict:

@@ -17,7 +17,7 @@ from benchmark.core.selection import selected
 from benchmark.data.batches import make_batches
 from benchmark.data.core import FeatureSpace, GroupDataset
 from benchmark.methods.base import Stage
-from benchmark.methods.dro_lt import ClassBalancedSampler, stage_epochs
+from benchmark.methods.dro_lt import CLASS_BALANCED, stage_epochs
 from benchmark.models import GroupModel
 from benchmark.runs.spec import RunSpec, TrainConfig
 from benchmark.training.engine import train
@@ -197,7 +197,7 @@ def test_classifier_stage_freezes_encoders_and_balances_classes():
     method = make_method(data, eps_mode="learned")
     stage = Stage("classifier", 1)
     method.on_stage_start(stage, data)
-    assert stage.sampler is ClassBalancedSampler
+    assert stage.sampler is CLASS_BALANCED
     trainable = {id(p) for p in method.parameters() if p.requires_grad}
     assert trainable == {id(p) for p in method.model.head.parameters()}
     frozen = {name: p.clone() for name, p in method.named_parameters() if not name.startswith("model.head")}
@@ -231,7 +231,7 @@ def test_warmup_stage_loss_is_cross_entropy():
 def test_class_balanced_sampler_draws_classes_uniformly_from_training_set():
     data = imbalanced_dataset(train_counts=(300, 30, 6), held_out=20)
     train = data.indices("train").numpy()
-    sampler = ClassBalancedSampler(data, train, 50)
+    sampler = CLASS_BALANCED(data, train, 50)
     rng = np.random.default_rng(0)
     drawn = np.concatenate([b.idx.numpy() for _ in range(20) for b in sampler.epoch(rng)])
     assert len(drawn) == 20 * len(train)

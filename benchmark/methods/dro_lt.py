@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,12 +12,13 @@ from benchmark.core.errors import BenchError
 from benchmark.core.hparams import Choice
 from benchmark.core.registry import register_method
 from benchmark.core.settings import AT_LEAST_0, POSITIVE, Range
-from benchmark.data.batches import Batch, BatchSampler, make_batches
 from benchmark.data.core import GroupDataset
+from benchmark.methods.balancing import ReweightedSampler
 from benchmark.methods.base import Method, Stage, TrainInfo, per_group_mean
 from benchmark.models import GroupModel
 
 EPS_MODES = ("sqrt_n", "shared", "learned")
+CLASS_BALANCED = partial(ReweightedSampler, balance="class")  # a uniform class, then a uniform sample of it
 COMBINES = ("convex", "sum")
 
 
@@ -35,21 +37,6 @@ def stage_epochs(epochs: int, warmup: int, cls: int) -> tuple[int, int, int]:
     w = min(max(w_min, int(warmup * spare / (warmup + cls) + 0.5)), spare - c_min)
     c = min(max(c_min, int(cls * spare / (warmup + cls) + 0.5)), spare - w)
     return w, epochs - w - c, c
-
-
-class ClassBalancedSampler(BatchSampler):
-    """As many draws as samples, with replacement: a uniformly random class, then a uniform sample of it."""
-
-    name = "class-balanced"
-
-    def epoch(self, rng: np.random.Generator) -> list[Batch]:
-        labels = self.data.y_cpu[self.indices]
-        classes, counts = np.unique(labels, return_counts=True)
-        by_class = self.indices[np.argsort(labels, kind="stable")]
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        pick = rng.integers(len(classes), size=len(self.indices))
-        order = by_class[starts[pick] + (rng.random(len(pick)) * counts[pick]).astype(np.int64)]
-        return make_batches(self.data, order, np.arange(len(order)) // self.batch_size)
 
 
 @register_method("dro-lt")
@@ -156,7 +143,7 @@ class DROLT(Method):
                 p.requires_grad_(False)
             for p in self.model.head.parameters():
                 p.requires_grad_(True)
-            stage.sampler = ClassBalancedSampler
+            stage.sampler = CLASS_BALANCED
         return {}
 
     @torch.no_grad()

@@ -153,3 +153,15 @@ def test_a_datasets_report_has_only_its_own_metrics_and_groups(tmp_path):
     assert "adj_acc_mean" in together["wb"] and "adj_acc_mean" not in together["other"]
     for name in ("leaderboard.csv", "groups.csv", "leaderboard.md"):
         assert (tmp_path / "both/other" / name).read_text() == (tmp_path / "alone/other" / name).read_text(), name
+
+
+def test_the_leaderboard_says_what_each_method_read_in_training_where_runs_record_it(tmp_path, results):
+    old = write_reports(results, tmp_path / "old")["toy"]
+    assert "labels" not in old and "Labels read" not in (tmp_path / "old" / "toy" / "leaderboard.md").read_text()
+    tiers = {"erm": "classes", "groupdro": "training groups"}
+    recorded = [{**r, "labels": tiers.get(r["method"], "classes")} for r in results]
+    board = write_reports(recorded, tmp_path / "new")["toy"].set_index("method")
+    assert board["labels"].to_dict() == tiers
+    rows = table_rows((tmp_path / "new" / "toy" / "leaderboard.md").read_text())
+    assert rows["header"][:2] == ["Method", "Labels read"] and rows["groupdro"][0] == "training groups"
+    assert r"\begin{tabular}{llccc" in (tmp_path / "new" / "toy" / "leaderboard.tex").read_text()

@@ -85,7 +85,8 @@ def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, st
     cost_header, cost_cells = cost_rows(board, cost, LATEX)
     tables = {
         "leaderboard.tex": latex(
-            header, rows, "l" + "c" * len(metrics) + "rr", [*win_note(board, LATEX), *repeatability_note(board, LATEX)]
+            header, rows, "l" + "l" * ("labels" in board) + "c" * len(metrics) + "rr",
+            [*win_note(board, LATEX), *repeatability_note(board, LATEX)],
         ),
         "groups.tex": latex(group_header, group_cells, "l" + "c" * (len(group_header) - 1)),
         "cost.tex": latex(cost_header, cost_cells, "lrl" + "c" * (len(cost_header) - 3)),

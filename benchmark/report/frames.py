@@ -58,6 +58,7 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
         row["steps"], row["stage_steps"] = r.get("steps"), stage_steps(r)
         row["unrepeatable"] = str(r.get("device", "cpu")).startswith("cuda") and not r.get("deterministic", False)
         row.update({k: r.get(k) for k in RECORDED_COST})
+        row.update({"labels": r["labels"]} if "labels" in r else {})  # what the method read in training
         rows.append(row)
     frame = pd.DataFrame(rows)
     numeric = [c for c in frame if c.startswith(("test_", "val_", "group:", "class:", "live:", "n_test:")) or c in COST]
@@ -80,7 +81,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     :func:`~benchmark.core.selection.select_trials`): columns ``<metric>_{mean,std,ci_low,ci_high}``, ``n_seeds``,
     ``select``, ``trials`` (compared on the seeds ``tuned_on``), the chosen ``trial`` and its ``hparams``, the mean
     cost, how many of its runs a rerun may not repeat (``unrepeatable``: CUDA runs without deterministic
-    algorithms; the column only when some run is such), and the paired test of wga against ERM
+    algorithms; the column only when some run is such), what the method read in training (``labels``: classes,
+    training groups or validation groups; where the runs record it), and the paired test of wga against ERM
     (``wga_p_vs_erm``, ``wga_win_vs_erm``)."""
     metrics = [c for c in runs.columns if c.startswith("test_")]
     grouped = runs.groupby(KEYS, sort=False)
@@ -93,6 +95,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         board[cost] = grouped[cost].mean()
     if "unrepeatable" in runs and runs["unrepeatable"].any():  # a column only where it has something to say
         board["unrepeatable"] = grouped["unrepeatable"].sum()
+    if "labels" in runs:  # runs that record what their method read in training
+        board["labels"] = grouped["labels"].first()
     board = board.reset_index()
     board.insert(2, "label", family_labels(board, grouped["train"].first().to_list()))
     return paired_tests(board, runs)

@@ -14,16 +14,17 @@ COST_LABELS = {"train_time_s": "Train s", "steps_per_s": "Steps/s", "peak_memory
 
 
 def leaderboard_rows(board: pd.DataFrame, style: Style, metrics: Sequence[str], precision: int):
-    """Header and rows of the leaderboard: method, metrics (best bold, second underlined, daggers), seeds,
-    trials."""
-    header = ["Method", *map(style.header, metrics), "Seeds", "Trials"]
+    """Header and rows of the leaderboard: method, what it read in training (where the runs record it), metrics
+    (best bold, second underlined, daggers), seeds, trials."""
+    reads = [list(map(style.escape, board["labels"].fillna("–")))] if "labels" in board else []
+    header = ["Method", *(["Labels read"] if reads else []), *map(style.header, metrics), "Seeds", "Trials"]
     wins = {TESTED: board[f"{TESTED}_win_vs_{BASELINE}"]}
     cells = [
         ranked_column(style, board[f"{m}_mean"], board[f"{m}_std"], higher_is_better(m), precision, wins.get(m))
         for m in metrics
     ]
     names, seeds, trials = map(style.escape, board["label"]), board["n_seeds"].astype(str), board["trials"].astype(str)
-    return header, [list(row) for row in zip(names, *cells, seeds, trials)]
+    return header, [list(row) for row in zip(names, *reads, *cells, seeds, trials)]
 
 
 def group_rows(board: pd.DataFrame, groups: pd.DataFrame, style: Style, precision: int):

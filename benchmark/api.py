@@ -34,7 +34,7 @@ from benchmark.runs.store import iter_results
 from benchmark.sweeps.options import REPORT, SweepConfig, takes_sweep_options
 from benchmark.sweeps.plan import plan_sweep
 from benchmark.sweeps.sweep import SweepOutcome, run_sweep, run_tuned_sweep
-from benchmark.training.evaluation import split_metrics
+from benchmark.training.evaluation import prediction_metrics
 
 
 def load_dataset(name: str, data_root: str | None = None, plugins: Sequence[str] = (), **options) -> GroupDataset:
@@ -138,13 +138,7 @@ def evaluate(data: GroupDataset, split: str, predictions) -> dict:
         raise BenchError(f"{len(predicted)} predictions for the {len(index)} samples of split '{split}'")
     if predicted.dtype.is_floating_point or predicted.dtype == torch.bool:
         raise BenchError("predictions must be integer class indices (take argmax of logits first)")
-    groups, classes = data.g.cpu()[index], data.y.cpu()[index]
-    hit = (predicted == classes).double()
-    correct = torch.zeros(data.num_groups, dtype=torch.float64).index_add_(0, groups, hit)
-    total = torch.bincount(groups, minlength=data.num_groups).double()
-    class_correct = torch.zeros(data.num_classes, dtype=torch.float64).index_add_(0, classes, hit)
-    class_total = torch.bincount(classes, minlength=data.num_classes).double()
-    return split_metrics(data, correct, total, class_correct, class_total)
+    return prediction_metrics(data, index, predicted)
 
 
 def load_model(run: str | Path, data_root: str | None = None, plugins: Sequence[str] = ()) -> tuple:

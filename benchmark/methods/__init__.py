@@ -6,6 +6,7 @@ May import: ``core``, ``data`` and ``models``; a method knows nothing of files, 
 
 from benchmark.methods import (  # noqa: F401
     anchor_w2,
+    dfr,
     dro_lt,
     erm,
     groupdro,

@@ -67,6 +67,17 @@ class _FromLabelTier:
         return owner.label_tier()
 
 
+@dataclass
+class Refit:
+    """What :meth:`Method.refit` returns: the samples it held out of the refit (``held_out``: sample ids), the
+    predicted classes there of the model fitted without them (``predicted``), and facts to record with the refit
+    (JSON-friendly)."""
+
+    held_out: np.ndarray
+    predicted: np.ndarray
+    facts: dict
+
+
 class Method(nn.Module):
     """Base class of registered methods; subclasses implement :meth:`loss`.
 
@@ -139,6 +150,13 @@ class Method(nn.Module):
 
     def after_step(self, batch: Batch, logs: dict[str, torch.Tensor]) -> None:
         """Called after the optimiser step (e.g. exponentiated-gradient weight updates)."""
+
+    def refit(self, data: GroupDataset) -> Refit | None:
+        """Called once after the last stage's last evaluation: a method that refits part of its model on held-out data
+        (DFR's head) does so and returns the samples it held out for selection with its predictions there; the
+        engine then evaluates the refit model, and that evaluation, its val metrics those of the held-out samples,
+        becomes the run's only selectable one. Default: nothing (None)."""
+        return None
 
     def predict(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
         """Class logits used for evaluation."""

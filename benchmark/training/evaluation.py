@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from benchmark.core.metrics import class_metrics, group_metrics
@@ -36,6 +37,18 @@ def split_metrics(data: GroupDataset, correct, total, class_correct, class_total
     metrics (:func:`~benchmark.core.metrics.group_metrics`) with the class-wise ``wca`` and ``classes``."""
     metrics = group_metrics(correct.tolist(), total.tolist(), data.group_names, data.summaries)
     return {**metrics, **class_metrics(class_correct.tolist(), class_total.tolist(), data.class_names)}
+
+
+def prediction_metrics(data: GroupDataset, index, predicted) -> dict:
+    """:func:`split_metrics` of predicted classes (``predicted``, integers) of the samples ``index``."""
+    index, predicted = torch.as_tensor(np.asarray(index)), torch.as_tensor(np.asarray(predicted)).reshape(-1)
+    groups, classes = data.g.cpu()[index], data.y.cpu()[index]
+    hit = (predicted == classes).double()
+    correct = torch.zeros(data.num_groups, dtype=torch.float64).index_add_(0, groups, hit)
+    total = torch.bincount(groups, minlength=data.num_groups).double()
+    class_correct = torch.zeros(data.num_classes, dtype=torch.float64).index_add_(0, classes, hit)
+    class_total = torch.bincount(classes, minlength=data.num_classes).double()
+    return split_metrics(data, correct, total, class_correct, class_total)
 
 
 @torch.no_grad()

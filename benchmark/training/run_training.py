@@ -16,7 +16,7 @@ from benchmark.data.core import GroupDataset
 from benchmark.methods.base import Stage
 from benchmark.runs.spec import RunSpec
 from benchmark.training.devices import peak_memory_mb, synchronize
-from benchmark.training.evaluation import evaluate
+from benchmark.training.evaluation import evaluate, prediction_metrics
 from benchmark.training.setup import autocast, build_method, enter_stage, make_optimizer
 
 BATCH_STREAM = 0xBA7C  # with the run's seed, the seed of its batch order
@@ -92,15 +92,14 @@ class RunTraining:
     def end_epoch(self, loss_sum: torch.Tensor, first_bad: torch.Tensor, logs: dict, train_s: float, cpu_s: float):
         """After the epoch's steps (their summed loss, first non-finite step or -1, last logs, wall and CPU time):
         raise :class:`NonFiniteLoss`, or evaluate, record, keep, and close the stage at its last epoch."""
-        spec, steps, evals = self.spec, self.steps_per_epoch, self.evals.items()
+        steps = self.steps_per_epoch
         self.step += steps
         self.stage_train_time += train_s
         self.train_cpu += cpu_s
         if first_bad.item() >= 0:
             stage = self.stage.name
             raise NonFiniteLoss(f"non-finite loss at step {first_bad.item()} (epoch {self.epoch}, stage {stage})")
-        with autocast(spec.train, self.data.device):
-            metrics = {split: evaluate(self.method, self.data, batches, split == "val") for split, batches in evals}
+        metrics = self.evaluations()
         record = {
             "stage": self.stage.name,
             "epoch": self.epoch,
@@ -112,14 +111,45 @@ class RunTraining:
             "time_s": time.perf_counter() - self.start,
             "train_s": train_s,
         }
-        self.on_eval(record)
-        self.curve.append({"stage": self.stage.name, "epoch": self.epoch, "val_wga": record["val"]["wga"]})
-        if self.stage_number == len(self.stages):
-            self.history.append({key: record[key] for key in ("epoch", "val", "test", "live_units")})
-        self.select(record)
+        self.record(record)
         self.epochs_left -= 1
         if self.epochs_left == 0:
             self.end_stage()
+            if self.stage_number == len(self.stages):
+                self.refit(record)
+
+    def evaluations(self) -> dict:
+        """The method's metrics on the val and test batches (val also with the latents' live units)."""
+        with autocast(self.spec.train, self.data.device):
+            evals = self.evals.items()
+            return {split: evaluate(self.method, self.data, batches, split == "val") for split, batches in evals}
+
+    def record(self, record: dict) -> None:
+        """An evaluation: to the callback, the curve, the final stage's history, and the stage's selection."""
+        self.on_eval(record)
+        self.curve.append({"stage": record["stage"], "epoch": self.epoch, "val_wga": record["val"]["wga"]})
+        if self.stage_number == len(self.stages):
+            self.history.append({key: record[key] for key in ("epoch", "val", "test", "live_units")})
+        self.select(record)
+
+    def refit(self, last: dict) -> None:
+        """After the last stage, the method's refit (:meth:`~benchmark.methods.base.Method.refit`, e.g. DFR's head on
+        held-out data), if it has one: the refit model is evaluated, with the val metrics of the samples the method
+        held out of the refit (``val_all``: the whole val split, which the refit saw), and that evaluation replaces
+        the run's history; the refit's time and facts are recorded as a stage of no steps."""
+        start = time.perf_counter()
+        refit = self.method.refit(self.data)
+        if refit is None:
+            return
+        metrics = self.evaluations()
+        held_out = prediction_metrics(self.data, refit.held_out, refit.predicted)
+        self.history, self.best = [], None
+        self.record({**last, "stage": "refit", "logs": {}, "live_units": metrics["val"].pop("live_units"),
+                     "val": held_out, "val_all": metrics["val"], "test": metrics["test"],
+                     "time_s": time.perf_counter() - self.start, "train_s": 0.0})  # fmt: skip
+        wall = time.perf_counter() - start
+        self.stage_reports.append({"name": "refit", "epochs": 0, "steps": 0, "selected_epoch": self.epoch,
+                                   "wall_time_s": wall, **refit.facts})  # fmt: skip
 
     def select(self, record: dict) -> None:
         """Make ``record`` the stage's selected evaluation if it beats every earlier one of the stage under the rule

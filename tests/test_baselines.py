@@ -1,6 +1,6 @@
 """The data-balancing baselines subg, suby, rwg, rwy and the logit-adjusted loss logit-adj (docs/methods.md): the
 balanced subset, the balanced draws, the loss against a float64 reference, ERM at τ = 0, and a run of each through
-the CLI; and the ``labels`` attribute that ``bench list`` shows."""
+the CLI; and the label tier that ``bench list`` shows."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def test_logit_adj_loss_equals_a_float64_reference_and_predicts_raw_logits(float
 
 
 def test_labels_come_from_the_label_tier_and_bench_list_shows_them():
-    tiers = {name: METHODS.get(name).labels for name in ("subg", "suby", "rwg", "rwy", "logit-adj", "groupdro")}
+    tiers = {name: METHODS.get(name).label_tier() for name in ("subg", "suby", "rwg", "rwy", "logit-adj", "groupdro")}
     assert tiers == {
         "subg": "training groups",
         "suby": "classes",
@@ -184,7 +184,7 @@ def test_labels_come_from_the_label_tier_and_bench_list_shows_them():
         def label_tier(cls) -> str:
             return "validation groups"
 
-    assert ValidationTuned.labels == "validation groups" and ERM.labels == "classes"
+    assert ValidationTuned.label_tier() == "validation groups" and ERM.label_tier() == "classes"
     listed = bench_in_process("list", "methods")
     assert listed.returncode == 0, listed.stderr
     rows = {}

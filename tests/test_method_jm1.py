@@ -224,6 +224,7 @@ def test_jm1_trains_end_to_end(hparams):
     result = selected(train(spec, data, records.append), "val-wga")
     names = ["mix"] if hparams.get("oracle") else ["identify", "mix"]
     assert [s["name"] for s in result["stages"]] == names
+    assert result["labels"] == ("training groups" if hparams.get("oracle") else "classes"), "what the run read"
     assert sum(s["epochs"] for s in result["stages"]) == 3
     for split in ("val", "test"):
         assert len(result[split]["groups"]) == data.num_groups

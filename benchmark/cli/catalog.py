@@ -30,7 +30,7 @@ def list_cmd(
             cls = METHODS.get(name)
             hp = ", ".join(f"{k}={v}" for k, v in cls.defaults().items()) or "-"
             stacks = "yes" if cls.stackable else "no: one run per process"
-            table.add_row(name, cls.labels, stacks, hp)
+            table.add_row(name, cls.label_tier(), stacks, hp)
         console.print(table)
     if what in ("all", "datasets"):
         table = Table("dataset", "options (defaults)", title="datasets")

@@ -60,13 +60,6 @@ class Stage:
     from_selected: bool = False
 
 
-class _FromLabelTier:
-    """The descriptor behind :attr:`Method.labels`: the class's :meth:`Method.label_tier`, read on every access."""
-
-    def __get__(self, instance, owner) -> str:
-        return owner.label_tier()
-
-
 @dataclass
 class Refit:
     """What :meth:`Method.refit` returns: the samples it held out of the refit (``held_out``: sample ids), the
@@ -85,11 +78,11 @@ class Method(nn.Module):
     (:mod:`benchmark.core.hparams`; trials also draw :data:`~benchmark.core.hparams.SHARED_SPACE`, see
     :meth:`search_space`); ``choices`` lists the allowed values of string hparams and ``bounds`` the
     allowed :class:`~benchmark.core.settings.Range` of numeric ones (checked with every setting, before training);
-    ``needs_group_labels`` says whether the method reads *training* group labels, and ``labels`` names the most it
-    reads in training (:meth:`label_tier`, which ``bench list`` shows). ``stackable`` says whether its
-    runs may train stacked with others in one process (:mod:`benchmark.training.stacking`): its loss then sees latents
-    the stacked encoders computed, through the model's ``encode``, and the model's parameters as rows of the stack;
-    a method whose steps cannot run so (e.g. one that keeps its own references to the model's parameter tensors
+    ``needs_group_labels`` says whether the method reads *training* group labels, and :meth:`label_tier` names the
+    most it reads in training (``bench list`` shows it; a run records :meth:`labels_read`). ``stackable`` says whether
+    its runs may train stacked with others in one process (:mod:`benchmark.training.stacking`): its loss then sees
+    latents the stacked encoders computed, through the model's ``encode``, and the model's parameters as rows of the
+    stack; a method whose steps cannot run so (e.g. one that keeps its own references to the model's parameter tensors
     across steps) sets it False and trains one run at a time.
     """
 
@@ -98,7 +91,6 @@ class Method(nn.Module):
     choices: ClassVar[dict[str, tuple]] = {}
     bounds: ClassVar[dict[str, Range]] = {}
     needs_group_labels: ClassVar[bool] = False
-    labels: ClassVar[str] = _FromLabelTier()
     stackable: ClassVar[bool] = True
 
     def __init__(self, model: GroupModel, info: TrainInfo):
@@ -118,6 +110,11 @@ class Method(nn.Module):
         group labels (``needs_group_labels``), else "classes". A method that reads validation group labels in
         training overrides this to return "validation groups"."""
         return "training groups" if cls.needs_group_labels else "classes"
+
+    def labels_read(self) -> str:
+        """What this run's method reads in training, recorded with its result: :meth:`label_tier`, unless its
+        hyperparameters make it read more (jm1's ``oracle``)."""
+        return self.label_tier()
 
     @classmethod
     def search_space(cls) -> dict:

@@ -84,13 +84,15 @@ class JM1(Method):
     drawn uniformly over the training set (:class:`PartnerSampler`; a class absent from the other partition
     is left unmixed), h = α·h_P + (1 − α)·h_P̄ with one α per sample from ``self.info.generator``, label the
     shared class, loss = mean CE over the mixed batch. Logs the mean α over mixed samples and their fraction.
-    Needs no training group labels unless ``oracle`` (which reads them; the class attribute stays False).
+    Needs no training group labels unless ``oracle`` (which reads them: its runs record "training groups", while the
+    class attributes keep its default's "classes").
 
     Args:
         id_fraction: phase-I epochs as a fraction of the budget (as JTT's ``id_fraction``).
         alpha: "uniform-beta" = U(0,1) for the first ⌈E₂/2⌉ of the E₂ mix epochs, then Beta(5,2) (mean 5/7,
             leaning to the P sample: the paper's stated intent, docs/methods.md); "uniform" = U(0,1) throughout;
-            "uniform-beta25" = the paper's literal Beta(2,5) in the second half.
+            "uniform-beta25" = the paper's literal Beta(2,5) in the second half (the paper's Table 7). All three are
+            in the search space.
         mix_at: "latent" (mix z before the head), "input" (mix inputs of same-space pairs, then encode;
             cross-space pairs fall back to latent), "random" (latent or input per step, a coin from
             ``self.info.generator`` drawn for the whole epoch in ``on_epoch_start``, so no sync in the step).
@@ -100,7 +102,7 @@ class JM1(Method):
 
     space = {
         "id_fraction": JTT.space["id_fraction"],
-        "alpha": Choice(("uniform-beta", "uniform")),
+        "alpha": Choice(("uniform-beta", "uniform", "uniform-beta25")),
         "mix_at": Choice(MIX_LEVELS),
     }
     choices = {"alpha": ALPHAS, "mix_at": MIX_LEVELS}
@@ -120,6 +122,10 @@ class JM1(Method):
         self.first = 0 if oracle else identification_epochs(info.epochs, id_fraction)
         self.mixing, self.use_beta, self.coins, self.step = False, False, [False], 0
         self.partition: np.ndarray | None = None
+
+    def labels_read(self) -> str:
+        """Training groups with ``oracle`` (its partition is the minority groups' samples), else classes."""
+        return "training groups" if self.oracle else super().labels_read()
 
     def stages(self) -> list[Stage]:
         mix = Stage("mix", self.info.epochs - self.first, fresh_model=True)

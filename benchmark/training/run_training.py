@@ -199,7 +199,7 @@ class RunTraining:
             "memory_kind": memory_kind,
             "device": str(device),
             "threads": torch.get_num_threads(),
-            "labels": self.method.label_tier(),
+            "labels": self.method.labels_read(),
             "history": self.history,
             "curve": self.curve,
             **({"state_dict": self.kept} if self.selection.keep_model else {}),

@@ -92,6 +92,7 @@ LATENTS = {
     "linear": "no activation after the last FC layer: z is affine in the encoder's features",
     "layernorm": "LayerNorm without affine parameters after the last FC layer: every z has mean 0 and norm √k",
     "relu-bias1": "ReLU as in the note, with the last FC layer's bias initialised to 1 (every unit starts active)",
+    "tanh": "tanh after the last FC layer: bounded like layernorm, but each z keeps its own norm",
 }
 """The latent layers the encoders end in (``train.latent``), name -> what it is."""
 
@@ -104,6 +105,8 @@ def latent_layer(latent: str, k: int) -> nn.Module:
         return nn.Identity()
     if latent == "layernorm":
         return nn.LayerNorm(k, elementwise_affine=False)
+    if latent == "tanh":
+        return nn.Tanh()
     return nn.ReLU()
 
 

@@ -143,6 +143,8 @@ def test_latent_layers(latent):
         assert (z < 0).any()
     if latent == "layernorm":
         torch.testing.assert_close(z.norm(dim=1), torch.full((len(z),), 4.0), rtol=1e-3, atol=1e-3)
+    if latent == "tanh":
+        assert (z.abs() < 1).all() and z.norm(dim=1).std() > 0, "bounded, each z its own norm"
     if latent == "relu-bias1":
         assert all(float(enc[-2].out.bias.detach().min()) == 1.0 for enc in model.encoders)
 

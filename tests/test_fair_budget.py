@@ -170,9 +170,10 @@ def test_bad_latent_or_sampler_is_one_line_and_exit_2():
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_jm1_oracle_without_minority_groups_fails_with_the_reason():
-    run = dataclasses.replace(spec("jm1"), hparams={**METHODS.get("jm1").defaults(), "oracle": True})
-    with pytest.raises(ValueError, match="jm1.oracle needs minority groups"):
+@pytest.mark.parametrize("method", ["jm1", "jtt"])
+def test_oracle_without_minority_groups_fails_with_the_reason(method):
+    run = dataclasses.replace(spec(method), hparams={**METHODS.get(method).defaults(), "oracle": True})
+    with pytest.raises(ValueError, match=f"{method}.oracle needs minority groups"):
         train(run, toy_dataset())
 
 

@@ -109,6 +109,27 @@ def test_jtt_trains_two_stages_and_upweights_the_errors(toy, monkeypatch):
     assert steps_stage2 == result["stages"][1]["steps"] == 2 * -(-42 // 8)  # ERM's epochs: no extra steps
 
 
+def test_jtt_oracle_upweights_the_minority_groups_for_the_whole_budget(toy, monkeypatch):
+    toy = dataclasses.replace(toy, minority=(1, 2))  # toy's groups are feature spaces: minority declared
+    samplers = []
+    original = RepeatSampler.__init__
+
+    def spy(self, data, indices, batch_size, repeats):
+        samplers.append(repeats)
+        original(self, data, indices, batch_size, repeats)
+
+    monkeypatch.setattr(RepeatSampler, "__init__", spy)
+    spec = RunSpec("toy", {}, "jtt", {"upweight": 5, "oracle": True}, 0, TrainConfig(epochs=3, batch_size=8))
+    result = train(spec, toy)
+    (stage,) = result["stages"]
+    assert (stage["name"], stage["epochs"], stage["partition"]) == ("upweighted", 3, "oracle")
+    assert stage["error_set_precision"] == stage["error_set_recall"] == 1.0
+    (repeats,) = samplers
+    minority = (toy.split_cpu == 0) & (toy.g_cpu != 0)
+    assert repeats.tolist() == np.where(minority, 5, 1).tolist()
+    assert result["labels"] == "training groups"
+
+
 def test_jtt_rejects_bad_hparams_and_tiny_budgets(toy):
     with pytest.raises(BenchError, match="jtt.upweight: 0"):
         METHODS.get("jtt").check_hparams({"upweight": 0, "id_fraction": 0.25})

@@ -14,7 +14,7 @@ from benchmark.core.settings import FRACTION
 from benchmark.data.batches import Batch, BatchSampler, make_batches
 from benchmark.data.core import GroupDataset
 from benchmark.methods.base import Method, Stage, TrainInfo
-from benchmark.methods.jtt import JTT, error_set, error_set_facts, identification_epochs, minority_samples
+from benchmark.methods.jtt import JTT, error_set, error_set_facts, identification_epochs, oracle_partition
 from benchmark.models import GroupModel
 
 ALPHAS = ("uniform-beta", "uniform", "uniform-beta25")
@@ -96,7 +96,7 @@ class JM1(Method):
         mix_at: "latent" (mix z before the head), "input" (mix inputs of same-space pairs, then encode;
             cross-space pairs fall back to latent), "random" (latent or input per step, a coin from
             ``self.info.generator`` drawn for the whole epoch in ``on_epoch_start``, so no sync in the step).
-        oracle: P = training samples of the dataset's minority groups (``minority_samples``); phase I is then
+        oracle: P = training samples of the dataset's minority groups (``oracle_partition``); phase I is then
             skipped (the paper's optional phase I) and the mix stage gets the whole budget.
     """
 
@@ -134,12 +134,7 @@ class JM1(Method):
     def on_stage_start(self, stage: Stage, data: GroupDataset) -> dict:
         if stage.name != "mix":
             return {}
-        if self.oracle:
-            if not data.minority_mask.any():
-                raise ValueError(f"jm1.oracle needs minority groups, and dataset {data.name} has none")
-            self.partition = minority_samples(data)
-        else:
-            self.partition = error_set(self, data)
+        self.partition = oracle_partition(self, data) if self.oracle else error_set(self, data)
         stage.sampler = partial(PartnerSampler, partition=self.partition)
         self.mixing = True
         return {"partition": "oracle" if self.oracle else "error-set", **error_set_facts(self.partition, data)}

@@ -27,6 +27,14 @@ def minority_samples(data: GroupDataset) -> np.ndarray:
     return data.minority_mask[data.g_cpu] & (data.split_cpu == 0)
 
 
+def oracle_partition(method: Method, data: GroupDataset) -> np.ndarray:
+    """The ``oracle`` partition of JTT and JM1: :func:`minority_samples` in place of an error set; a dataset
+    without minority groups fails the run with that reason."""
+    if not data.minority_mask.any():
+        raise ValueError(f"{method.name}.oracle needs minority groups, and dataset {data.name} has none")
+    return minority_samples(data)
+
+
 def error_set(method: Method, data: GroupDataset) -> np.ndarray:
     """Boolean mask over all samples: training samples ``method``'s current model misclassifies (eval mode).
     JTT's identification stage ends with it, and JM1's."""
@@ -82,32 +90,42 @@ class JTT(Method):
     code appends λ_up copies of E to the data (each error sample drawn λ_up + 1 times); here λ_up counts
     draws. The two stages split the run's step budget (T and the rest of ``train.epochs``, in ERM epochs of
     steps): an upsampled cycle is longer than an epoch and buys no extra steps. Uses no training group labels:
-    groups are read only to log E's size, precision and recall against the dataset's minority groups (seed
-    001's diagnostic), in the result's stages.
+    groups are read only to log E's size, precision and recall against the dataset's minority groups (Liu et
+    al.'s diagnostic), in the result's stages, unless ``oracle``.
 
     Args:
         upweight: λ_up, how many times each error-set sample is drawn per epoch (1 gives plain ERM).
         id_fraction: T as a fraction of the epoch budget (rounded, at least 1 epoch, leaving at least 1).
+        oracle: E = the training samples of the dataset's minority groups (the ground-truth partition that Just
+            Mix Once's Table 3 gives JTT); the identify stage is skipped and the upweighted stage takes the whole
+            budget. Such runs read training group labels and record so.
     """
 
     space = {"upweight": Choice((5, 10, 20, 50, 100)), "id_fraction": Choice((0.1, 0.25, 0.4, 0.5))}
     bounds = {"upweight": Range(1, 10_000), "id_fraction": FRACTION}
 
-    def __init__(self, model: GroupModel, info: TrainInfo, upweight: int = 20, id_fraction: float = 0.25):
+    def __init__(
+        self, model: GroupModel, info: TrainInfo, upweight: int = 20, id_fraction: float = 0.25, oracle: bool = False
+    ):
         super().__init__(model, info)
-        self.upweight = upweight
-        self.id_fraction = id_fraction
+        self.upweight, self.id_fraction, self.oracle = upweight, id_fraction, oracle
+
+    def labels_read(self) -> str:
+        """Training groups with ``oracle`` (its E is the minority groups' samples), else classes."""
+        return "training groups" if self.oracle else super().labels_read()
 
     def stages(self) -> list[Stage]:
+        if self.oracle:
+            return [Stage("upweighted", self.info.epochs, fresh_model=True)]
         first = identification_epochs(self.info.epochs, self.id_fraction)
         return [Stage("identify", first), Stage("upweighted", self.info.epochs - first, fresh_model=True)]
 
     def on_stage_start(self, stage: Stage, data: GroupDataset) -> dict:
         if stage.name != "upweighted":
             return {}
-        errors = error_set(self, data)
+        errors = oracle_partition(self, data) if self.oracle else error_set(self, data)
         stage.sampler = partial(RepeatSampler, repeats=1 + (self.upweight - 1) * errors.astype(np.int64))
-        return error_set_facts(errors, data)
+        return {"partition": "oracle" if self.oracle else "error-set", **error_set_facts(errors, data)}
 
     def loss(self, data, batch):
         return F.cross_entropy(self.model(data, batch), batch.y), {}

@@ -165,3 +165,36 @@ def test_the_leaderboard_says_what_each_method_read_in_training_where_runs_recor
     rows = table_rows((tmp_path / "new" / "toy" / "leaderboard.md").read_text())
     assert rows["header"][:2] == ["Method", "Labels read"] and rows["groupdro"][0] == "training groups"
     assert r"\begin{tabular}{llccc" in (tmp_path / "new" / "toy" / "leaderboard.tex").read_text()
+
+
+def long_tailed(method: str, seed: int, correct: list[int]) -> dict:
+    """A run of a long-tailed dataset: its results report the Many/Medium/Few buckets (here: group 0 is Many, group
+    1 Few)."""
+    result = fake_result(method, seed, correct, dataset="lt")
+    test = result["test"]
+    result["test"] = {**test, "many": test["groups"]["g0"], "medium": None, "few": test["groups"]["g1"]}
+    result["history"][0]["test"] = result["test"]
+    return result
+
+
+def test_a_long_tailed_dataset_leads_with_and_tests_balanced_accuracy(tmp_path):
+    """Balanced accuracy (mean over the class groups) is the headline where runs report Many/Medium/Few: first
+    column, dagger, p-value column, validity and the combined table; worst-group accuracy stays a column."""
+    corrects = {"erm": ([10, 2], [10, 3], [10, 2]), "lt": ([7, 7], [8, 7], [7, 8]), "wc": ([6, 6], [6, 6], [6, 6])}
+    results = [long_tailed(m, seed, c) for m, seeds in corrects.items() for seed, c in enumerate(seeds)]
+    # a dataset ranked by worst-group accuracy
+    results += [fake_result(m, seed, c) for m, c in (("erm", [9, 5]), ("groupdro", [8, 7])) for seed in range(2)]
+    boards = write_reports(results, tmp_path)
+    md = (tmp_path / "lt" / "leaderboard.md").read_text()
+    rows = table_rows(md)
+    assert rows["header"][1:5] == ["Mean-group ↑", "Many ↑", "Medium ↑", "Few ↑"] and "WGA ↑" in rows["header"]
+    assert rows["lt"][0] == "**73.3 ± 2.9**†" and rows["wc"][0] == "60.0 ± 0.0", "ranked and tested on balanced acc"
+    assert rows["erm"][rows["header"].index("WGA ↑") - 1] == "23.3 ± 5.8", "worst-group accuracy stays a column"
+    assert "higher mean test balanced accuracy than erm" in md
+    assert "mean_group_acc_p_vs_erm" in boards["lt"] and "wga_p_vs_erm" not in boards["lt"]
+    assert "wga_p_vs_erm" in boards["toy"]
+    assert "differ in test balanced accuracy" in (tmp_path / "lt" / "validity.md").read_text()
+    assert "differ in test WGA" in (tmp_path / "toy" / "validity.md").read_text()
+    combined = table_rows((tmp_path / "combined.md").read_text())
+    assert combined["header"][1:] == ["lt Mean-group ↑", "toy WGA ↑"]
+    assert combined["lt"][0] == "**73.3 ± 2.9**"

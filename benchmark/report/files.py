@@ -9,10 +9,12 @@ trial (:mod:`benchmark.report.frames`). Per dataset, ``out/<dataset>/`` gets, by
 three tables; ``png``: ``groups.png``, ``wga_vs_acc.png`` and ``curves.png``; ``html``: ``report.html``
 (:mod:`benchmark.report.html`, with a Validity section). Every dataset also gets validity diagnostics
 (:mod:`benchmark.report.validity`: ERM failure and discriminative power): ``validity.csv`` (``csv``) and ``validity.md``
-(``md``). Results over several datasets add ``out/combined.{csv,md,tex}``: worst-group accuracy of every method on
-every dataset, and ``out/validity.{csv,md}``: every dataset's validity figures and the Kendall tau between each
-pair of datasets' rankings (convergent validity). Several selection rules add ``selection.{csv,md,tex}`` per
-dataset (:mod:`benchmark.report.rules`). The tables' rows come from :mod:`benchmark.report.rows`.
+(``md``). Each dataset leads with and tests its headline metric (:func:`~benchmark.report.frames.headline`:
+worst-group accuracy, balanced accuracy on a long-tailed dataset). Results over several datasets add
+``out/combined.{csv,md,tex}``: each dataset's headline metric of every method, and ``out/validity.{csv,md}``: every
+dataset's validity figures and the Kendall tau between each pair of datasets' rankings (convergent validity).
+Several selection rules add ``selection.{csv,md,tex}`` per dataset (:mod:`benchmark.report.rules`). The tables' rows
+come from :mod:`benchmark.report.rows`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from benchmark.report.difficulty import difficulty_note
 from benchmark.report.formats import LATEX, MARKDOWN, latex, latex_file, markdown
 from benchmark.report.frames import (
     BASELINE,
-    TESTED,
+    HEADLINE_NAMES,
     boards_of,
     combined_table,
     cost_table,
@@ -37,6 +39,7 @@ from benchmark.report.frames import (
     dataset_boards,
     dataset_frames,
     group_table,
+    headline,
     runs_frame,
     shown_metrics,
 )
@@ -98,22 +101,25 @@ def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, st
 
 
 def write_combined(boards: dict[str, pd.DataFrame], out: Path, formats, precision: int, standalone: bool) -> None:
-    """``out/combined.{csv,md,tex}``: worst-group accuracy of every method on every dataset."""
+    """``out/combined.{csv,md,tex}``: each dataset's headline metric (worst-group accuracy, balanced accuracy on a
+    long-tailed dataset) of every method."""
     combined = combined_table(boards)
+    metrics = {name: headline(board.columns) for name, board in boards.items()}
+    caption = "worst-group accuracy (%)" + "".join(
+        f"; {name}: {HEADLINE_NAMES[m]}" for name, m in metrics.items() if m != "wga"
+    )
     if "csv" in formats:
         combined.to_csv(out / "combined.csv", index=False, float_format="%.4f")
     if "md" in formats:
         lines = [
-            "Test worst-group accuracy (%), mean ± std over seeds:",
+            f"Test {caption}, mean ± std over seeds:",
             "",
-            *markdown(*combined_rows(combined, MARKDOWN, precision)),
+            *markdown(*combined_rows(combined, MARKDOWN, precision, metrics)),
         ]
         (out / "combined.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if "tex" in formats:
-        tabular = latex(*combined_rows(combined, LATEX, precision), "l" + "c" * len(boards))
-        (out / "combined.tex").write_text(
-            latex_file(tabular, ["test worst-group accuracy (%)"], standalone), encoding="utf-8"
-        )
+        tabular = latex(*combined_rows(combined, LATEX, precision, metrics), "l" + "c" * len(boards))
+        (out / "combined.tex").write_text(latex_file(tabular, [f"test {caption}"], standalone), encoding="utf-8")
 
 
 def compile_pdf(tex: Path) -> str | None:
@@ -145,7 +151,8 @@ def write_dataset(dataset: str, runs: pd.DataFrame, board: pd.DataFrame, results
     validity, pairs = dataset_validity(dataset, runs, board)
     write_dataset_validity(folder, validity, pairs, formats, precision)
     if "csv" in formats:
-        p_value = f"{TESTED}_p_vs_{BASELINE}"  # 4 significant digits: 4 decimals would round small p to 0
+        # 4 significant digits: 4 decimals would round small p to 0
+        p_value = f"{headline(board.columns)}_p_vs_{BASELINE}"
         csv = board.assign(**{p_value: board[p_value].map(lambda p: f"{p:.4g}" if p == p else "")})
         csv.to_csv(folder / "leaderboard.csv", index=False, float_format="%.4f")
         groups.to_csv(folder / "groups.csv", index=False, float_format="%.4f")

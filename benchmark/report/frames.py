@@ -24,7 +24,21 @@ COST = ("train_time_s", "steps_per_s", "peak_memory_mb")
 RECORDED_COST = ("train_cpu_s", "parallel_runs")
 PER_NAME = ("groups", "classes")  # a split's per-group and per-class accuracies (dicts), beside its metrics
 PER_GROUP_DERIVED = ("live:", "n_test:", "wilson_low:", "wilson_high:")  # per-group columns beside the accuracies
-BASELINE, TESTED, ALPHA = "erm", "wga", 0.05  # daggers: p < ALPHA against BASELINE on TESTED, better mean
+BASELINE, ALPHA = "erm", 0.05  # daggers: p < ALPHA against BASELINE on the dataset's headline metric, better mean
+LONG_TAIL = ("many", "medium", "few")  # the shot buckets a long-tailed dataset reports (its groups are its classes)
+
+
+def headline(columns) -> str:
+    """The metric a dataset's leaderboard leads with and tests against ERM, from the columns of its runs or board:
+    balanced (mean-class) accuracy, ``mean_group_acc``, where the runs report :data:`LONG_TAIL` buckets (a
+    long-tailed dataset, whose groups are its classes, so its worst group is its rarest class), worst-group
+    accuracy ``wga`` everywhere else."""
+    names = {c.removeprefix("test_").removesuffix("_mean") for c in columns}
+    return "mean_group_acc" if LONG_TAIL[0] in names else "wga"
+
+
+HEADLINE_NAMES = {"wga": "WGA", "mean_group_acc": "balanced accuracy"}
+"""How report text names each :func:`headline` metric."""
 
 
 def stage_steps(result: dict) -> str:
@@ -82,8 +96,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     ``select``, ``trials`` (compared on the seeds ``tuned_on``), the chosen ``trial`` and its ``hparams``, the mean
     cost, how many of its runs a rerun may not repeat (``unrepeatable``: CUDA runs without deterministic
     algorithms; the column only when some run is such), what the method read in training (``labels``: classes,
-    training groups or validation groups; where the runs record it), and the paired test of wga against ERM
-    (``wga_p_vs_erm``, ``wga_win_vs_erm``)."""
+    training groups or validation groups; where the runs record it), and the paired test of the :func:`headline`
+    metric against ERM (e.g. ``wga_p_vs_erm``, ``wga_win_vs_erm``)."""
     metrics = [c for c in runs.columns if c.startswith("test_")]
     grouped = runs.groupby(KEYS, sort=False)
     board = grouped[metrics].agg(["mean", "std", ci_low, ci_high])
@@ -124,9 +138,11 @@ def family_labels(board: pd.DataFrame, train: list[str]) -> list[str]:
 
 
 def paired_tests(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Add the p-value of a paired t-test over shared seeds of each row against the first ERM row on test wga,
-    and whether the row clearly wins (p < 0.05, better mean over those seeds). NaN/False without an ERM row."""
-    seeds = [rows.set_index("seed")[f"test_{TESTED}"] for _, rows in runs.groupby(KEYS, sort=False)]
+    """Add the p-value of a paired t-test over shared seeds of each row against the first ERM row on the test
+    :func:`headline` metric, and whether the row clearly wins (p < 0.05, better mean over those seeds). NaN/False
+    without an ERM row."""
+    tested = headline(runs.columns)
+    seeds = [rows.set_index("seed")[f"test_{tested}"] for _, rows in runs.groupby(KEYS, sort=False)]
     baseline = np.flatnonzero(board["method"] == BASELINE)
     tests = [None] * len(board)
     if len(baseline):
@@ -134,8 +150,8 @@ def paired_tests(board: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         tests = [None if i == baseline[0] else paired_ttest(s, reference) for i, s in enumerate(seeds)]
     return board.assign(
         **{
-            f"{TESTED}_p_vs_{BASELINE}": [np.nan if t is None else t.pvalue for t in tests],
-            f"{TESTED}_win_vs_{BASELINE}": [t is not None and t.pvalue < ALPHA and t.diff > 0 for t in tests],
+            f"{tested}_p_vs_{BASELINE}": [np.nan if t is None else t.pvalue for t in tests],
+            f"{tested}_win_vs_{BASELINE}": [t is not None and t.pvalue < ALPHA and t.diff > 0 for t in tests],
         }
     )
 
@@ -178,12 +194,13 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def combined_table(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Worst-group accuracy (mean and std over seeds) of every method (row label) on every dataset: columns
+    """Each dataset's :func:`headline` metric (mean and std over seeds) of every method (row label): columns
     ``method``, then ``<dataset>_mean`` and ``<dataset>_std`` per dataset."""
-    parts = [
-        board.set_index("label")[["wga_mean", "wga_std"]].set_axis([f"{name}_mean", f"{name}_std"], axis=1)
-        for name, board in boards.items()
-    ]
+    parts = []
+    for name, board in boards.items():
+        metric = headline(board.columns)
+        columns = board.set_index("label")[[f"{metric}_mean", f"{metric}_std"]]
+        parts.append(columns.set_axis([f"{name}_mean", f"{name}_std"], axis=1))
     return pd.concat(parts, axis=1).rename_axis("method").reset_index()
 
 
@@ -203,13 +220,17 @@ def curves_frame(results: list[dict], runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def shown_metrics(board: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:
-    """``columns`` that the board has, or by default the headline metrics, the dataset's extra summaries
-    (adj_acc, many/medium/few) if any, then the class-wise ones it has (wca, easy/middle/hard)."""
+    """``columns`` that the board has, or by default the :func:`headline` metric, the dataset's extra summaries
+    (adj_acc, many/medium/few) if any, the other group metrics, then the class-wise ones it has (wca,
+    easy/middle/hard)."""
     if columns:
         return [c for c in columns if f"{c}_mean" in board]
     names = [c[: -len("_mean")] for c in board.columns if c.endswith("_mean")]
     extras = [c for c in names if c not in ORDER and c not in CLASSWISE]
-    return [*ORDER, *extras, *(c for c in CLASSWISE if c in names)]
+    first = headline(board.columns)
+    if first == "wga":
+        return [*ORDER, *extras, *(c for c in CLASSWISE if c in names)]
+    return [first, *extras, *(c for c in ORDER if c != first), *(c for c in CLASSWISE if c in names)]
 
 
 def dataset_frames(results: list[dict], select: str = "val-wga") -> dict[str, pd.DataFrame]:

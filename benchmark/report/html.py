@@ -11,7 +11,7 @@ from typing import Sequence
 import pandas as pd
 
 from benchmark.report.formats import HTML, html_table
-from benchmark.report.frames import BASELINE, TESTED
+from benchmark.report.frames import BASELINE, HEADLINE_NAMES, headline
 from benchmark.report.rows import cost_rows, group_rows, leaderboard_rows, win_note
 from benchmark.report.validity import CITATION
 from benchmark.report.validity_files import summary_lines
@@ -53,13 +53,16 @@ $figures
 
 def details_rows(board: pd.DataFrame, precision: int):
     """Per row of the board: the chosen trial of how many, its hyperparameters, the 95% bootstrap interval of the
-    mean test WGA and the paired t-test's p-value against ERM."""
-    header = ["Method", "Trial", "Hyperparameters", "WGA 95% CI", f"p vs {BASELINE} (WGA)"]
+    mean test headline metric (WGA, or balanced accuracy on a long-tailed dataset) and the paired t-test's p-value
+    against ERM."""
+    tested = headline(board.columns)
+    metric = HEADLINE_NAMES[tested]
+    header = ["Method", "Trial", "Hyperparameters", f"{metric} 95% CI", f"p vs {BASELINE} ({metric})"]
     rows = []
     for row in board.itertuples():
-        low, high = row.wga_ci_low, row.wga_ci_high
+        low, high = getattr(row, f"{tested}_ci_low"), getattr(row, f"{tested}_ci_high")
         interval = "–" if pd.isna(low) else f"[{low:.{precision}f}, {high:.{precision}f}]"
-        p = getattr(row, f"{TESTED}_p_vs_{BASELINE}")
+        p = getattr(row, f"{tested}_p_vs_{BASELINE}")
         hparams = ", ".join(f"{k}={v}" for k, v in json.loads(row.hparams).items()) or "defaults"
         trial = f"{row.trial} (best of {row.trials})"
         rows.append([HTML.escape(row.label), trial, HTML.escape(hparams), interval, "–" if pd.isna(p) else f"{p:.3g}"])

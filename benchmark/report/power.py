@@ -48,7 +48,7 @@ def power_header(seeds: Sequence[int], sizes: Sequence[int]) -> list[str]:
 def power_row(dataset: str, results: list[dict], seeds: Sequence[int], sizes: Sequence[int]) -> list[str]:
     """The cells of :func:`power_header` for one dataset's finished runs (``results``, selected under val-wga)."""
     runs, board = dataset_boards(results, "val-wga")[dataset]
-    sd, _ = paired_spread(runs, board)
+    sd, _ = paired_spread(runs, board, "wga")  # the worst group's binomial noise is the question
     chosen = set(runs["run_id"])
     group, n = worst_group([r for r in results if r["run_id"] in chosen])
     p = board["wga_mean"].mean() / 100

@@ -8,7 +8,7 @@ from typing import Sequence
 import pandas as pd
 
 from benchmark.report.formats import LATEX, Style, cell, higher_is_better, ranked_column
-from benchmark.report.frames import BASELINE, COST, TESTED, group_names
+from benchmark.report.frames import BASELINE, COST, HEADLINE_NAMES, group_names, headline
 
 COST_LABELS = {"train_time_s": "Train s", "steps_per_s": "Steps/s", "peak_memory_mb": "Peak MB", "train_cpu_s": "CPU s"}
 
@@ -18,7 +18,8 @@ def leaderboard_rows(board: pd.DataFrame, style: Style, metrics: Sequence[str], 
     (best bold, second underlined, daggers), seeds, trials."""
     reads = [list(map(style.escape, board["labels"].fillna("–")))] if "labels" in board else []
     header = ["Method", *(["Labels read"] if reads else []), *map(style.header, metrics), "Seeds", "Trials"]
-    wins = {TESTED: board[f"{TESTED}_win_vs_{BASELINE}"]}
+    tested = headline(board.columns)
+    wins = {tested: board[f"{tested}_win_vs_{BASELINE}"]}
     cells = [
         ranked_column(style, board[f"{m}_mean"], board[f"{m}_std"], higher_is_better(m), precision, wins.get(m))
         for m in metrics
@@ -75,12 +76,13 @@ def cost_rows(board: pd.DataFrame, cost: pd.DataFrame, style: Style):
     return header + ["Runs at once"] * shared, rows
 
 
-def combined_rows(combined: pd.DataFrame, style: Style, precision: int):
-    """Header and rows of the methods × datasets worst-group accuracy table."""
+def combined_rows(combined: pd.DataFrame, style: Style, precision: int, metrics: dict[str, str]):
+    """Header and rows of the methods × datasets table of each dataset's headline metric (``metrics``: dataset ->
+    metric)."""
     datasets = [c[: -len("_mean")] for c in combined.columns if c.endswith("_mean")]
     cells = [ranked_column(style, combined[f"{d}_mean"], combined[f"{d}_std"], True, precision) for d in datasets]
     names = map(style.escape, combined["method"])
-    header = ["Method", *(f"{style.escape(d)} {style.header('wga')}" for d in datasets)]
+    header = ["Method", *(f"{style.escape(d)} {style.header(metrics[d])}" for d in datasets)]
     return header, [list(row) for row in zip(names, *cells)]
 
 
@@ -97,7 +99,9 @@ def repeatability_note(board: pd.DataFrame, style: Style) -> list[str]:
 
 def win_note(board: pd.DataFrame, style: Style) -> list[str]:
     """The line explaining the dagger, when some row was tested against ERM."""
-    if board[f"{TESTED}_p_vs_{BASELINE}"].isna().all():
+    tested = headline(board.columns)
+    if board[f"{tested}_p_vs_{BASELINE}"].isna().all():
         return []
     p = "$p < 0.05$" if style is LATEX else style.escape("p < 0.05")
-    return [f"{style.dagger} higher mean test WGA than {BASELINE}, paired t-test over shared seeds {p}"]
+    metric = style.escape(HEADLINE_NAMES[tested])
+    return [f"{style.dagger} higher mean test {metric} than {BASELINE}, paired t-test over shared seeds {p}"]

@@ -39,7 +39,7 @@ import pandas as pd
 from scipy.stats import kendalltau, ttest_ind
 
 from benchmark.core.selection import FAMILY_KEYS as KEYS
-from benchmark.report.frames import ALPHA, BASELINE, TESTED
+from benchmark.report.frames import ALPHA, BASELINE, headline
 from benchmark.report.stats import bootstrap_ci, detectable_difference, paired_ttest
 
 MIN_GAP = 5.0  # points of test accuracy minus WGA below which ERM does not fail (this project's threshold)
@@ -53,7 +53,7 @@ def erm_failure(runs: pd.DataFrame, label: str = BASELINE) -> dict:
     """ERM failure from the runs of ERM's leaderboard row (``test_acc``, ``test_wga``; one per seed): the mean gap
     acc − wga in points, its 95% bootstrap interval, the seeds, ``erm_fails`` (yes, no, undecided or n/a) and the
     reason (``erm_note``). No runs: n/a."""
-    gaps = (runs["test_acc"] - runs[f"test_{TESTED}"]).dropna() if len(runs) else pd.Series(dtype=float)
+    gaps = (runs["test_acc"] - runs["test_wga"]).dropna() if len(runs) else pd.Series(dtype=float)
     if gaps.empty:
         note = "no ERM row on the leaderboard" if runs.empty else "ERM's runs record no test WGA"
         return {"erm_label": "", "erm_seeds": 0, "erm_gap_mean": NAN, "erm_gap_ci_low": NAN,
@@ -78,8 +78,14 @@ def row_runs(runs: pd.DataFrame, board: pd.DataFrame) -> list[pd.DataFrame]:
     return [grouped.get(tuple(key), runs.iloc[:0]) for key in board[KEYS].itertuples(index=False)]
 
 
+def headline_by_seed(runs: pd.DataFrame, board: pd.DataFrame, metric: str | None = None) -> list[pd.Series]:
+    """Each board row's test ``metric`` (by default the :func:`~benchmark.report.frames.headline` one) by seed."""
+    tested = f"test_{metric or headline(runs.columns)}"
+    return [rows.groupby("seed")[tested].mean().dropna() for rows in row_runs(runs, board)]
+
+
 def pair_test(a: pd.Series, b: pd.Series) -> tuple[str, str, float, float]:
-    """(test, seeds, mean difference a − b, two-sided p) of two rows' test WGA indexed by seed: a paired t-test on
+    """(test, seeds, mean difference a − b, two-sided p) of two rows' test metric indexed by seed: a paired t-test on
     the shared seeds when there are at least two, else Welch's t-test; test ``none`` and p nan when neither
     can be computed."""
     paired = paired_ttest(a, b)
@@ -103,10 +109,13 @@ def holm(pvalues, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
     return adjusted, adjusted <= alpha
 
 
-def pair_tests(runs: pd.DataFrame, board: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
-    """Every pair of board rows (labels ``a``, ``b``) tested on test WGA over seeds (:func:`pair_test`), with
-    Holm-adjusted p-values over the pairs (``p_holm``) and ``significant`` at ``alpha``."""
-    seeds = [rows.groupby("seed")[f"test_{TESTED}"].mean().dropna() for rows in row_runs(runs, board)]
+def pair_tests(
+    runs: pd.DataFrame, board: pd.DataFrame, alpha: float = ALPHA, metric: str | None = None
+) -> pd.DataFrame:
+    """Every pair of board rows (labels ``a``, ``b``) tested on the test ``metric`` (by default the
+    :func:`~benchmark.report.frames.headline` one) over seeds (:func:`pair_test`), with Holm-adjusted p-values over
+    the pairs (``p_holm``) and ``significant`` at ``alpha``."""
+    seeds = headline_by_seed(runs, board, metric)
     labels = list(board["label"])
     rows = [(labels[i], labels[j], *pair_test(a, b)) for (i, a), (j, b) in itertools.combinations(enumerate(seeds), 2)]
     pairs = pd.DataFrame(rows, columns=PAIR_COLUMNS[:6]).astype({"diff": float, "p": float})
@@ -126,11 +135,11 @@ POWER = 0.8  # of the minimum detectable difference
 MDD_SEEDS = (3, 10)  # seeds at which the minimum detectable difference is also reported
 
 
-def paired_spread(runs: pd.DataFrame, board: pd.DataFrame) -> tuple[float, int]:
-    """The pooled standard deviation over seeds of every pair of rows' paired differences in test WGA (the pairs
-    with at least two shared seeds, each weighted by its degrees of freedom), and the seeds most rows have; nan
-    without such a pair."""
-    seeds = [rows.groupby("seed")[f"test_{TESTED}"].mean().dropna() for rows in row_runs(runs, board)]
+def paired_spread(runs: pd.DataFrame, board: pd.DataFrame, metric: str | None = None) -> tuple[float, int]:
+    """The pooled standard deviation over seeds of every pair of rows' paired differences in the test ``metric``
+    (by default the headline one; the pairs with at least two shared seeds, each weighted by its degrees of
+    freedom), and the seeds most rows have; nan without such a pair."""
+    seeds = headline_by_seed(runs, board, metric)
     squares = dof = 0.0
     for a, b in itertools.combinations(seeds, 2):
         shared = a.index.intersection(b.index)
@@ -157,14 +166,18 @@ def dataset_validity(dataset: str, runs: pd.DataFrame, board: pd.DataFrame) -> t
     erm_runs = row_runs(runs, board.iloc[erm])[0] if len(erm) else runs.iloc[:0]
     label = board["label"].iloc[erm[0]] if len(erm) else ""
     pairs = pair_tests(runs, board)
-    summary = {"dataset": dataset, **erm_failure(erm_runs, label), "rows": len(board), **power_summary(pairs)}
+    summary = {"dataset": dataset, **erm_failure(erm_runs, label), "rows": len(board), "metric": headline(runs.columns),
+               **power_summary(pairs)}  # fmt: skip
     return summary | detectable(runs, board, len(pairs)), pairs
 
 
 def convergent_validity(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per pair of datasets: the rows both boards have (by label, ``shared``) and Kendall's tau-b between their mean
-    test WGA there, with its p-value; tau and p nan with fewer than two shared rows."""
-    means = {name: board.set_index("label")[f"{TESTED}_mean"].dropna() for name, board in boards.items()}
+    test headline metric there (:func:`~benchmark.report.frames.headline`: WGA, or balanced accuracy on a
+    long-tailed dataset), with its p-value; tau and p nan with fewer than two shared rows."""
+    means = {
+        name: board.set_index("label")[f"{headline(board.columns)}_mean"].dropna() for name, board in boards.items()
+    }
     rows = []
     for a, b in itertools.combinations(means, 2):
         shared = means[a].index.intersection(means[b].index)

@@ -8,11 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.report.formats import MARKDOWN, markdown
+from benchmark.report.frames import HEADLINE_NAMES
 from benchmark.report.validity import CITATION, MDD_SEEDS, NAN, convergent_validity, mean_tau
 
 
 def detectable_text(points: float, precision: int) -> str:
-    """A minimum detectable difference in WGA points: above 100 no difference of accuracies is detectable."""
+    """A minimum detectable difference in points of accuracy: above 100 no difference of accuracies is detectable."""
     return "> 100" if points > 100 else number(points, precision)
 
 
@@ -41,11 +42,12 @@ def summary_lines(summary: dict, precision: int = 1) -> list[str]:
             f"{summary['erm_gap_mean']:.{precision}f} points (mean over {summary['erm_seeds']} seeds, 95% bootstrap "
             f"interval {interval(summary['erm_gap_ci_low'], summary['erm_gap_ci_high'], precision)}): {verdict}."
         )
+    metric = HEADLINE_NAMES[summary.get("metric", "wga")]
     if not summary["pairs"]:
         return [erm, "Discriminative power: n/a (fewer than two rows on the leaderboard)."]
     power = (
         f"Discriminative power: {summary['pairs_significant']} of {summary['pairs']} pairs of rows differ in test "
-        f"WGA over seeds (two-sided t-tests, Holm–Bonferroni at α = {summary['alpha']:g}): "
+        f"{metric} over seeds (two-sided t-tests, Holm–Bonferroni at α = {summary['alpha']:g}): "
         f"{summary['significant_fraction']:.0%}."
     )
     if summary["pairs_untestable"]:
@@ -56,7 +58,7 @@ def summary_lines(summary: dict, precision: int = 1) -> list[str]:
     if pd.notna(summary.get("mdd", NAN)):
         mdd = [f"{detectable_text(summary[f'mdd_{n}'], precision)} with {n}" for n in MDD_SEEDS]
         power += (
-            f" Minimum detectable difference in WGA (80% power, paired t-test at Holm's strictest level "
+            f" Minimum detectable difference in {metric} (80% power, paired t-test at Holm's strictest level "
             f"α / {summary['pairs']}, pooled SD of the paired differences {summary['pair_sd']:.{precision}f} points): "
             f"{detectable_text(summary['mdd'], precision)} points with the {summary['seeds']} seeds used; "
             f"{', '.join(mdd)} seeds."
@@ -80,9 +82,9 @@ def figures_rows(summaries: list[dict], precision: int):
     return header, rows
 
 
-def pair_rows(pairs: pd.DataFrame, precision: int):
+def pair_rows(pairs: pd.DataFrame, precision: int, metric: str = "WGA"):
     """Header and Markdown rows of the pair tests."""
-    header = ["Row A", "Row B", "Test", "Seeds", "A − B (WGA)", "p", "Holm p", "Significant"]
+    header = ["Row A", "Row B", "Test", "Seeds", f"A − B ({metric})", "p", "Holm p", "Significant"]
     rows = [
         [MARKDOWN.escape(r.a), MARKDOWN.escape(r.b), r.test, r.seeds, f"{r.diff:.{precision}f}",
          "–" if r.p != r.p else f"{r.p:.3g}", f"{r.p_holm:.3g}", "yes" if r.significant else "no"]
@@ -102,6 +104,14 @@ def tau_rows(taus: pd.DataFrame):
     return header, rows
 
 
+def headline_text(summaries: dict[str, dict]) -> str:
+    """What the datasets' rankings are by: WGA, and the long-tailed datasets' balanced accuracy by name."""
+    other = {name: s["metric"] for name, s in summaries.items() if s.get("metric", "wga") != "wga"}
+    metrics = dict.fromkeys(other.values())
+    named = "; ".join(f"{HEADLINE_NAMES[m]} on {', '.join(n for n in other if other[n] == m)}" for m in metrics)
+    return "WGA" + (f", {named}" if named else "")
+
+
 def write_dataset_validity(folder: Path, summary: dict, pairs: pd.DataFrame, formats, precision: int = 1) -> None:
     """``folder/validity.csv`` (``csv`` in ``formats``) and ``folder/validity.md`` (``md``) of one dataset."""
     if "csv" in formats:
@@ -111,8 +121,9 @@ def write_dataset_validity(folder: Path, summary: dict, pairs: pd.DataFrame, for
         lines += [f"- {line}" for line in summary_lines(summary, precision)] + [""]
         lines += markdown(*figures_rows([summary], precision))
         if len(pairs):
-            lines += ["", f"Pairs of rows, test WGA over seeds (Holm–Bonferroni over {len(pairs)} pairs):", ""]
-            lines += markdown(*pair_rows(pairs, precision))
+            metric = HEADLINE_NAMES[summary["metric"]]
+            lines += ["", f"Pairs of rows, test {metric} over seeds (Holm–Bonferroni over {len(pairs)} pairs):", ""]
+            lines += markdown(*pair_rows(pairs, precision, metric))
         (folder / "validity.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -136,7 +147,7 @@ def write_combined_validity(
         lines = [f"Validity diagnostics of each dataset as a benchmark ({CITATION}):", ""]
         lines += markdown(*figures_rows(list(summaries.values()), precision))
         lines += ["", "Convergent validity: Kendall's tau-b between the datasets' rankings of the rows both have",
-                  "(by mean test WGA; n/a with fewer than two shared rows):", ""]  # fmt: skip
+                  f"(by mean test {headline_text(summaries)}; n/a with fewer than two shared rows):", ""]  # fmt: skip
         lines += markdown(*tau_rows(taus))
         lines += ["", f"Mean Kendall τ over pairs of datasets: {'n/a' if average != average else f'{average:.3f}'}."]
         (out / "validity.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

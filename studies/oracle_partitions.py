@@ -4,7 +4,7 @@ of an identified error set): Just Mix Once's Table 3 claims JM1 wins. Each datas
 dataset, each method's mean worst-group accuracy (validation, which selects the epoch, and test), the mean paired
 test difference JM1 − JTT with its standard deviation, and a paired t-test.
 
-    python studies/oracle_partitions.py --datasets waterbirds-style,celeba-style --seeds 0,1,2 \\
+    python studies/oracle_partitions.py --datasets waterbirds-style,celeba-style,digits-hetero-spurious --seeds 0,1,2 \\
         --out results/oracle-partitions --csv studies/oracle_partitions.csv
 """
 
@@ -56,7 +56,7 @@ def summary(out: Path) -> pd.DataFrame:
 def main() -> None:
     """Run the sweeps (finished runs are skipped), then print (and write) the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default="waterbirds-style,celeba-style")
+    parser.add_argument("--datasets", default="waterbirds-style,celeba-style,digits-hetero-spurious")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("results/oracle-partitions"))

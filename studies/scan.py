@@ -1,7 +1,15 @@
 """Scan one setting over values: methods × seeds × values on the offline datasets at their default budgets, each
 value an ordinary ``bench run`` sweep (so the scan is resumable), summarised by *validation* worst-group accuracy
-(the selection metric: test numbers are printed beside it, never used to choose), the lowest per-group share of
-live latent units, and the seeds in which a group falls below 40% test accuracy.
+(the selection metric: test numbers are printed beside it, never used to choose), validation balanced accuracy,
+the lowest per-group share of live latent units, the seeds in which a group falls below 40% test accuracy, and
+whether each latent-space mechanism acts, from the run's log.jsonl (validation data only):
+
+- ``gamma_ratio``: mr2's largest class margin γ over its smallest at the last evaluation (1 = every class alike),
+  and ``gamma_rho``: Spearman's correlation of the γ with the classes' validation error there (MR²'s premise:
+  harder classes, larger margins);
+- ``align_change``: nc-frozen's alignment term at the last evaluation over the first (nan where it is 0 from the
+  start: no class has two groups to align);
+- ``fit_change``: anchor-w2's W2 fit term at the last evaluation over the first.
 
     # the latent comparison (issue 12)
     python studies/scan.py --key train.latent --values relu,linear,layernorm,relu-bias1 \\
@@ -13,13 +21,16 @@ live latent units, and the seeds in which a group falls below 40% test accuracy.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+from scipy.stats import spearmanr
 
-from benchmark.runs.store import iter_results
+from benchmark.runs.store import iter_results, run_dir
 
 COLLAPSED = 40.0  # a test worst group below this counts as a collapsed seed
 
@@ -40,27 +51,54 @@ def setting(result: dict, key: str):
 
 
 def scanned_runs(out: Path):
-    """The finished runs in every value's results folder (``out/<value>/``), read through the store."""
+    """The finished runs in every value's results folder (``out/<value>/``), read through the store, each with the
+    folder it is in."""
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
-        yield from (r for r in iter_results(folder) if r["status"] == "ok")
+        yield from ((folder, r) for r in iter_results(folder) if r["status"] == "ok")
+
+
+def ratio(last: float, first: float) -> float:
+    """last / first, nan where first is 0."""
+    return last / first if first else math.nan
+
+
+def mechanisms(log: Path) -> dict:
+    """The mechanism columns of one run (module docstring) from its log.jsonl; nan where the method logs none."""
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    first, last = records[0]["logs"], records[-1]["logs"]
+    found = {"gamma_ratio": math.nan, "gamma_rho": math.nan, "align_change": math.nan, "fit_change": math.nan}
+    if "gamma" in last:
+        gamma = last["gamma"]
+        error = [100 - acc for acc in records[-1]["val"]["classes"].values()]
+        found["gamma_ratio"] = max(gamma) / min(gamma)
+        found["gamma_rho"] = float(spearmanr(gamma, error).statistic)
+    if "align" in last:
+        found["align_change"] = ratio(last["align"], first["align"])
+    if "fit" in last:
+        found["fit_change"] = ratio(last["fit"], first["fit"])
+    return found
 
 
 def summary(out: Path, key: str) -> pd.DataFrame:
-    """Per (dataset, value, method): means over seeds at the selected epoch of val and test wga and acc, the lowest
-    per-group share of live latent units, the number of seeds and of collapsed seeds."""
+    """Per (dataset, value, method): means over seeds at the selected epoch of val and test wga, acc and balanced
+    (mean-group) accuracy, the lowest per-group share of live latent units, the mechanism columns, the number of
+    seeds and of collapsed seeds."""
     rows = []
-    for r in scanned_runs(out):
+    for folder, r in scanned_runs(out):
         live = [v for v in (r.get("live_units") or {}).values() if v is not None]
+        log = run_dir(folder, r["dataset"], r["method"], r["run_id"]) / "log.jsonl"
         rows.append({
             "dataset": r["dataset"], "value": setting(r, key), "method": r["method"], "seed": r["seed"],
-            "val_wga": r["val"]["wga"], "val_acc": r["val"]["acc"], "test_wga": r["test"]["wga"],
-            "test_acc": r["test"]["acc"], "min_live": min(live) if live else None,
-            "collapsed": r["test"]["wga"] < COLLAPSED,
+            "val_wga": r["val"]["wga"], "val_acc": r["val"]["acc"], "val_bal": r["val"]["mean_group_acc"],
+            "test_wga": r["test"]["wga"], "test_acc": r["test"]["acc"], "test_bal": r["test"]["mean_group_acc"],
+            "min_live": min(live) if live else None, "collapsed": r["test"]["wga"] < COLLAPSED, **mechanisms(log),
         })
     frame = pd.DataFrame(rows).rename(columns={"value": key})
     grouped = frame.groupby(["dataset", key, "method"])
-    table = grouped[["val_wga", "val_acc", "test_wga", "test_acc", "min_live"]].mean()
-    table = table.round({"val_wga": 1, "val_acc": 1, "test_wga": 1, "test_acc": 1, "min_live": 2})
+    accuracies = ["val_wga", "val_acc", "val_bal", "test_wga", "test_acc", "test_bal"]
+    ratios = ["gamma_ratio", "gamma_rho", "align_change", "fit_change"]
+    table = grouped[[*accuracies, "min_live", *ratios]].mean()
+    table = table.round({**dict.fromkeys(accuracies, 1), "min_live": 2, **dict.fromkeys(ratios, 3)})
     table["seeds"] = grouped["seed"].nunique()
     table["collapsed_seeds"] = grouped["collapsed"].sum()
     return table.reset_index()

@@ -113,7 +113,7 @@ class Method(nn.Module):
 
     def labels_read(self) -> str:
         """What this run's method reads in training, recorded with its result: :meth:`label_tier`, unless its
-        hyperparameters make it read more (jm1's ``oracle``)."""
+        hyperparameters make it read more (jm1's and jtt's ``oracle``)."""
         return self.label_tier()
 
     @classmethod

@@ -86,15 +86,21 @@ def test_error_set_facts_precision_and_recall(toy):
     }
 
 
-def test_jtt_trains_two_stages_and_upweights_the_errors(toy, monkeypatch):
-    samplers = []
+@pytest.fixture
+def samplers(monkeypatch) -> list:
+    """The ``repeats`` of every RepeatSampler built while the test runs, in order."""
+    built = []
     original = RepeatSampler.__init__
 
     def spy(self, data, indices, batch_size, repeats):
-        samplers.append(repeats)
+        built.append(repeats)
         original(self, data, indices, batch_size, repeats)
 
     monkeypatch.setattr(RepeatSampler, "__init__", spy)
+    return built
+
+
+def test_jtt_trains_two_stages_and_upweights_the_errors(toy, samplers):
     spec = RunSpec("toy", {}, "jtt", {"upweight": 5}, 0, TrainConfig(epochs=3, batch_size=8))
     records = []
     result = train(spec, toy, records.append)
@@ -109,16 +115,8 @@ def test_jtt_trains_two_stages_and_upweights_the_errors(toy, monkeypatch):
     assert steps_stage2 == result["stages"][1]["steps"] == 2 * -(-42 // 8)  # ERM's epochs: no extra steps
 
 
-def test_jtt_oracle_upweights_the_minority_groups_for_the_whole_budget(toy, monkeypatch):
+def test_jtt_oracle_upweights_the_minority_groups_for_the_whole_budget(toy, samplers):
     toy = dataclasses.replace(toy, minority=(1, 2))  # toy's groups are feature spaces: minority declared
-    samplers = []
-    original = RepeatSampler.__init__
-
-    def spy(self, data, indices, batch_size, repeats):
-        samplers.append(repeats)
-        original(self, data, indices, batch_size, repeats)
-
-    monkeypatch.setattr(RepeatSampler, "__init__", spy)
     spec = RunSpec("toy", {}, "jtt", {"upweight": 5, "oracle": True}, 0, TrainConfig(epochs=3, batch_size=8))
     result = train(spec, toy)
     (stage,) = result["stages"]

@@ -46,6 +46,24 @@ def small_hetero() -> GroupDataset:
     return build_dataset("digits-hetero", small_hetero_options())
 
 
+def vector_dataset(name: str, x: torch.Tensor, y, a, g, split, class_names, attr_names, group_names) -> GroupDataset:
+    """A dataset of one vector feature space ``x`` (one row per sample) with the given labels and splits."""
+    n = len(x)
+    return GroupDataset(
+        name=name,
+        spaces=[FeatureSpace("vec", "vector", x)],
+        space=torch.zeros(n, dtype=torch.long),
+        row=torch.arange(n),
+        y=y,
+        a=a,
+        g=g,
+        split_code=split,
+        class_names=class_names,
+        attr_names=attr_names,
+        group_names=group_names,
+    )
+
+
 def toy_dataset(n_per_group=(40, 20, 10), num_classes: int = 3, seed: int = 0, dtype=torch.float32) -> GroupDataset:
     """A synthetic dataset: groups are feature spaces of different kinds (vector, image, sequence)."""
     gen = torch.Generator().manual_seed(seed)

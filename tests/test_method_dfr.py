@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_HETERO, bench_in_process, toy_dataset
+from conftest import SMALL_HETERO, bench_in_process, toy_dataset, vector_dataset
 
 from benchmark.core.registry import METHODS
-from benchmark.data.core import FeatureSpace, GroupDataset
+from benchmark.data.core import GroupDataset
 from benchmark.methods.dfr import C_GRID, Logistic, halves
 from benchmark.runs.spec import RunSpec, TrainConfig
 from benchmark.training.engine import train
@@ -23,19 +23,9 @@ def separable_dataset(n: int = 240, dim: int = 4) -> GroupDataset:
     a = torch.arange(n) // 2 % 2
     x = torch.randn(n, dim, generator=gen)
     x[:, 0] += 8 * (2 * y - 1)
-    return GroupDataset(
-        name="separable",
-        spaces=[FeatureSpace("vec", "vector", x)],
-        space=torch.zeros(n, dtype=torch.long),
-        row=torch.arange(n),
-        y=y,
-        a=a,
-        g=2 * y + a,
-        split_code=torch.randint(0, 3, (n,), generator=gen),  # about a third each in train, val and test
-        class_names=["c0", "c1"],
-        attr_names=["a0", "a1"],
-        group_names=["c0,a0", "c0,a1", "c1,a0", "c1,a1"],
-    )
+    split = torch.randint(0, 3, (n,), generator=gen)  # about a third each in train, val and test
+    groups = ["c0,a0", "c0,a1", "c1,a0", "c1,a1"]
+    return vector_dataset("separable", x, y, a, 2 * y + a, split, ["c0", "c1"], ["a0", "a1"], groups)
 
 
 def test_halves_are_disjoint_stratified_and_seeded():

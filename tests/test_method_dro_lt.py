@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_info, toy_dataset
+from conftest import make_info, toy_dataset, vector_dataset
 
 import benchmark.methods.dro_lt  # noqa: F401  (registers "dro-lt")
 from benchmark.core.errors import BenchError
 from benchmark.core.registry import METHODS
 from benchmark.core.selection import selected
 from benchmark.data.batches import make_batches
-from benchmark.data.core import FeatureSpace, GroupDataset
+from benchmark.data.core import GroupDataset
 from benchmark.methods.base import Stage
 from benchmark.methods.dro_lt import CLASS_BALANCED, stage_epochs
 from benchmark.models import GroupModel
@@ -40,19 +40,9 @@ def imbalanced_dataset(train_counts=TRAIN_COUNTS, held_out: int = 4, dim: int = 
     y_t = torch.tensor(y)
     x = torch.randn(n, dim, generator=gen, dtype=torch.float64) + y_t[:, None].double()
     attr = torch.arange(n) % 2
-    return GroupDataset(
-        name="imbalanced",
-        spaces=[FeatureSpace("vec", "vector", x)],
-        space=torch.zeros(n, dtype=torch.long),
-        row=torch.arange(n),
-        y=y_t,
-        a=attr,
-        g=attr.clone(),
-        split_code=torch.tensor(split),
-        class_names=[str(c) for c in range(len(train_counts))],
-        attr_names=["a0", "a1"],
-        group_names=["a0", "a1"],
-    )
+    classes = [str(c) for c in range(len(train_counts))]
+    split_t = torch.tensor(split)
+    return vector_dataset("imbalanced", x, y_t, attr, attr.clone(), split_t, classes, ["a0", "a1"], ["a0", "a1"])
 
 
 def make_method(data, **hparams):

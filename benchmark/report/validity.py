@@ -78,7 +78,7 @@ def row_runs(runs: pd.DataFrame, board: pd.DataFrame) -> list[pd.DataFrame]:
     return [grouped.get(tuple(key), runs.iloc[:0]) for key in board[KEYS].itertuples(index=False)]
 
 
-def headline_by_seed(runs: pd.DataFrame, board: pd.DataFrame, metric: str | None = None) -> list[pd.Series]:
+def metric_by_seed(runs: pd.DataFrame, board: pd.DataFrame, metric: str | None = None) -> list[pd.Series]:
     """Each board row's test ``metric`` (by default the :func:`~benchmark.report.frames.headline` one) by seed."""
     tested = f"test_{metric or headline(runs.columns)}"
     return [rows.groupby("seed")[tested].mean().dropna() for rows in row_runs(runs, board)]
@@ -115,7 +115,7 @@ def pair_tests(
     """Every pair of board rows (labels ``a``, ``b``) tested on the test ``metric`` (by default the
     :func:`~benchmark.report.frames.headline` one) over seeds (:func:`pair_test`), with Holm-adjusted p-values over
     the pairs (``p_holm``) and ``significant`` at ``alpha``."""
-    seeds = headline_by_seed(runs, board, metric)
+    seeds = metric_by_seed(runs, board, metric)
     labels = list(board["label"])
     rows = [(labels[i], labels[j], *pair_test(a, b)) for (i, a), (j, b) in itertools.combinations(enumerate(seeds), 2)]
     pairs = pd.DataFrame(rows, columns=PAIR_COLUMNS[:6]).astype({"diff": float, "p": float})
@@ -139,7 +139,7 @@ def paired_spread(runs: pd.DataFrame, board: pd.DataFrame, metric: str | None = 
     """The pooled standard deviation over seeds of every pair of rows' paired differences in the test ``metric``
     (by default the headline one; the pairs with at least two shared seeds, each weighted by its degrees of
     freedom), and the seeds most rows have; nan without such a pair."""
-    seeds = headline_by_seed(runs, board, metric)
+    seeds = metric_by_seed(runs, board, metric)
     squares = dof = 0.0
     for a, b in itertools.combinations(seeds, 2):
         shared = a.index.intersection(b.index)

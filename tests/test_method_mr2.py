@@ -156,3 +156,22 @@ def test_short_training_on_toy_dataset():
     assert len(gamma) == 3 and sum(gamma) / 3 == pytest.approx(1.0, rel=1e-5)
     assert METHODS.get("mr2").defaults() == {"c_bar": 1.0, "lam": 0.01, "beta": 0.9, "eps": 1e-8}
     assert not METHODS.get("mr2").needs_group_labels
+
+
+def test_not_applicable_where_the_margins_are_alike_or_favour_the_easier_classes():
+    data = toy_dataset(dtype=torch.float64)
+    method = make_mr2(data)
+    method.seen.fill_(True)
+    method.spread.zero_()
+
+    def verdict(mean_sq: list[float], val_accuracy: list[float]):
+        method.mean_sq.copy_(torch.tensor(mean_sq))
+        return method.not_applicable(data, {"val": {"classes": dict(zip("abc", val_accuracy))}})
+
+    harder = [90.0, 80.0, 70.0]  # classes 0, 1, 2 from easiest to hardest
+    assert "did not act" in verdict([1.0, 1.0, 1.15], harder), "largest γ / smallest = 1.15^(1/3) = 1.048 < 1.05"
+    assert verdict([1.0, 1.0, 1.17], harder) is None, "1.17^(1/3) = 1.054: the hardest class has the largest margin"
+    assert verdict([1.0, 2.0, 4.0], harder) is None
+    assert "premise failed" in verdict([4.0, 2.0, 1.0], harder), "the easiest class has the largest margin"
+    assert "-1.00" in verdict([4.0, 2.0, 1.0], harder)
+    assert verdict([1.0, 2.0, 4.0], [80.0, 80.0, 80.0]) is None, "classes alike in error: no evidence either way"

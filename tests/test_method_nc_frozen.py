@@ -202,6 +202,18 @@ def test_trains_end_to_end(make_data):
     result = selected(train(spec, data, records.append), "val-wga")
     assert len(records) == 2 and all(math.isfinite(r["train_loss"]) for r in records)
     assert set(records[-1]["logs"]) == {"gce", "align"}
+    assert result["not_applicable"] is None, "the toy classes have several attributes: a run records that it applied"
     for split in ("val", "test"):
         assert math.isfinite(result[split]["wga"]) and math.isfinite(result[split]["acc"])
         assert set(result[split]["groups"]) == set(data.group_names)
+
+
+def test_not_applicable_only_where_no_class_has_two_training_attributes():
+    data = cell_dataset()
+    method = make_method(data)
+    method.on_stage_start(method.stages()[0], data)
+    assert method.not_applicable(data, {}) is None
+    data.a = data.y.clone()  # digits-lt's case: the attribute is the class
+    method = make_method(data)
+    method.on_stage_start(method.stages()[0], data)
+    assert "alignment term is identically 0" in method.not_applicable(data, {})

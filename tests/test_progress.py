@@ -61,3 +61,14 @@ def test_the_remaining_time_counts_down_between_epochs():
     assert column.render(task).plain == "0:00:50 left"
     clock[0] = 500.0
     assert column.render(task).plain == "0:00:00 left"
+
+
+def test_a_run_whose_method_was_not_applicable_prints_why_and_no_number():
+    console = Console(file=io.StringIO(), width=200)
+    view = RichProgress(console)
+    view(SweepBegun(1, 1, (spec(0),)))
+    view(RunStarted(spec(0)))
+    result = {"status": "ok", "test": {"wga": 50.0, "acc": 60.0}, "wall_time_s": 1.0, "not_applicable": "no premise"}
+    view(RunFinished(spec(0), result))
+    printed = console.file.getvalue()
+    assert "finished erm seed 0: not applicable (no premise) in 1.0s" in printed and "50.0" not in printed

@@ -198,3 +198,28 @@ def test_a_long_tailed_dataset_leads_with_and_tests_balanced_accuracy(tmp_path):
     combined = table_rows((tmp_path / "combined.md").read_text())
     assert combined["header"][1:] == ["lt Mean-group ↑", "toy WGA ↑"]
     assert combined["lt"][0] == "**73.3 ± 2.9**"
+
+
+def test_a_method_that_was_not_applicable_shows_its_reason_and_no_number(tmp_path, results):
+    """A run records why its method's premise failed: its row is n/a in every table and format (on every seed, when
+    one seed's run says so), the reason stands under the table, and validity compares only the other rows."""
+    reason = "its class margins did not act"
+    results = [*results, *(fake_result("mr2", seed, [10, 10]) for seed in range(3))]
+    results[-1]["not_applicable"] = reason  # seed 2 only: the row is one claim
+    results += [fake_result(m, 0, [9, 5], dataset="other") for m in ("erm", "mr2")]
+    boards = write_reports(results, tmp_path, formats=("csv", "md", "tex", "html"))
+    board = boards["toy"].set_index("method")
+    assert board.loc["mr2", "not_applicable"] == reason and board["wga_mean"].isna().tolist() == [False, False, True]
+    assert board.loc["erm", "not_applicable"] != board.loc["erm", "not_applicable"], "erm applies: NaN"
+    md = (tmp_path / "toy" / "leaderboard.md").read_text()
+    assert set(table_rows(md)["mr2"][:-2]) == {"n/a"} and set(table_rows(md, 1)["mr2"]) == {"n/a"}
+    accuracies = md.split("Compute cost")[0]
+    assert f"n/a: mr2: {reason}." in md and "100.0" not in accuracies, "the perfect runs' accuracy is shown nowhere"
+    csv = pd.read_csv(tmp_path / "toy" / "leaderboard.csv").set_index("method")
+    assert np.isnan(csv.loc["mr2", "wga_mean"]) and csv.loc["mr2", "not_applicable"] == reason
+    assert f"n/a: mr2: {reason}." in (tmp_path / "toy" / "leaderboard.tex").read_text()
+    assert f"n/a: mr2: {reason}." in (tmp_path / "toy" / "report.html").read_text()
+    validity = pd.read_csv(tmp_path / "toy" / "validity.csv")
+    assert validity.loc[0, "rows"] == 2 and validity.loc[0, "pairs"] == 1, "erm and groupdro alone"
+    combined = (tmp_path / "combined.md").read_text()
+    assert table_rows(combined)["mr2"] == ["n/a", "50.0"] and f"toy, n/a: mr2: {reason}." in combined

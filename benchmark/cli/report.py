@@ -81,13 +81,17 @@ def print_leaderboard(dataset: str, board) -> None:
     squeeze it into 80 columns) a Markdown table, one line per method."""
     from benchmark.report.files import shown_metrics
     from benchmark.report.formats import label, markdown, mean_std
+    from benchmark.report.rows import NA
 
     title = f"{dataset}: test metrics (%), selection {board['select'].iloc[0]}"
     header = ["method", *map(label, shown_metrics(board)), "seeds", "trials"]
     rows = [
         [
             row["label"],
-            *(mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ") for m in shown_metrics(board)),
+            *(
+                NA if isinstance(row.get("not_applicable"), str) else mean_std(row[f"{m}_mean"], row[f"{m}_std"], " ± ")
+                for m in shown_metrics(board)
+            ),
             str(row["n_seeds"]),
             str(row["trials"]),
         ]

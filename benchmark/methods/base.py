@@ -155,6 +155,14 @@ class Method(nn.Module):
         becomes the run's only selectable one. Default: nothing (None)."""
         return None
 
+    def not_applicable(self, data: GroupDataset, last: dict) -> str | None:
+        """Called once after training with the run's last evaluation (``last``: its ``val`` and ``test`` metrics): why
+        this run measured something other than the method, as one sentence, where a measurement shows that the
+        premise of its mechanism failed (MR²'s margins alike across classes; nc-frozen's alignment with no class of two
+        attributes); None where it held (the default). The run records it as ``not_applicable`` and keeps its numbers;
+        reports print "n/a" in their place and the reason under the table, so it is plain ASCII text."""
+        return None
+
     def predict(self, data: GroupDataset, batch: Batch) -> torch.Tensor:
         """Class logits used for evaluation."""
         return self.model(data, batch)

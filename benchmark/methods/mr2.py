@@ -3,14 +3,21 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
+from scipy.stats import spearmanr
 
 from benchmark.core.hparams import LogUniform, Uniform
 from benchmark.core.registry import register_method
 from benchmark.core.settings import AT_LEAST_0, POSITIVE, Range
 from benchmark.methods.base import Method, TrainInfo
 from benchmark.models import GroupModel
+
+MIN_SPREAD = 1.05
+"""The least ratio of the largest class margin γ to the smallest at which MR²'s margins act: below it every class's
+logits are scaled alike (within 5%), and the logit loss is cross-entropy at one temperature."""
 
 
 @register_method("mr2")
@@ -28,6 +35,10 @@ class MR2(Method):
     that includes the 1 as exp(0), s̄ = mean of v_k over seen classes (detached); mean over those samples (0 if
     none). The paper sums over all same-class training samples; we use the batch. Loss = logit + λ·representation.
     Uses class labels only. Logs γ (``gamma``) and s̄ (``s_bar``).
+
+    Not applicable (:meth:`not_applicable`) where the premise of the margins fails at the last evaluation: the
+    largest γ is less than :data:`MIN_SPREAD` times the smallest (the margins do not act), or the γ do not rise with
+    the classes' validation error (Spearman's ρ ≤ 0: the harder classes do not get the larger margins).
 
     Args:
         c_bar: c̄ > 0, the average margin.
@@ -79,6 +90,27 @@ class MR2(Method):
         r = (self.mean_sq + self.spread).clamp_min(self.eps).pow(1 / 3) * self.seen
         k_seen = self.seen.sum()
         return torch.where(self.seen, self.c_bar * k_seen * r / r.sum().clamp_min(self.eps), self.c_bar)
+
+    def not_applicable(self, data, last):
+        """Why the margins did not act as MR² intends at the end of training (class docstring), in plain ASCII as
+        every report format prints it; None where they did."""
+        gamma = self.gamma().tolist()
+        spread = max(gamma) / min(gamma)
+        if spread < MIN_SPREAD:
+            return (
+                f"its class margins did not act: at the last evaluation the largest is {spread:.3f} times the "
+                f"smallest (under {MIN_SPREAD}), as the classes' mean squared latent norms are nearly equal"
+            )
+        errors = [(g, 100 - acc) for g, acc in zip(gamma, last["val"].get("classes", {}).values()) if acc is not None]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # every class equally hard: scipy warns, ρ is nan
+            rho = spearmanr(*zip(*errors)).statistic if len(errors) > 1 else float("nan")
+        if rho <= 0:  # nan (a constant side) says nothing either way
+            return (
+                f"its premise failed: at the last evaluation its class margins fall as the classes' validation error "
+                f"rises (Spearman's rank correlation {rho:.2f}), so the easier classes get the larger margins"
+            )
+        return None
 
     def s_bar(self) -> torch.Tensor:
         """Mean EMA spread over the seen classes (0 before any class is seen)."""

@@ -33,7 +33,9 @@ class NCFrozen(Method):
         batch contributes no alignment term. Gradients flow into both means (the paper stops neither).
         This generalises the paper's binary eq. 8 (MSE(h_{y,0}, h_{y,1})) to any number of attributes.
 
-    Needs training attribute labels (``batch.a``); ``batch.g`` is not used.
+    Needs training attribute labels (``batch.a``); ``batch.g`` is not used. Not applicable (:meth:`not_applicable`)
+    where no class has training samples of two attributes (``digits-lt``, whose attribute is its class): there
+    L_align is identically 0.
 
     Where the attribute is the feature space (``digits-hetero``: a = g = the space), the premise of a majority
     attribute per class still has a meaning: every class's majority cell is its MNIST-1D samples, so the frozen
@@ -68,6 +70,17 @@ class NCFrozen(Method):
         counts = torch.bincount(cells, minlength=self.info.num_classes * self.num_attrs)
         self.majority.copy_(counts.view(self.info.num_classes, self.num_attrs).argmax(1))
         return {"majority_attribute": self.majority.tolist()}
+
+    def not_applicable(self, data, last):
+        """Why the alignment had nothing to align: no class has training samples of two attributes; else None."""
+        train = data.indices("train")
+        cells = torch.unique(self.cells(data.y[train], data.a[train]))
+        if torch.bincount(cells // self.num_attrs, minlength=self.info.num_classes).max() > 1:
+            return None
+        return (
+            "no class has training samples of two attributes, so nc-frozen's group-mean alignment term is "
+            "identically 0 and it trains cell-summed cross-entropy under a head frozen at the class means"
+        )
 
     def cells(self, y: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         return y * self.num_attrs + a

@@ -48,6 +48,8 @@ from benchmark.report.rows import (
     combined_rows,
     cost_rows,
     group_rows,
+    applicability_note,
+    combined_notes,
     leaderboard_rows,
     repeatability_note,
     win_note,
@@ -69,6 +71,7 @@ def to_markdown(board, groups, cost, metrics: Sequence[str], precision: int = 1)
     lines = markdown(*leaderboard_rows(board, MARKDOWN, metrics, precision))
     lines += ["", f"Model selection (epoch and hparam trial): {board['select'].iloc[0]}.", *win_note(board, MARKDOWN)]
     lines += repeatability_note(board, MARKDOWN)
+    lines += [line for note in applicability_note(board, MARKDOWN) for line in ("", note)]
     if "difficulty" in board.attrs:
         lines += ["", difficulty_note(board.attrs["difficulty"], MARKDOWN.escape)]
     lines += ["", "Test accuracy per group (mean over seeds; [Wilson 95% interval] on the group's n test samples):", ""]
@@ -89,7 +92,7 @@ def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, st
     tables = {
         "leaderboard.tex": latex(
             header, rows, "l" + "l" * ("labels" in board) + "c" * len(metrics) + "rr",
-            [*win_note(board, LATEX), *repeatability_note(board, LATEX)],
+            [*win_note(board, LATEX), *repeatability_note(board, LATEX), *applicability_note(board, LATEX)],
         ),
         "groups.tex": latex(group_header, group_cells, "l" + "c" * (len(group_header) - 1)),
         "cost.tex": latex(cost_header, cost_cells, "lrl" + "c" * (len(cost_header) - 3)),
@@ -102,7 +105,7 @@ def to_latex(board, groups, cost, metrics: Sequence[str], precision: int = 1, st
 
 def write_combined(boards: dict[str, pd.DataFrame], out: Path, formats, precision: int, standalone: bool) -> None:
     """``out/combined.{csv,md,tex}``: each dataset's headline metric (worst-group accuracy, balanced accuracy on a
-    long-tailed dataset) of every method."""
+    long-tailed dataset) of every method, and under the table why a method was not applicable where it was."""
     combined = combined_table(boards)
     metrics = {name: headline(board.columns) for name, board in boards.items()}
     caption = "worst-group accuracy (%)" + "".join(
@@ -115,10 +118,12 @@ def write_combined(boards: dict[str, pd.DataFrame], out: Path, formats, precisio
             f"Test {caption}, mean ± std over seeds:",
             "",
             *markdown(*combined_rows(combined, MARKDOWN, precision, metrics)),
+            *(line for note in combined_notes(boards, MARKDOWN) for line in ("", note)),
         ]
         (out / "combined.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if "tex" in formats:
-        tabular = latex(*combined_rows(combined, LATEX, precision, metrics), "l" + "c" * len(boards))
+        rows = combined_rows(combined, LATEX, precision, metrics)
+        tabular = latex(*rows, "l" + "c" * len(boards), combined_notes(boards, LATEX))
         (out / "combined.tex").write_text(latex_file(tabular, [f"test {caption}"], standalone), encoding="utf-8")
 
 

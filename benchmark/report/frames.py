@@ -25,6 +25,8 @@ RECORDED_COST = ("train_cpu_s", "parallel_runs")
 PER_NAME = ("groups", "classes")  # a split's per-group and per-class accuracies (dicts), beside its metrics
 PER_GROUP_DERIVED = ("live:", "n_test:", "wilson_low:", "wilson_high:")  # per-group columns beside the accuracies
 BASELINE, ALPHA = "erm", 0.05  # daggers: p < ALPHA against BASELINE on the dataset's headline metric, better mean
+NOT_APPLICABLE = "not_applicable"  # a run's reason why its method's premise failed (its test numbers never shown)
+HIDDEN = ("test_", "group:", "class:")  # the test numbers of a run whose method was not applicable
 LONG_TAIL = ("many", "medium", "few")  # the shot buckets a long-tailed dataset reports (its groups are its classes)
 
 
@@ -52,7 +54,9 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
     ``class:*``, runs that record them), the
     share of live latent units per group on val (``live:*``, runs that record it), test group sizes
     (``n_test:*``), total and per-stage steps, cost, and ``unrepeatable``: a CUDA run without deterministic
-    algorithms (``deterministic`` false in its result), which a rerun may not repeat bitwise."""
+    algorithms (``deterministic`` false in its result), which a rerun may not repeat bitwise. A run whose method
+    was not applicable (``not_applicable`` in its result: why its premise failed) keeps that reason in a
+    ``not_applicable`` column and has no test number (NaN), so that no table shows one."""
     rows = []
     for r in results:
         if r.get("status") != "ok":
@@ -73,6 +77,8 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
         row["unrepeatable"] = str(r.get("device", "cpu")).startswith("cuda") and not r.get("deterministic", False)
         row.update({k: r.get(k) for k in RECORDED_COST})
         row.update({"labels": r["labels"]} if "labels" in r else {})  # what the method read in training
+        if r.get(NOT_APPLICABLE):
+            row = {k: np.nan if k.startswith(HIDDEN) else v for k, v in row.items()} | {NOT_APPLICABLE: r[NOT_APPLICABLE]}
         rows.append(row)
     frame = pd.DataFrame(rows)
     numeric = [c for c in frame if c.startswith(("test_", "val_", "group:", "class:", "live:", "n_test:")) or c in COST]
@@ -97,7 +103,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
     cost, how many of its runs a rerun may not repeat (``unrepeatable``: CUDA runs without deterministic
     algorithms; the column only when some run is such), what the method read in training (``labels``: classes,
     training groups or validation groups; where the runs record it), and the paired test of the :func:`headline`
-    metric against ERM (e.g. ``wga_p_vs_erm``, ``wga_win_vs_erm``)."""
+    metric against ERM (e.g. ``wga_p_vs_erm``, ``wga_win_vs_erm``); ``not_applicable``, the first of its runs'
+    reasons, where some run's method was not applicable."""
     metrics = [c for c in runs.columns if c.startswith("test_")]
     grouped = runs.groupby(KEYS, sort=False)
     board = grouped[metrics].agg(["mean", "std", ci_low, ci_high])
@@ -111,6 +118,8 @@ def leaderboard(runs: pd.DataFrame) -> pd.DataFrame:
         board["unrepeatable"] = grouped["unrepeatable"].sum()
     if "labels" in runs:  # runs that record what their method read in training
         board["labels"] = grouped["labels"].first()
+    if NOT_APPLICABLE in runs:
+        board[NOT_APPLICABLE] = grouped[NOT_APPLICABLE].first()
     board = board.reset_index()
     board.insert(2, "label", family_labels(board, grouped["train"].first().to_list()))
     return paired_tests(board, runs)
@@ -195,12 +204,14 @@ def cost_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def combined_table(boards: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Each dataset's :func:`headline` metric (mean and std over seeds) of every method (row label): columns
-    ``method``, then ``<dataset>_mean`` and ``<dataset>_std`` per dataset."""
+    ``method``, then ``<dataset>_mean`` and ``<dataset>_std`` per dataset, and ``<dataset>_not_applicable`` (the
+    reason, where a method was not applicable there) after a board that has such rows."""
     parts = []
     for name, board in boards.items():
         metric = headline(board.columns)
-        columns = board.set_index("label")[[f"{metric}_mean", f"{metric}_std"]]
-        parts.append(columns.set_axis([f"{name}_mean", f"{name}_std"], axis=1))
+        shown = [f"{metric}_mean", f"{metric}_std", *([NOT_APPLICABLE] if NOT_APPLICABLE in board else [])]
+        columns = board.set_index("label")[shown]
+        parts.append(columns.set_axis([f"{name}_{c.removeprefix(metric + '_')}" for c in shown], axis=1))
     return pd.concat(parts, axis=1).rename_axis("method").reset_index()
 
 
@@ -249,11 +260,22 @@ def dataset_boards(
     return boards_of(dataset_frames(results, select), select, columns)
 
 
+def not_applicable_families(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` where every run of a (dataset, method, family) of which some run was not applicable is so too: the
+    first reason on each, no test number (a leaderboard row is one claim, so it stands on all its seeds or none)."""
+    if NOT_APPLICABLE not in runs:
+        return runs
+    reason = runs.groupby(KEYS, sort=False)[NOT_APPLICABLE].transform("first")
+    runs = runs.assign(**{NOT_APPLICABLE: reason})
+    runs.loc[reason.notna(), [c for c in runs if c.startswith(HIDDEN)]] = np.nan
+    return runs
+
+
 def boards_of(
     frames: dict[str, pd.DataFrame], select: str, columns: Sequence[str] | None = None
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Per dataset of ``frames`` (:func:`dataset_frames` under ``select``): the runs of the trial each method's
-    family selects and the leaderboard. Where ERM's runs record per-class accuracy
+    family selects (:func:`not_applicable_families`) and the leaderboard. Where ERM's runs record per-class accuracy
     of at least 3 classes, the runs get MR²'s class-wise ``test_easy``/``test_middle``/``test_hard``
     (:mod:`benchmark.report.difficulty`), the leaderboard their means etc., and ``board.attrs["difficulty"]`` the split
     (thirds, the ERM row's ``label``, ``seeds`` and ``trial``). ``columns``, if given, must be metrics of the
@@ -270,7 +292,7 @@ def boards_of(
             )
     tables = {}
     for dataset, frame in frames.items():
-        dataset_runs = select_trials(frame, select).reset_index(drop=True)
+        dataset_runs = not_applicable_families(select_trials(frame, select).reset_index(drop=True))
         dataset_runs, split = add_difficulty(dataset_runs, BASELINE)
         board = leaderboard(dataset_runs)
         if split is not None:

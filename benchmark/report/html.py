@@ -12,7 +12,7 @@ import pandas as pd
 
 from benchmark.report.formats import HTML, html_table
 from benchmark.report.frames import BASELINE, HEADLINE_NAMES, headline
-from benchmark.report.rows import cost_rows, group_rows, leaderboard_rows, win_note
+from benchmark.report.rows import applicability_note, cost_rows, group_rows, leaderboard_rows, win_note
 from benchmark.report.validity import CITATION
 from benchmark.report.validity_files import summary_lines
 
@@ -110,7 +110,7 @@ def to_html(
         title=HTML.escape(dataset),
         select=HTML.escape(board["select"].iloc[0]),
         leaderboard=html_table(*leaderboard_rows(board, HTML, metrics, precision)),
-        notes="".join(f"<p>{note}</p>" for note in win_note(board, HTML)),
+        notes="".join(f"<p>{note}</p>" for note in [*win_note(board, HTML), *applicability_note(board, HTML)]),
         groups=html_table(*group_rows(board, groups, HTML, precision)),
         cost=html_table(*cost_rows(board, cost, HTML)),
         details=html_table(*details_rows(board, precision)),

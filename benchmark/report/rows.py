@@ -8,20 +8,35 @@ from typing import Sequence
 import pandas as pd
 
 from benchmark.report.formats import LATEX, Style, cell, higher_is_better, ranked_column
-from benchmark.report.frames import BASELINE, COST, HEADLINE_NAMES, group_names, headline
+from benchmark.report.frames import BASELINE, COST, HEADLINE_NAMES, NOT_APPLICABLE, group_names, headline
 
 COST_LABELS = {"train_time_s": "Train s", "steps_per_s": "Steps/s", "peak_memory_mb": "Peak MB", "train_cpu_s": "CPU s"}
+NA = "n/a"  # the cell of a method that was not applicable (its reason in :func:`applicability_note`)
+
+
+def not_applicable_rows(table: pd.DataFrame, column: str = NOT_APPLICABLE) -> pd.Series:
+    """Which rows of a board (or of a table whose ``column`` holds the reasons) are of a method that was not
+    applicable."""
+    return table[column].notna() if column in table else pd.Series(False, table.index)
+
+
+def applicable_cells(column: list[str], not_applicable: pd.Series) -> list[str]:
+    """A column's cells with :data:`NA` in the rows of a method that was not applicable."""
+    return [NA if hidden else text for text, hidden in zip(column, not_applicable)]
 
 
 def leaderboard_rows(board: pd.DataFrame, style: Style, metrics: Sequence[str], precision: int):
     """Header and rows of the leaderboard: method, what it read in training (where the runs record it), metrics
-    (best bold, second underlined, daggers), seeds, trials."""
+    (best bold, second underlined, daggers; n/a where the method was not applicable), seeds, trials."""
     reads = [list(map(style.escape, board["labels"].fillna("–")))] if "labels" in board else []
     header = ["Method", *(["Labels read"] if reads else []), *map(style.header, metrics), "Seeds", "Trials"]
     tested = headline(board.columns)
     wins = {tested: board[f"{tested}_win_vs_{BASELINE}"]}
     cells = [
-        ranked_column(style, board[f"{m}_mean"], board[f"{m}_std"], higher_is_better(m), precision, wins.get(m))
+        applicable_cells(
+            ranked_column(style, board[f"{m}_mean"], board[f"{m}_std"], higher_is_better(m), precision, wins.get(m)),
+            not_applicable_rows(board),
+        )
         for m in metrics
     ]
     names, seeds, trials = map(style.escape, board["label"]), board["n_seeds"].astype(str), board["trials"].astype(str)
@@ -30,11 +45,12 @@ def leaderboard_rows(board: pd.DataFrame, style: Style, metrics: Sequence[str], 
 
 def group_rows(board: pd.DataFrame, groups: pd.DataFrame, style: Style, precision: int):
     """Header and rows of the per-group test accuracy table (best per group bold, second underlined): each group's
-    test size in its header and the Wilson 95% interval after each accuracy when the runs record group sizes, then
+    test size in its header and the Wilson 95% interval after each accuracy when the runs record group sizes (n/a where
+    the method was not applicable), then
     the share of live latent units per group (%, on val) when they record it."""
     names, header, cells = group_names(groups), [], []
     for g in names:
-        column = ranked_column(style, groups[g], None, True, precision)
+        column = applicable_cells(ranked_column(style, groups[g], None, True, precision), not_applicable_rows(board))
         if f"n_test:{g}" in groups:
             bounds = zip(groups[f"wilson_low:{g}"], groups[f"wilson_high:{g}"])
             column = [
@@ -80,7 +96,13 @@ def combined_rows(combined: pd.DataFrame, style: Style, precision: int, metrics:
     """Header and rows of the methods × datasets table of each dataset's headline metric (``metrics``: dataset ->
     metric)."""
     datasets = [c[: -len("_mean")] for c in combined.columns if c.endswith("_mean")]
-    cells = [ranked_column(style, combined[f"{d}_mean"], combined[f"{d}_std"], True, precision) for d in datasets]
+    cells = [
+        applicable_cells(
+            ranked_column(style, combined[f"{d}_mean"], combined[f"{d}_std"], True, precision),
+            not_applicable_rows(combined, f"{d}_{NOT_APPLICABLE}"),
+        )
+        for d in datasets
+    ]
     names = map(style.escape, combined["method"])
     header = ["Method", *(f"{style.escape(d)} {style.header(metrics[d])}" for d in datasets)]
     return header, [list(row) for row in zip(names, *cells)]
@@ -95,6 +117,19 @@ def repeatability_note(board: pd.DataFrame, style: Style) -> list[str]:
                                                                                   rows["n_seeds"]))  # fmt: skip
     text = f"Not repeatable bitwise: {named} trained on CUDA without deterministic algorithms, so a rerun can differ."
     return [style.escape(text)]
+
+
+def applicability_note(board: pd.DataFrame, style: Style) -> list[str]:
+    """One line per row of a method that was not applicable: why, in place of its numbers."""
+    if NOT_APPLICABLE not in board:
+        return []
+    rows = board[board[NOT_APPLICABLE].notna()]
+    return [style.escape(f"{NA}: {label}: {reason}.") for label, reason in zip(rows["label"], rows[NOT_APPLICABLE])]
+
+
+def combined_notes(boards: dict[str, pd.DataFrame], style: Style) -> list[str]:
+    """The :func:`applicability_note` lines of every dataset's board, each after its dataset's name."""
+    return [f"{style.escape(name)}, {note}" for name, board in boards.items() for note in applicability_note(board, style)]
 
 
 def win_note(board: pd.DataFrame, style: Style) -> list[str]:

@@ -39,7 +39,7 @@ import pandas as pd
 from scipy.stats import kendalltau, ttest_ind
 
 from benchmark.core.selection import FAMILY_KEYS as KEYS
-from benchmark.report.frames import ALPHA, BASELINE, headline
+from benchmark.report.frames import ALPHA, BASELINE, NOT_APPLICABLE, headline
 from benchmark.report.stats import bootstrap_ci, detectable_difference, paired_ttest
 
 MIN_GAP = 5.0  # points of test accuracy minus WGA below which ERM does not fail (this project's threshold)
@@ -161,7 +161,9 @@ def detectable(runs: pd.DataFrame, board: pd.DataFrame, pairs: int, alpha: float
 
 def dataset_validity(dataset: str, runs: pd.DataFrame, board: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
     """One dataset's figures (ERM failure of the board's first ERM row, discriminative power; one flat row) and its
-    pair tests."""
+    pair tests, over the rows of methods that were applicable (a row with no number is no pair)."""
+    if NOT_APPLICABLE in board:
+        board = board[board[NOT_APPLICABLE].isna()].reset_index(drop=True)
     erm = np.flatnonzero(board["method"] == BASELINE)[:1]
     erm_runs = row_runs(runs, board.iloc[erm])[0] if len(erm) else runs.iloc[:0]
     label = board["label"].iloc[erm[0]] if len(erm) else ""

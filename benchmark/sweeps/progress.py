@@ -104,6 +104,9 @@ class RichProgress(Handlers):
         test = result["test"]
         state = "done    " if skipped else "finished"
         extra = "" if skipped else f" in {result['wall_time_s']:.1f}s"
+        if result.get("not_applicable"):  # its numbers measure something else: the reason instead
+            self.console.print(f"{state} {what}: not applicable ({result['not_applicable']}){extra}")
+            return
         self.console.print(f"{state} {what}: test wga {test['wga']:.1f}, acc {test['acc']:.1f}{extra}")
 
     def note(self, event: Note) -> None:

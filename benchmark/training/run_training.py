@@ -200,6 +200,7 @@ class RunTraining:
             "device": str(device),
             "threads": torch.get_num_threads(),
             "labels": self.method.labels_read(),
+            "not_applicable": self.method.not_applicable(self.data, self.history[-1]),
             "history": self.history,
             "curve": self.curve,
             **({"state_dict": self.kept} if self.selection.keep_model else {}),

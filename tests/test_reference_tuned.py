@@ -5,6 +5,7 @@ runs."""
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -154,3 +155,16 @@ def holm_separations(dataset: str, metric: str | None = None) -> tuple[int, int,
     hits = list(pairs.loc[pairs["significant"], ["a", "b", "diff"]].itertuples(index=False))
     above = [b for a, b, d in hits if a == "erm" and d < 0] + [a for a, b, d in hits if b == "erm" and d > 0]
     return len(hits), len(pairs), above, metric or headline(runs.columns)
+
+
+def test_readme_names_the_commits_the_tuned_runs_come_from():
+    commits = defaultdict(lambda: defaultdict(int))
+    for path in sorted(RUNS.glob("*/*/*/result.json")):
+        result = json.loads(path.read_text())
+        commits[result["dataset"]][(result.get("environment") or {}).get("git_commit") or "none"] += 1
+    stated = "; ".join(
+        f"{dataset} " + ", ".join(f"{commit[:7]} ({n})" for commit, n in sorted(counts.items()))
+        for dataset, counts in sorted(commits.items())
+    )
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert stated in readme, stated

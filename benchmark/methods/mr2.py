@@ -101,10 +101,10 @@ class MR2(Method):
                 f"its class margins did not act: at the last evaluation the largest is {spread:.3f} times the "
                 f"smallest (under {MIN_SPREAD}), as the classes' mean squared latent norms are nearly equal"
             )
-        errors = [(g, 100 - acc) for g, acc in zip(gamma, last["val"].get("classes", {}).values()) if acc is not None]
+        pairs = [(g, 100 - acc) for g, acc in zip(gamma, last["val"].get("classes", {}).values()) if acc is not None]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # every class equally hard: scipy warns, ρ is nan
-            rho = spearmanr(*zip(*errors)).statistic if len(errors) > 1 else float("nan")
+            rho = spearmanr(*zip(*pairs)).statistic if len(pairs) > 1 else float("nan")
         if rho <= 0:  # nan (a constant side) says nothing either way
             return (
                 f"its premise failed: at the last evaluation its class margins fall as the classes' validation error "

@@ -45,11 +45,11 @@ from benchmark.report.frames import (
 )
 from benchmark.report.html import to_html
 from benchmark.report.rows import (
+    applicability_note,
+    combined_notes,
     combined_rows,
     cost_rows,
     group_rows,
-    applicability_note,
-    combined_notes,
     leaderboard_rows,
     repeatability_note,
     win_note,

@@ -77,8 +77,9 @@ def runs_frame(results: list[dict], select: str = "val-wga") -> pd.DataFrame:
         row["unrepeatable"] = str(r.get("device", "cpu")).startswith("cuda") and not r.get("deterministic", False)
         row.update({k: r.get(k) for k in RECORDED_COST})
         row.update({"labels": r["labels"]} if "labels" in r else {})  # what the method read in training
-        if r.get(NOT_APPLICABLE):
-            row = {k: np.nan if k.startswith(HIDDEN) else v for k, v in row.items()} | {NOT_APPLICABLE: r[NOT_APPLICABLE]}
+        if r.get(NOT_APPLICABLE):  # its reason, and no test number
+            row = {k: np.nan if k.startswith(HIDDEN) else v for k, v in row.items()}
+            row[NOT_APPLICABLE] = r[NOT_APPLICABLE]
         rows.append(row)
     frame = pd.DataFrame(rows)
     numeric = [c for c in frame if c.startswith(("test_", "val_", "group:", "class:", "live:", "n_test:")) or c in COST]

@@ -129,7 +129,8 @@ def applicability_note(board: pd.DataFrame, style: Style) -> list[str]:
 
 def combined_notes(boards: dict[str, pd.DataFrame], style: Style) -> list[str]:
     """The :func:`applicability_note` lines of every dataset's board, each after its dataset's name."""
-    return [f"{style.escape(name)}, {note}" for name, board in boards.items() for note in applicability_note(board, style)]
+    notes = {name: applicability_note(board, style) for name, board in boards.items()}
+    return [f"{style.escape(name)}, {line}" for name, lines in notes.items() for line in lines]
 
 
 def win_note(board: pd.DataFrame, style: Style) -> list[str]:

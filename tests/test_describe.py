@@ -7,22 +7,31 @@ from conftest import IMAGE_DATASETS, bench_in_process, needs_torchvision
 from test_data_adult import write_adult
 from test_data_digits_full import write_all
 from test_data_real_images import fake_celeba, fake_waterbirds
+from test_data_table import frame
 
 from benchmark.core.registry import DATASETS
 from benchmark.data import build_dataset
 from benchmark.sweeps.plan import dataset_options
+
+
+def write_table(root):
+    frame().to_csv(root / "people.csv", index=False)
+
 
 FAKE_ROOTS = {
     "waterbirds": fake_waterbirds,
     "celeba": fake_celeba,
     "adult": write_adult,
     "digits-hetero-full": write_all,
+    "table": write_table,
 }
+ROOT_FILES = {"table": "people.csv"}  # datasets whose --data-root is one file of the fake folder
 SMALL = {
     "digits-hetero": ["data.n_mnist1d=600"],
     "digits-hetero-spurious": ["data.n_mnist1d=600"],
     "waterbirds": ["data.image_size=16", "data.encoder=cnn"],
     "celeba": ["data.image_size=16", "data.encoder=cnn"],
+    "table": ["data.target=label", "data.attributes=sex"],
 }
 
 
@@ -36,6 +45,7 @@ def test_every_builtin_dataset_is_described_here():
             "digits-hetero-full",
             "digits-hetero-spurious",
             "digits-lt",
+            "table",
             "waterbirds",
             "waterbirds-style",
         ]
@@ -49,9 +59,9 @@ def test_describe_prints_groups_and_counts(name, tmp_path):
     args = ["describe", name]
     root = None
     if name in FAKE_ROOTS:
-        root = str(tmp_path / "data")
         (tmp_path / "data").mkdir()
         FAKE_ROOTS[name](tmp_path / "data")
+        root = str(tmp_path / "data" / ROOT_FILES.get(name, ""))
         args += ["--data-root", root]
     sets = SMALL.get(name, [])
     for item in sets:

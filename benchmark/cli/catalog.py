@@ -44,7 +44,7 @@ def list_cmd(
 @cli_errors
 def describe(
     dataset: str = typer.Argument(..., help="dataset name"),
-    data_root: Optional[str] = typer.Option(None, help="folder with the dataset's files"),
+    data_root: Optional[str] = typer.Option(None, help="folder with the dataset's files (table: the file)"),
     set_: List[str] = typer.Option([], "--set", help="data.KEY=VALUE dataset options"),
     plugin: List[str] = typer.Option([], help="plugin file or module registering datasets"),
 ) -> None:

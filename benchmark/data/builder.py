@@ -43,12 +43,15 @@ class DatasetBuilder:
     def fingerprint(cls, data_root: str | None) -> str | None:
         """A hash of the files a ``--data-root`` dataset reads (None for datasets built offline): the content of
         each file of ``data_files`` up to :data:`CONTENT_LIMIT` bytes (so a copy of the folder keeps its runs), size
-        and modification time of larger ones; every file under the root when the builder declares none. Images a
-        metadata file lists are covered through that file."""
+        and modification time of larger ones; every file under the root when the builder declares none, the root
+        itself when it is a file (``table``). Images a metadata file lists are covered through that file."""
         if not cls.needs_data_root or data_root is None:
             return None
         root = Path(data_root)
-        found = {p for pattern in cls.data_files for p in root.glob(pattern)} if cls.data_files else root.rglob("*")
+        if root.is_file():  # a dataset that is one file (table)
+            found = {root}
+        else:
+            found = {p for pattern in cls.data_files for p in root.glob(pattern)} if cls.data_files else root.rglob("*")
         digest = hashlib.sha256()
         for path in sorted(p for p in found if p.is_file()):
             info = path.stat()

@@ -133,7 +133,7 @@ OPTIONS = option_table(
     Option("out", "results", "results folder", str, folder),
     Option("plugins", (), "plugin file or module (repeatable)", List[str], strings, decls=("--plugin",)),
     Option("sets", (), "KEY=VALUE: train.*, data.*, <method>.* (repeatable)", List[str], sets, decls=("--set",)),
-    Option("data_root", None, "folder with the dataset's files", Optional[str]),
+    Option("data_root", None, "folder with the dataset's files (table: the file)", Optional[str]),
     Option("force", False, "re-run runs that already finished", bool, decls=("--force",)),
     Option("retry_failed", False, "re-run runs recorded as failed", bool, decls=("--retry-failed",)),
     Option("ray_address", None, "Ray cluster to join (default: start a local instance)", Optional[str]),

@@ -6,12 +6,17 @@ import pytest
 from conftest import IMAGE_DATASETS, bench_in_process, needs_torchvision
 from test_data_adult import write_adult
 from test_data_digits_full import write_all
+from test_data_embeddings import save
 from test_data_real_images import fake_celeba, fake_waterbirds
 from test_data_table import frame
 
 from benchmark.core.registry import DATASETS
 from benchmark.data import build_dataset
 from benchmark.sweeps.plan import dataset_options
+
+
+def write_embeddings(root):
+    save(root)
 
 
 def write_table(root):
@@ -24,8 +29,10 @@ FAKE_ROOTS = {
     "adult": write_adult,
     "digits-hetero-full": write_all,
     "table": write_table,
+    "embeddings": write_embeddings,
 }
-ROOT_FILES = {"table": "people.csv"}  # datasets whose --data-root is one file of the fake folder
+# datasets whose --data-root is one file of the fake folder
+ROOT_FILES = {"table": "people.csv", "embeddings": "feats.npz"}
 SMALL = {
     "digits-hetero": ["data.n_mnist1d=600"],
     "digits-hetero-spurious": ["data.n_mnist1d=600"],
@@ -45,6 +52,7 @@ def test_every_builtin_dataset_is_described_here():
             "digits-hetero-full",
             "digits-hetero-spurious",
             "digits-lt",
+            "embeddings",
             "table",
             "waterbirds",
             "waterbirds-style",

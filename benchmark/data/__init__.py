@@ -24,6 +24,7 @@ from benchmark.data import (  # noqa: F401  (registers the built-ins)
     digits_hetero_full,
     digits_hetero_spurious,
     digits_lt,
+    embeddings,
     table,
     waterbirds,
     waterbirds_style,

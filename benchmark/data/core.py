@@ -218,3 +218,11 @@ def bias_conflicting_groups(y: np.ndarray, a: np.ndarray, g: np.ndarray, num_gro
         p_attr_in_class = np.sum((y == cls) & (a == attr)) / np.sum(y == cls)
         minority[group] = p_attr_in_class < np.sum(a == attr) / n
     return minority
+
+
+def observed_cells(y: np.ndarray, a: np.ndarray, class_names: list[str], attr_names: list[str]):
+    """Groups as the (class, attribute) cells that occur: each sample's group (in the order of y·A + a) and the
+    groups' names ``<class>,<attribute>``."""
+    cells, g = np.unique(y * len(attr_names) + a, return_inverse=True)
+    names = [f"{class_names[c // len(attr_names)]},{attr_names[c % len(attr_names)]}" for c in cells]
+    return g.astype(np.int64), names

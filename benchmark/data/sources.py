@@ -11,6 +11,7 @@ import torch
 
 from benchmark.core.errors import BenchError
 
+SPLIT_NAMES = {"train": 0, "val": 1, "test": 2, "0": 0, "1": 1, "2": 2}  # a user's split values, as split codes
 MAX_TABLE_BYTES = 2**30  # metadata tables larger than this are refused; the real ones are at most ~26 MB (CelebA)
 
 

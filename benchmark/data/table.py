@@ -20,13 +20,13 @@ from benchmark.core.errors import BenchError
 from benchmark.core.registry import register_dataset
 from benchmark.core.settings import FRACTION
 from benchmark.data.builder import DatasetBuilder
-from benchmark.data.core import FeatureSpace, GroupDataset
-from benchmark.data.sources import check_table_size, refuse_symlink_loop, stratified_parts
+from benchmark.data.core import FeatureSpace, GroupDataset, observed_cells
+from benchmark.data.sources import SPLIT_NAMES, check_table_size, refuse_symlink_loop, stratified_parts
 
 MISSING = "missing"  # the level of a missing categorical value, and the suffix of a numeric column's indicator
 EXTRA_MISSING = ("?",)  # read as missing beside pandas' defaults (empty, NA, NaN, null, ...): UCI's marker
-SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "0": 0, "1": 1, "2": 2}
 NUMERIC_SHARE = 0.9  # a text column whose values are numbers at least this often is numeric with bad values
+TABULAR_TRAIN = {"epochs": 50, "batch_size": 256, "lr": 1e-3}  # Lu et al. 2024's budget for Adult (as adult's)
 READERS = {".csv": "csv", ".gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -138,7 +138,7 @@ def encode_features(frame: pd.DataFrame, names: list[str], categorical: set[str]
 def split_codes(frame: pd.DataFrame, column: str, source: Source) -> np.ndarray:
     """The split column as codes 0/1/2 (train, val, test; or the numbers 0, 1, 2); another value is an error."""
     text = labels(frame[column]).str.strip().str.lower()
-    codes = text.map(SPLIT_CODES)
+    codes = text.map(SPLIT_NAMES)
     bad = np.flatnonzero(codes.isna().to_numpy())
     if len(bad):
         raise BenchError(
@@ -174,8 +174,7 @@ class Table(DatasetBuilder):
         "test_fraction": 0.2,
     }
     bounds = {"val_fraction": FRACTION, "test_fraction": FRACTION}
-    # Lu et al. 2024's tabular budget (as for adult): Adam, lr 1e-3, batch 256, 50 epochs
-    train_defaults = {"epochs": 50, "batch_size": 256, "lr": 1e-3}
+    train_defaults = TABULAR_TRAIN
     needs_data_root = True
 
     @classmethod
@@ -212,8 +211,7 @@ class Table(DatasetBuilder):
             raise BenchError(f"target column '{target}' has one class ('{class_names[0]}'): nothing to classify")
         combos = [labels(frame[name]).radd(f"{name}=") for name in attributes]
         a, attr_names = coded(combos[0].str.cat(combos[1:], sep=",").to_numpy())
-        cells, g = np.unique(y * len(attr_names) + a, return_inverse=True)
-        group_names = [f"{class_names[c // len(attr_names)]},{attr_names[c % len(attr_names)]}" for c in cells]
+        g, group_names = observed_cells(y, a, class_names, attr_names)
         if split_column:
             split = split_codes(frame, split_column, source)
         else:
@@ -235,7 +233,7 @@ class Table(DatasetBuilder):
             row=torch.arange(n),
             y=torch.from_numpy(y),
             a=torch.from_numpy(a),
-            g=torch.from_numpy(g.astype(np.int64)),
+            g=torch.from_numpy(g),
             split_code=torch.from_numpy(split),
             class_names=class_names,
             attr_names=attr_names,

@@ -122,26 +122,43 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
-class ResNet(nn.Module):
-    """A torchvision ResNet (``resnet18``/``resnet50``) whose classifier is replaced by an FC layer into ℝᵏ (``out``).
+FINAL_LAYERS = ("fc", "classifier", "heads", "head")  # where torchvision's classification models keep theirs
 
-    ``pretrained`` loads ImageNet weights from torchvision's local cache; nothing is downloaded, so
-    missing weights are an input error that says where they were looked for.
-    """
+
+def torchvision_backbone(name: str, pretrained: bool) -> tuple[nn.Module, int]:
+    """A torchvision classification model ``name`` with its final layer replaced by the identity, and the size of
+    the features it then outputs. ``pretrained`` loads its default ImageNet weights from torchvision's local cache;
+    nothing is downloaded, so missing weights (or an unknown name) are an input error that says where they were
+    looked for."""
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT if pretrained else None
+        build = torchvision.models.get_model_builder(name)
+    except ValueError:
+        raise BenchError(f"unknown torchvision model '{name}' (e.g. resnet18, resnet50, vit_b_16)") from None
+    if weights is not None:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        if not cached.is_file():
+            raise BenchError(f"pretrained {name} weights not found at {cached} (nothing is downloaded here)")
+    net = build(weights=weights)
+    for attr in FINAL_LAYERS:
+        layer = getattr(net, attr, None)
+        linear = [m for m in layer.modules() if isinstance(m, nn.Linear)] if isinstance(layer, nn.Module) else []
+        if linear:
+            setattr(net, attr, nn.Identity())
+            return net, linear[-1].in_features
+    raise BenchError(f"torchvision model '{name}' has no final linear layer ({', '.join(FINAL_LAYERS)}) to remove")
+
+
+class ResNet(nn.Module):
+    """A torchvision ResNet (``resnet18``/``resnet50``) whose classifier is replaced by an FC layer into ℝᵏ (``out``);
+    ``pretrained``: ImageNet weights from torchvision's local cache (:func:`torchvision_backbone`)."""
 
     def __init__(self, name: str, k: int, pretrained: bool = False):
         super().__init__()
-        import torchvision
-
-        weights = None
-        if pretrained:
-            weights = torchvision.models.get_model_weights(name).DEFAULT
-            cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-            if not cached.is_file():
-                raise BenchError(f"pretrained {name} weights not found at {cached} (nothing is downloaded here)")
-        self.net = getattr(torchvision.models, name)(weights=weights)
-        self.out = nn.Linear(self.net.fc.in_features, k)
-        self.net.fc = nn.Identity()
+        self.net, features = torchvision_backbone(name, pretrained)
+        self.out = nn.Linear(features, k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.net(x))

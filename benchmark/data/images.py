@@ -125,6 +125,29 @@ class _BatchRows(torch.utils.data.Dataset):
         return [{s: self.sources[s].load(rows) for s, rows in request.items()} for request in self.requests[i]]
 
 
+class _Rows(torch.utils.data.Dataset):
+    """Item i: the loaded images of the i-th block of rows."""
+
+    def __init__(self, files: ImageFiles, blocks: list[np.ndarray]):
+        self.files, self.blocks = files, blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.files.load(self.blocks[i])
+
+
+def image_blocks(files: ImageFiles, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """Every image of ``files`` in order, as (rows, loaded images) blocks of ``batch_size``, decoded by the files'
+    DataLoader workers ahead of use."""
+    blocks = np.array_split(np.arange(len(files)), max(1, -(-len(files) // batch_size)))
+    loader = torch.utils.data.DataLoader(
+        _Rows(files, blocks), batch_size=None, num_workers=files.workers, collate_fn=_as_is
+    )
+    yield from zip(blocks, loader)
+
+
 def prefetched(data, batches: list) -> Iterable:
     """Batches with the images of their disk-backed spaces (and of their attached batches) loaded onto the data
     device by DataLoader workers ahead of use, in order. Returns ``batches`` unchanged when every feature space

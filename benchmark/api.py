@@ -30,6 +30,7 @@ from benchmark.data.core import SPLITS, GroupDataset
 from benchmark.plugins import load_plugins
 from benchmark.report.files import dataset_boards, runs_frame
 from benchmark.runs.events import Listener, ignore
+from benchmark.runs.export import is_export, read_runs
 from benchmark.runs.store import iter_results
 from benchmark.sweeps.options import REPORT, SweepConfig, takes_sweep_options
 from benchmark.sweeps.plan import plan_sweep
@@ -114,13 +115,13 @@ def outcome_frame(outcome: SweepOutcome, select: str = "val-wga") -> pd.DataFram
 
 
 def leaderboard(results: str | Path = "results", dataset: str | None = None, select: str = "val-wga") -> pd.DataFrame:
-    """The leaderboard of every finished run under ``results`` (one dataset or all): one row per dataset and
-    method, mean/std/CI over seeds of every metric, as ``leaderboard.csv``. Corrupt or copied runs are skipped
-    (as by ``bench report``, which prints why)."""
+    """The leaderboard of every finished run under ``results``, a results folder or an export file (``bench export``;
+    one dataset or all): one row per dataset and method, mean/std/CI over seeds of every metric, as
+    ``leaderboard.csv``. Corrupt or copied runs are skipped (as by ``bench report``, which prints why)."""
     check_choice("--select", select, SELECT_RULES)
-    if not Path(results).is_dir():
+    if not is_export(results) and not Path(results).is_dir():
         raise BenchError(f"results folder not found: {results}")
-    boards = dataset_boards(list(iter_results(Path(results), dataset)), select)
+    boards = dataset_boards(list(read_runs(Path(results), dataset)), select)
     if not boards:
         raise BenchError(f"no finished runs under {results}" + (f" for dataset {dataset}" if dataset else ""))
     return pd.concat([board for _, board in boards.values()], ignore_index=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from benchmark.cli import (  # noqa: F401  (each registers its commands on app)
     catalog,
     embed,
+    export,
     power,
     profile,
     reference,

@@ -17,7 +17,7 @@ from benchmark.sweeps.checks import folder, names
 @app.command("report", short_help="Reports from stored runs: tables, plots, HTML (no training).")
 @cli_errors
 def report_cmd(
-    results: str = typer.Option("results", help="results folder to aggregate"),
+    results: str = typer.Option("results", help="results folder to aggregate, or an export file (.parquet)"),
     dataset: Optional[str] = typer.Option(None, help="only this dataset (or several, comma-separated)"),
     out: Optional[str] = typer.Option(
         None, help="where to write <dataset>/* (and combined.* over several datasets); default: <results>/reports"
@@ -36,11 +36,11 @@ def report_cmd(
         False, "--standalone/--no-standalone", help="LaTeX files as complete documents, cropped PDFs with pdflatex"
     ),
 ) -> None:
-    """Aggregate every result.json under a results folder into leaderboards, per-group and cost tables, plots and
-    an HTML page (no training)."""
+    """Aggregate every result.json under a results folder (or every run of an export file) into leaderboards,
+    per-group and cost tables, plots and an HTML page (no training)."""
     from benchmark.core.selection import SELECT_RULES
     from benchmark.report.files import FORMATS, write_reports
-    from benchmark.runs.store import iter_results
+    from benchmark.runs.export import is_export, read_runs
 
     rules = names(select, "--select")
     for rule in rules:
@@ -52,14 +52,15 @@ def report_cmd(
     if not 0 <= precision <= 6:
         raise BenchError(f"bad --precision {precision}: must be between 0 and 6")
     results = folder(results, "--results")
-    if not results.is_dir():
-        raise BenchError(f"results folder not found: {results}")
-    out = results / "reports" if out is None else folder(out, "--out")
+    exported = is_export(results)
+    if not (results.is_file() if exported else results.is_dir()):
+        raise BenchError(f"results {'file' if exported else 'folder'} not found: {results}")
+    out = (results.parent if exported else results) / "reports" if out is None else folder(out, "--out")
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file, not a folder")
     warn = functools.partial(console.print, "[yellow]warning:[/yellow]")
     datasets = names(dataset, "--dataset") if dataset is not None else []
-    found = list(iter_results(results, ",".join(datasets) or None, warn))
+    found = list(read_runs(results, ",".join(datasets) or None, warn))
     finished = {r.get("dataset") for r in found if r.get("status") == "ok"}
     missing = [name for name in datasets if name not in finished]
     if missing or not finished:

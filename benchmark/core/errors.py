@@ -5,6 +5,11 @@ class BenchError(Exception):
     """Bad input or configuration, reported to the user without a traceback."""
 
 
+def one_line(exc: Exception) -> str:
+    """``Type: first line of the message``, for an error another library raised."""
+    return f"{type(exc).__name__}: {next(iter(str(exc).strip().splitlines()), '')}".rstrip(": ")
+
+
 def did_you_mean(value: str, choices) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices`` to a misspelt ``value``, or an empty string."""
     import difflib

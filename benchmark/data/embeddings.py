@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.core.errors import BenchError
+from benchmark.core.errors import BenchError, one_line
 from benchmark.core.registry import register_dataset
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset, observed_cells
@@ -37,8 +37,7 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BenchError(f"{path} is not a readable .npz file: {first}") from None
+        raise BenchError(f"{path} is not a readable .npz file: {one_line(exc)}") from None
     missing = [name for name in REQUIRED if name not in arrays]
     if missing:
         raise BenchError(f"{path} lacks the array(s) {', '.join(missing)} (it has: {', '.join(arrays) or 'none'})")

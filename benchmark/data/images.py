@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from benchmark.core.errors import BenchError, require
+from benchmark.core.errors import BenchError, one_line, require
 from benchmark.data.sources import refuse_symlink_loop
 
 BACKBONES = ("resnet18", "resnet50", "resnet18-pretrained", "resnet50-pretrained")  # torchvision encoders by name
@@ -88,11 +88,6 @@ def decoded(path: Path):
             return image.convert("RGB")
     except Exception as exc:  # PIL raises several types for a file it cannot decode
         raise BenchError(f"image {path} could not be decoded: {one_line(exc)}") from exc
-
-
-def one_line(exc: Exception) -> str:
-    """``Type: first line of the message``."""
-    return f"{type(exc).__name__}: {next(iter(str(exc).strip().splitlines()), '')}".rstrip(": ")
 
 
 def field_transform(resize: int, crop: int, crop_first: bool = False) -> Callable:

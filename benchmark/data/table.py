@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.core.errors import BenchError
+from benchmark.core.errors import BenchError, one_line
 from benchmark.core.registry import register_dataset
 from benchmark.core.settings import FRACTION
 from benchmark.data.builder import DatasetBuilder
@@ -62,8 +62,7 @@ def read_frame(path: Path) -> tuple[pd.DataFrame, Source]:
     except ImportError as exc:
         raise BenchError(f"reading {path} needs pyarrow ({exc})") from None
     except Exception as exc:  # parsers raise many types; the first line of their message names the fault
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"{path} is not a readable {kind} file: {first}") from None
+        raise BenchError(f"{path} is not a readable {kind} file: {one_line(exc)}") from None
     if frame.empty:
         raise BenchError(f"{path} has no data rows")
     frame.columns = [str(c) for c in frame.columns]

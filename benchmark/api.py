@@ -30,7 +30,7 @@ from benchmark.data.core import SPLITS, GroupDataset
 from benchmark.plugins import load_plugins
 from benchmark.report.files import dataset_boards, runs_frame
 from benchmark.runs.events import Listener, ignore
-from benchmark.runs.export import is_export, read_runs
+from benchmark.runs.export import existing_results, read_runs
 from benchmark.runs.store import iter_results
 from benchmark.sweeps.options import REPORT, SweepConfig, takes_sweep_options
 from benchmark.sweeps.plan import plan_sweep
@@ -119,9 +119,7 @@ def leaderboard(results: str | Path = "results", dataset: str | None = None, sel
     one dataset or all): one row per dataset and method, mean/std/CI over seeds of every metric, as
     ``leaderboard.csv``. Corrupt or copied runs are skipped (as by ``bench report``, which prints why)."""
     check_choice("--select", select, SELECT_RULES)
-    if not is_export(results) and not Path(results).is_dir():
-        raise BenchError(f"results folder not found: {results}")
-    boards = dataset_boards(list(read_runs(Path(results), dataset)), select)
+    boards = dataset_boards(list(read_runs(existing_results(results), dataset)), select)
     if not boards:
         raise BenchError(f"no finished runs under {results}" + (f" for dataset {dataset}" if dataset else ""))
     return pd.concat([board for _, board in boards.values()], ignore_index=True)

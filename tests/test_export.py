@@ -123,3 +123,11 @@ def test_bad_export_and_import_input_is_one_line_and_writes_nothing(tmp_path, sw
         text = refused.stdout + refused.stderr
         assert refused.returncode == 2 and message in text and len(text.strip().splitlines()) == 1, (args, text)
     assert not (tmp_path / "x.parquet").exists() and not (tmp_path / "x").exists()
+
+
+def test_the_tools_that_read_a_sweep_read_its_export_alike(tmp_path, sweep):
+    export = exported(sweep, tmp_path)
+    for command in (("power", "--seeds", "3,5"), ("tuning-bias",)):
+        outputs = [bench_in_process(*command, "--results", str(results)) for results in (sweep, export)]
+        assert [o.returncode for o in outputs] == [0, 0], [o.stdout + o.stderr for o in outputs]
+        assert outputs[0].stdout == outputs[1].stdout and outputs[0].stdout.strip(), command

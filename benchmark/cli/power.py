@@ -26,7 +26,7 @@ def parse_counts(text: str, option: str, least: int) -> list[int]:
 @app.command(short_help="Power computation: seeds and test sizes to tell methods apart.")
 @cli_errors
 def power(
-    results: Path = typer.Option(Path("reports/tuned/runs"), help="results folder of a tuned sweep"),
+    results: Path = typer.Option(Path("reports/tuned/runs"), help="results folder (or export file) of a tuned sweep"),
     datasets: Optional[str] = typer.Option(None, help="comma-separated (default: every dataset with finished runs)"),
     seeds: str = typer.Option("3,5,10,20", help="numbers of seeds; the size columns use the second-to-last"),
     sizes: str = typer.Option("1000", help="worst-group test sizes to compare with the current one"),
@@ -36,16 +36,15 @@ def power(
     (80% power, paired t-test at Holm's strictest level) at each number of seeds and, at the second-to-last, with
     the worst group's test size changed to each of --sizes and to infinity. Prints a Markdown table."""
     from benchmark.report.power import power_table
-    from benchmark.runs.store import iter_results
+    from benchmark.runs.export import existing_results, read_runs
 
     seed_counts = parse_counts(seeds, "--seeds", 2)
     if len(seed_counts) < 2:
         raise BenchError(f"bad --seeds '{seeds}': give at least two numbers of seeds")
     test_sizes = parse_counts(sizes, "--sizes", 1)
-    if not results.is_dir():
-        raise BenchError(f"results folder not found: {results}")
+    results = existing_results(results)
     named = names(datasets, "--datasets") if datasets is not None else []
-    found = list(iter_results(results, ",".join(named) or None))
+    found = list(read_runs(results, ",".join(named) or None))
     finished = sorted({r["dataset"] for r in found if r.get("status") == "ok"})
     chosen = named or finished
     missing = [name for name in chosen if name not in finished]

@@ -40,7 +40,7 @@ def report_cmd(
     per-group and cost tables, plots and an HTML page (no training)."""
     from benchmark.core.selection import SELECT_RULES
     from benchmark.report.files import FORMATS, write_reports
-    from benchmark.runs.export import is_export, read_runs
+    from benchmark.runs.export import existing_results, is_export, read_runs
 
     rules = names(select, "--select")
     for rule in rules:
@@ -51,11 +51,8 @@ def report_cmd(
     shown = names(columns, "--columns") if columns is not None else None
     if not 0 <= precision <= 6:
         raise BenchError(f"bad --precision {precision}: must be between 0 and 6")
-    results = folder(results, "--results")
-    exported = is_export(results)
-    if not (results.is_file() if exported else results.is_dir()):
-        raise BenchError(f"results {'file' if exported else 'folder'} not found: {results}")
-    out = (results.parent if exported else results) / "reports" if out is None else folder(out, "--out")
+    results = existing_results(folder(results, "--results"))
+    out = (results.parent if is_export(results) else results) / "reports" if out is None else folder(out, "--out")
     if out.exists() and not out.is_dir():
         raise BenchError(f"--out {out} is a file, not a folder")
     warn = functools.partial(console.print, "[yellow]warning:[/yellow]")

@@ -55,8 +55,8 @@ def power_row(dataset: str, results: list[dict], seeds: Sequence[int], sizes: Se
     pairs = len(board) * (len(board) - 1) // 2
     level = ALPHA / pairs
     training = max(sd**2 - evaluation_variance(p, n), 0.0)
-    share = min(evaluation_variance(p, n) / sd**2, 1)
-    cells = [dataset, f"{group} ({n})", f"{100 * p:.1f}", f"{sd:.1f}", f"{share:.0%}"]
+    share = f"{min(evaluation_variance(p, n) / sd**2, 1):.0%}" if sd > 0 else "–"  # no spread: nothing to explain
+    cells = [dataset, f"{group} ({n})", f"{100 * p:.1f}", f"{sd:.1f}", share]
     cells += [detectable_text(detectable_difference(sd, s, level, POWER), 1) for s in seeds]
     for size in [*sizes, math.inf]:
         spread = math.sqrt(training + evaluation_variance(p, size))

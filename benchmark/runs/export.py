@@ -138,6 +138,15 @@ def import_export(path: Path, out: Path) -> tuple[int, int]:
     return restored, kept
 
 
+def existing_results(results) -> Path:
+    """``results`` as a path, after checking that the results folder, or the export file it names, exists."""
+    results = Path(results)
+    exported = is_export(results)
+    if not (results.is_file() if exported else results.is_dir()):
+        raise BenchError(f"results {'file' if exported else 'folder'} not found: {results}")
+    return results
+
+
 def read_runs(results: Path, dataset: str | None = None, warn=lambda message: None) -> Iterator[dict]:
     """Every run of a results folder (:func:`~benchmark.runs.store.iter_results`) or of an export file
     (:func:`read_export`), read alike: optionally only ``dataset`` (one name or several, comma-separated)."""

@@ -197,3 +197,10 @@ def test_cli_runs_methods_on_a_table_and_refuses_bad_input_writing_nothing(tmp_p
     assert refused.returncode == 2 and "column 'height' is not in" in refused.stdout + refused.stderr
     assert len((refused.stdout + refused.stderr).strip().splitlines()) == 1, refused.stdout + refused.stderr
     assert not (tmp_path / "nothing").exists()
+
+
+def test_an_identifier_column_is_refused_as_a_category(tmp_path):
+    path = tmp_path / "ids.csv"
+    frame(n=2500).assign(name=[f"person-{i}" for i in range(2500)]).to_csv(path, index=False)
+    with pytest.raises(BenchError, match="column 'name' has 1500 distinct training values, over 1000"):
+        build(path, split="part")

@@ -16,7 +16,7 @@ from benchmark.core.errors import BenchError
 from benchmark.core.registry import register_dataset
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset
-from benchmark.data.sources import check_table_size, data_file, stratified_parts
+from benchmark.data.sources import check_table_size, data_file, one_hot, stratified_parts
 
 COLUMNS = (
     "age",
@@ -99,15 +99,6 @@ def _float_or_nan(text: str) -> float:
         return float(text)
     except ValueError:
         return np.nan
-
-
-def one_hot(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
-    """Rows of 0/1 indicators over sorted ``categories``; a value not among them gives an all-zero row."""
-    pos = np.searchsorted(categories, values).clip(max=len(categories) - 1)
-    found = np.flatnonzero(categories[pos] == values)
-    out = np.zeros((len(values), len(categories)), dtype=np.float32)
-    out[found, pos[found]] = 1.0
-    return out
 
 
 def encode(

@@ -50,6 +50,15 @@ def stratified_parts(y: np.ndarray, fractions: tuple[float, ...], rng: np.random
     return part
 
 
+def one_hot(values: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """Rows of 0/1 indicators (float32) over sorted ``categories``; a value not among them gives an all-zero row."""
+    pos = np.searchsorted(categories, values).clip(max=len(categories) - 1)
+    found = np.flatnonzero(categories[pos] == values)
+    out = np.zeros((len(values), len(categories)), dtype=np.float32)
+    out[found, pos[found]] = 1.0
+    return out
+
+
 def class_quota_parts(y: np.ndarray, quotas: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Assign each sample to a part: in every class (shuffled), the first ``quotas[0]`` go to part 0, the next
     ``quotas[1]`` to part 1, and so on; the rest of the class goes to part ``len(quotas)``. A class with fewer

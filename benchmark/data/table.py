@@ -21,10 +21,11 @@ from benchmark.core.registry import register_dataset
 from benchmark.core.settings import FRACTION
 from benchmark.data.builder import DatasetBuilder
 from benchmark.data.core import FeatureSpace, GroupDataset, observed_cells
-from benchmark.data.sources import SPLIT_NAMES, check_table_size, refuse_symlink_loop, stratified_parts
+from benchmark.data.sources import SPLIT_NAMES, check_table_size, one_hot, refuse_symlink_loop, stratified_parts
 
 MISSING = "missing"  # the level of a missing categorical value, and the suffix of a numeric column's indicator
 EXTRA_MISSING = ("?",)  # read as missing beside pandas' defaults (empty, NA, NaN, null, ...): UCI's marker
+MAX_LEVELS = 1000  # distinct training values a categorical column may have (more: an identifier, not a category)
 NUMERIC_SHARE = 0.9  # a text column whose values are numbers at least this often is numeric with bad values
 TABULAR_TRAIN = {"epochs": 50, "batch_size": 256, "lr": 1e-3}  # Lu et al. 2024's budget for Adult (as adult's)
 READERS = {".csv": "csv", ".gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -116,7 +117,10 @@ def encode_features(frame: pd.DataFrame, names: list[str], categorical: set[str]
         if numbers is None:
             text = labels(values).to_numpy()
             levels = np.unique(text[train])
-            parts.append((text[:, None] == levels[None, :]).astype(np.float32))
+            if len(levels) > MAX_LEVELS:
+                raise BenchError(f"column '{name}' has {len(levels)} distinct training values, over {MAX_LEVELS} for a "
+                                 "category (an identifier? leave it out of data.features)")  # fmt: skip
+            parts.append(one_hot(text, levels))
             feature_names += [f"{name}={level}" for level in levels]
             how = "its own level"
         else:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmark.core.errors import BenchError
 from benchmark.core.registry import register_dataset
 from benchmark.data.builder import DatasetBuilder
-from benchmark.data.core import FeatureSpace, GroupDataset
+from benchmark.data.core import GroupDataset, vector_dataset
 from benchmark.data.sources import check_table_size, data_file, one_hot, stratified_parts
 
 COLUMNS = (
@@ -166,22 +165,10 @@ class Adult(DatasetBuilder):
         columns = CATEGORICAL + (("sex",) if options["sex_feature"] else ())
         x_train, x_test, _ = encode(train, test, num_train, num_test, split_train == 0, columns)
 
-        x = torch.from_numpy(np.concatenate([x_train, x_test]))
+        x = np.concatenate([x_train, x_test])
         y = np.concatenate([y_train, y_test])
         a = np.concatenate([a_train, a_test])
         split = np.concatenate([split_train, np.full(len(y_test), 2)])
         attrs = [s.lower() for s in SEXES]
-        return GroupDataset(
-            name=self.name,
-            spaces=[FeatureSpace("tabular", "vector", x)],
-            space=torch.zeros(len(y), dtype=torch.int64),
-            row=torch.arange(len(y)),
-            y=torch.from_numpy(y),
-            a=torch.from_numpy(a),
-            g=torch.from_numpy(2 * y + a),
-            split_code=torch.from_numpy(split.astype(np.int64)),
-            class_names=list(LABELS),
-            attr_names=attrs,
-            group_names=[f"{label},{attr}" for label in LABELS for attr in attrs],
-            description=self.description,
-        )
+        names = (list(LABELS), attrs, [f"{label},{attr}" for label in LABELS for attr in attrs])
+        return vector_dataset(self.name, "tabular", x, y, a, 2 * y + a, split, names, self.description)

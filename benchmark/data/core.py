@@ -226,3 +226,28 @@ def observed_cells(y: np.ndarray, a: np.ndarray, class_names: list[str], attr_na
     cells, g = np.unique(y * len(attr_names) + a, return_inverse=True)
     names = [f"{class_names[c // len(attr_names)]},{attr_names[c % len(attr_names)]}" for c in cells]
     return g.astype(np.int64), names
+
+
+def codes_tensor(values) -> torch.Tensor:
+    """Integer codes (a numpy array or a tensor) as an int64 tensor of their own."""
+    return torch.as_tensor(np.array(values, dtype=np.int64))
+
+
+def vector_dataset(name: str, space: str, x, y, a, g, split, names: tuple[list, list, list], description: str):
+    """A dataset of one vector feature space ``space`` whose rows are its samples, from numpy arrays (or a tensor
+    ``x``): features, class, attribute, group and split codes, and (class, attribute, group) ``names``."""
+    n = len(y)
+    return GroupDataset(
+        name=name,
+        spaces=[FeatureSpace(space, "vector", torch.as_tensor(x))],
+        space=torch.zeros(n, dtype=torch.int64),
+        row=torch.arange(n),
+        y=codes_tensor(y),
+        a=codes_tensor(a),
+        g=codes_tensor(g),
+        split_code=codes_tensor(split),
+        class_names=list(names[0]),
+        attr_names=list(names[1]),
+        group_names=list(names[2]),
+        description=description,
+    )

@@ -12,12 +12,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmark.core.errors import BenchError, one_line
 from benchmark.core.registry import register_dataset
 from benchmark.data.builder import DatasetBuilder
-from benchmark.data.core import FeatureSpace, GroupDataset, observed_cells
+from benchmark.data.core import GroupDataset, observed_cells, vector_dataset
 from benchmark.data.sources import SPLIT_NAMES, refuse_symlink_loop
 from benchmark.data.table import TABULAR_TRAIN
 
@@ -96,20 +95,9 @@ class Embeddings(DatasetBuilder):
         a, attr_names = codes(arrays, "a", n, path)
         g, group_names = codes(arrays, "g", n, path) if "g" in arrays else observed_cells(y, a, class_names, attr_names)
         split = split_codes(arrays["split"], n, path)
-        return GroupDataset(
-            name=self.name,
-            spaces=[FeatureSpace("embeddings", "vector", torch.from_numpy(features.astype(np.float32)))],
-            space=torch.zeros(n, dtype=torch.int64),
-            row=torch.arange(n),
-            y=torch.from_numpy(y),
-            a=torch.from_numpy(a),
-            g=torch.from_numpy(g),
-            split_code=torch.from_numpy(split),
-            class_names=class_names,
-            attr_names=attr_names,
-            group_names=group_names,
-            description=(
-                f"{path.name}: {n} rows of {features.shape[1]} features, {len(class_names)} classes, "
-                f"{len(attr_names)} attributes, {len(group_names)} groups"
-            ),
+        description = (
+            f"{path.name}: {n} rows of {features.shape[1]} features, {len(class_names)} classes, "
+            f"{len(attr_names)} attributes, {len(group_names)} groups"
         )
+        names = (class_names, attr_names, group_names)
+        return vector_dataset(self.name, "embeddings", features.astype(np.float32), y, a, g, split, names, description)

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from benchmark.core.errors import BenchError, one_line
 from benchmark.core.registry import register_dataset
 from benchmark.core.settings import FRACTION
 from benchmark.data.builder import DatasetBuilder
-from benchmark.data.core import FeatureSpace, GroupDataset, observed_cells
+from benchmark.data.core import GroupDataset, observed_cells, vector_dataset
 from benchmark.data.sources import SPLIT_NAMES, check_table_size, one_hot, refuse_symlink_loop, stratified_parts
 
 MISSING = "missing"  # the level of a missing categorical value, and the suffix of a numeric column's indicator
@@ -228,18 +227,5 @@ class Table(DatasetBuilder):
             f"{', '.join(attributes)}, {len(features)} feature columns encoded as {len(names)} inputs; missing "
             f"values: {filled}"
         )
-        n = len(y)
-        return GroupDataset(
-            name=self.name,
-            spaces=[FeatureSpace("table", "vector", torch.from_numpy(x))],
-            space=torch.zeros(n, dtype=torch.int64),
-            row=torch.arange(n),
-            y=torch.from_numpy(y),
-            a=torch.from_numpy(a),
-            g=torch.from_numpy(g),
-            split_code=torch.from_numpy(split),
-            class_names=class_names,
-            attr_names=attr_names,
-            group_names=group_names,
-            description=description,
-        )
+        names = (class_names, attr_names, group_names)
+        return vector_dataset(self.name, "table", x, y, a, g, split, names, description)

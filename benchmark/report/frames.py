@@ -14,6 +14,7 @@ import pandas as pd
 from benchmark.core.errors import BenchError
 from benchmark.core.selection import FAMILY_KEYS as KEYS
 from benchmark.core.selection import select_epoch, select_trials, selection_score
+from benchmark.report.applicability import HIDDEN, NOT_APPLICABLE, not_applicable_families
 from benchmark.report.difficulty import DIFFICULTY, add_difficulty
 from benchmark.report.stats import bootstrap_ci, paired_ttest, wilson_interval
 
@@ -25,8 +26,6 @@ RECORDED_COST = ("train_cpu_s", "parallel_runs")
 PER_NAME = ("groups", "classes")  # a split's per-group and per-class accuracies (dicts), beside its metrics
 PER_GROUP_DERIVED = ("live:", "n_test:", "wilson_low:", "wilson_high:")  # per-group columns beside the accuracies
 BASELINE, ALPHA = "erm", 0.05  # daggers: p < ALPHA against BASELINE on the dataset's headline metric, better mean
-NOT_APPLICABLE = "not_applicable"  # a run's reason why its method's premise failed (its test numbers never shown)
-HIDDEN = ("test_", "group:", "class:")  # the test numbers of a run whose method was not applicable
 LONG_TAIL = ("many", "medium", "few")  # the shot buckets a long-tailed dataset reports (its groups are its classes)
 
 
@@ -259,17 +258,6 @@ def dataset_boards(
     """Per dataset of ``results``: its runs of the trial each method's family selects under ``select`` (one row
     per run, without other datasets' columns) and its leaderboard: :func:`boards_of` of :func:`dataset_frames`."""
     return boards_of(dataset_frames(results, select), select, columns)
-
-
-def not_applicable_families(runs: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` where every run of a (dataset, method, family) of which some run was not applicable is so too: the
-    first reason on each, no test number (a leaderboard row is one claim, so it stands on all its seeds or none)."""
-    if NOT_APPLICABLE not in runs:
-        return runs
-    reason = runs.groupby(KEYS, sort=False)[NOT_APPLICABLE].transform("first")
-    runs = runs.assign(**{NOT_APPLICABLE: reason})
-    runs.loc[reason.notna(), [c for c in runs if c.startswith(HIDDEN)]] = np.nan
-    return runs
 
 
 def boards_of(

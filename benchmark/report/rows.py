@@ -7,8 +7,9 @@ from typing import Sequence
 
 import pandas as pd
 
+from benchmark.report.applicability import NOT_APPLICABLE
 from benchmark.report.formats import LATEX, Style, cell, higher_is_better, ranked_column
-from benchmark.report.frames import BASELINE, COST, HEADLINE_NAMES, NOT_APPLICABLE, group_names, headline
+from benchmark.report.frames import BASELINE, COST, HEADLINE_NAMES, group_names, headline
 
 COST_LABELS = {"train_time_s": "Train s", "steps_per_s": "Steps/s", "peak_memory_mb": "Peak MB", "train_cpu_s": "CPU s"}
 NA = "n/a"  # the cell of a method that was not applicable (its reason in :func:`applicability_note`)

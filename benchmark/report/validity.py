@@ -39,7 +39,8 @@ import pandas as pd
 from scipy.stats import kendalltau, ttest_ind
 
 from benchmark.core.selection import FAMILY_KEYS as KEYS
-from benchmark.report.frames import ALPHA, BASELINE, NOT_APPLICABLE, headline
+from benchmark.report.applicability import NOT_APPLICABLE
+from benchmark.report.frames import ALPHA, BASELINE, headline
 from benchmark.report.stats import bootstrap_ci, detectable_difference, paired_ttest
 
 MIN_GAP = 5.0  # points of test accuracy minus WGA below which ERM does not fail (this project's threshold)
